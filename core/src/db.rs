@@ -1,0 +1,46 @@
+//! Opening databases: SQLite on devices (WAL, foreign keys, busy timeout, synchronous=NORMAL
+//! on every pooled connection) and PostgreSQL on the city server. Migrations run on open.
+use crate::error::Result;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use std::time::Duration;
+use timebank_migrations::{Migrator, MigratorTrait};
+
+/// `sqlite:` URL of a database file, created if missing.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Open a database by URL (`sqlite://...` or `postgres://...`) without migrating.
+pub async fn open(url: &str) -> Result<DatabaseConnection> {
+    let mut opt = ConnectOptions::new(url.to_owned());
+    opt.sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        opt.max_connections(if memory { 1 } else { 4 })
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-32000");
+                if memory {
+                    o
+                } else {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                }
+            });
+    } else {
+        opt.max_connections(16).min_connections(1);
+    }
+    Ok(Database::connect(opt).await?)
+}
+
+/// Open and bring the schema up to date.
+pub async fn connect(url: &str) -> Result<DatabaseConnection> {
+    let db = open(url).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}

@@ -1,0 +1,27 @@
+//! SeaORM entities, one module per table. Storage types: they never reach a UI.
+pub mod places;
+pub mod centers;
+pub mod center_communities;
+pub mod programmes;
+pub mod service_fields;
+pub mod services;
+pub mod members;
+pub mod member_roles;
+pub mod family_links;
+pub mod volunteer_profiles;
+pub mod orders;
+pub mod order_visits;
+pub mod order_volunteers;
+pub mod visit_attendance;
+pub mod activities;
+pub mod activity_signups;
+pub mod accounts;
+pub mod transfers;
+pub mod ledger_entries;
+pub mod ledger_flags;
+pub mod feedback;
+pub mod safeguarding_reports;
+pub mod inbox_messages;
+pub mod audit_log;
+pub mod outbox;
+pub mod device_settings;

@@ -1,0 +1,12 @@
+//! The core of the time bank: domain rules, the ledger, storage on SQLite and PostgreSQL,
+//! the service layer every write goes through, and the read side (boards, balances,
+//! dashboard, reports). No Tauri and no HTTP server here.
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod service;
+pub mod sql;
+
+pub use error::{Code, CoreError, Lang, Result};
+pub use service::{execute, Command, Ctx, Outcome};

@@ -1,0 +1,172 @@
+//! Every write of the time bank is one [`Command`]. A command carries the ids of what it
+//! creates, so that applying it again (on the city server, or after a retry) creates the same
+//! rows. The serialized command is what the sync outbox stores: secrets are never serialized.
+use crate::domain::{ConfirmMethod, Relation, Rules};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", content = "args", rename_all = "snake_case")]
+pub enum Command {
+    RegisterMember(RegisterMember),
+    UpdateMember(UpdateMember),
+    LinkFamily { member_id: String, relative_id: String, relation: Relation },
+    SetVetting { member_id: String, vetting: crate::domain::Vetting },
+    /// The PIN is hashed before the command is built; only the hash is stored or sent.
+    SetPin { member_id: String, pin_hash: String },
+    SetHardship { member_id: String, hardship: bool },
+    PostOrder(PostOrder),
+    AcceptOrder { order_id: String },
+    ReleaseOrder { order_id: String },
+    AssignVolunteer { order_id: String, volunteer_id: String },
+    CheckIn { order_id: String },
+    CheckOut { order_id: String, note: Option<String> },
+    ConfirmVisit {
+        order_id: String,
+        method: ConfirmMethod,
+        /// Checked against the beneficiary's PIN hash on the device; never serialized.
+        #[serde(skip_serializing, default)]
+        pin: Option<String>,
+    },
+    DisputeVisit { order_id: String, reason: String },
+    ResolveDispute { order_id: String, credit: bool, minutes: Option<i64>, note: String },
+    CancelOrder { order_id: String, reason: String },
+    /// Run the clock-driven rules: auto-confirm, expiry, urgent escalation.
+    Tick,
+    Gift { transfer_id: String, to_member_id: String, minutes: i64, note: String },
+    ReverseTransfer { transfer_id: String, reverses_id: String, reason: String },
+    ApproveHeld { flag_id: String, transfer_id: String, note: String },
+    DismissHeld { flag_id: String, note: String },
+    CreateActivity(CreateActivity),
+    SignUpActivity { activity_id: String, member_id: String },
+    RecordAttendance { activity_id: String, member_ids: Vec<String> },
+    RateService { feedback_id: String, order_id: String, rating: i32, comment: String },
+    VolunteerNote { feedback_id: String, order_id: String, comment: String },
+    RespondFeedback { feedback_id: String, response: String },
+    FileSafeguarding(FileSafeguarding),
+    UpdateSafeguarding { report_id: String, status: String, resolution: Option<String> },
+    MarkInboxRead { message_id: String },
+    SetRules(Rules),
+    UpsertService { code: String, field_code: String, name_zh: String, name_en: String, active: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterMember {
+    pub member_id: String,
+    pub name: String,
+    pub phone: String,
+    pub date_of_birth: NaiveDate,
+    pub home_community_id: String,
+    pub address: Option<String>,
+    pub roles: Vec<crate::domain::Role>,
+    #[serde(default)]
+    pub hardship: bool,
+    /// For staff: the center they work at.
+    pub center_id: Option<String>,
+    pub volunteer: Option<VolunteerProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct VolunteerProfile {
+    pub service_fields: Vec<String>,
+    pub skills: String,
+    pub availability: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UpdateMember {
+    pub member_id: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostOrder {
+    pub order_id: String,
+    pub beneficiary_id: String,
+    pub service_code: String,
+    pub description: String,
+    pub urgent: bool,
+    pub place_hint: String,
+    /// Exact address; defaults to the beneficiary's registered address.
+    pub address: Option<String>,
+    /// None: as soon as possible.
+    pub window_start: Option<i64>,
+    pub window_end: Option<i64>,
+    pub expected_minutes: i32,
+    pub volunteers_needed: i32,
+    /// Scheduled start of each visit; empty means one visit in the window (or ASAP).
+    #[serde(default)]
+    pub visits: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateActivity {
+    pub activity_id: String,
+    pub community_id: String,
+    pub title: String,
+    pub description: String,
+    pub field_code: Option<String>,
+    pub starts_at: i64,
+    pub credit_minutes: i64,
+    pub capacity: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSafeguarding {
+    pub report_id: String,
+    pub subject_member_id: Option<String>,
+    pub order_id: Option<String>,
+    pub category: String,
+    pub details: String,
+}
+
+impl Command {
+    /// The mutation's name as stored in the outbox and the audit trail.
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The arguments as stored in the outbox (secrets are skipped by serde).
+    pub fn args(&self) -> serde_json::Value {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|mut v| v.get_mut("args").map(serde_json::Value::take))
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_given_to_confirm_a_visit_is_never_serialized_into_the_outbox() {
+        let c = Command::ConfirmVisit {
+            order_id: "o1".into(),
+            method: ConfirmMethod::Pin,
+            pin: Some("2468".into()),
+        };
+        let text = serde_json::to_string(&c).expect("json");
+        assert!(!text.contains("2468"), "{text}");
+        assert_eq!(c.name(), "confirm_visit");
+        assert_eq!(c.args()["method"], "pin");
+    }
+
+    #[test]
+    fn commands_round_trip_through_json() {
+        let c = Command::Gift {
+            transfer_id: "t".into(),
+            to_member_id: "m".into(),
+            minutes: 60,
+            note: "给妈妈".into(),
+        };
+        let back: Command = serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parse");
+        assert_eq!(back, c);
+        assert_eq!(Command::Tick.name(), "tick");
+    }
+}

@@ -1,0 +1,381 @@
+//! The service layer: the one way every write goes. [`execute`] runs a [`Command`] in one
+//! transaction that (1) checks the actor's role and community scope, (2) applies the change,
+//! (3) writes the audit entry and (4) appends the mutation to the sync outbox.
+pub mod activities;
+pub mod admin;
+pub mod command;
+pub mod feedback;
+pub mod ledger;
+pub mod members;
+pub mod orders;
+pub mod outbox;
+
+pub use command::*;
+
+use crate::domain::Role;
+use crate::entities::{audit_log, center_communities, inbox_messages, member_roles, members as member_e, places};
+use crate::error::{Code, CoreError, Result};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Who is acting, from which device, and when.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor_id: String,
+    pub device_id: String,
+    pub now_ms: i64,
+    /// Set when the city server re-applies a device's mutation: device-verified secrets
+    /// (the PIN) are trusted and the mutation is not appended to an outbox again.
+    pub replay: bool,
+}
+
+impl Ctx {
+    pub fn new(actor_id: impl Into<String>, device_id: impl Into<String>, now_ms: i64) -> Self {
+        Ctx { actor_id: actor_id.into(), device_id: device_id.into(), now_ms, replay: false }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new UUIDv7 id (time ordered).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What a command produced: the main id it touched and any detail worth showing.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outcome {
+    pub id: String,
+    pub detail: Value,
+}
+
+impl Outcome {
+    pub fn id(id: impl Into<String>) -> Self {
+        Outcome { id: id.into(), detail: Value::Null }
+    }
+}
+
+/// The acting member with their roles and the communities they may act in as staff.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub member: member_e::Model,
+    pub roles: BTreeSet<Role>,
+    /// Communities served by the actor's center (staff only).
+    pub staff_scope: BTreeSet<String>,
+}
+
+impl Actor {
+    pub fn id(&self) -> &str {
+        &self.member.id
+    }
+    pub fn has(&self, r: Role) -> bool {
+        self.roles.contains(&r)
+    }
+    pub fn is_admin(&self) -> bool {
+        self.has(Role::Admin)
+    }
+    /// Staff of a center serving `community`, or an administrator.
+    pub fn is_staff_for(&self, community: &str) -> bool {
+        self.is_admin() || (self.has(Role::Staff) && self.staff_scope.contains(community))
+    }
+    pub fn require_staff_for(&self, community: &str, action: &str) -> Result<()> {
+        if self.is_staff_for(community) {
+            Ok(())
+        } else if self.has(Role::Staff) {
+            Err(CoreError::new(Code::OutOfScope).with("community", community))
+        } else {
+            Err(CoreError::forbidden(action))
+        }
+    }
+    pub fn require_admin(&self, action: &str) -> Result<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(CoreError::forbidden(action))
+        }
+    }
+}
+
+pub async fn load_actor<C: ConnectionTrait>(c: &C, id: &str) -> Result<Actor> {
+    let member = member_e::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("member", id))?;
+    if !member.active {
+        return Err(CoreError::forbidden("act as a deactivated member"));
+    }
+    let roles: BTreeSet<Role> = member_roles::Entity::find()
+        .filter(member_roles::Column::MemberId.eq(id))
+        .all(c)
+        .await?
+        .into_iter()
+        .filter_map(|r| Role::parse(&r.role))
+        .collect();
+    let mut staff_scope = BTreeSet::new();
+    if let (true, Some(center)) = (roles.contains(&Role::Staff), &member.center_id) {
+        staff_scope = center_communities::Entity::find()
+            .filter(center_communities::Column::CenterId.eq(center.as_str()))
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|r| r.community_id)
+            .collect();
+    }
+    Ok(Actor { member, roles, staff_scope })
+}
+
+/// What the audit trail records of one command.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub entity: &'static str,
+    pub entity_id: String,
+    pub on_behalf_of: Option<String>,
+    pub detail: Value,
+}
+
+impl Audit {
+    pub fn of(entity: &'static str, id: impl Into<String>) -> Self {
+        Audit { entity, entity_id: id.into(), on_behalf_of: None, detail: Value::Null }
+    }
+    pub fn behalf(mut self, who: Option<String>) -> Self {
+        self.on_behalf_of = who;
+        self
+    }
+    pub fn detail(mut self, d: Value) -> Self {
+        self.detail = d;
+        self
+    }
+}
+
+/// Run one command in its own transaction. On any error nothing is written.
+pub async fn execute(db: &DatabaseConnection, ctx: &Ctx, cmd: Command) -> Result<Outcome> {
+    let txn = db.begin().await?;
+    let out = execute_in(&txn, ctx, &cmd).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Run one command inside a transaction the caller holds (imports, the server's push).
+pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
+    let actor = load_actor(c, &ctx.actor_id).await?;
+    let (out, audit) = dispatch(c, ctx, &actor, cmd).await?;
+    write_audit(c, ctx, &cmd.name(), &audit).await?;
+    if !ctx.replay {
+        outbox::append(c, ctx, cmd).await?;
+    }
+    Ok(out)
+}
+
+async fn dispatch<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    cmd: &Command,
+) -> Result<(Outcome, Audit)> {
+    use Command as K;
+    match cmd {
+        K::RegisterMember(r) => members::register(c, ctx, a, r).await,
+        K::UpdateMember(u) => members::update(c, ctx, a, u).await,
+        K::LinkFamily { member_id, relative_id, relation } => {
+            members::link_family(c, ctx, a, member_id, relative_id, *relation).await
+        }
+        K::SetVetting { member_id, vetting } => members::set_vetting(c, ctx, a, member_id, *vetting).await,
+        K::SetPin { member_id, pin_hash } => members::set_pin(c, a, member_id, pin_hash).await,
+        K::SetHardship { member_id, hardship } => members::set_hardship(c, a, member_id, *hardship).await,
+        K::PostOrder(p) => orders::post(c, ctx, a, p).await,
+        K::AcceptOrder { order_id } => orders::accept(c, ctx, a, order_id, None).await,
+        K::AssignVolunteer { order_id, volunteer_id } => {
+            orders::accept(c, ctx, a, order_id, Some(volunteer_id)).await
+        }
+        K::ReleaseOrder { order_id } => orders::release(c, ctx, a, order_id).await,
+        K::CheckIn { order_id } => orders::check_in(c, ctx, a, order_id).await,
+        K::CheckOut { order_id, note } => orders::check_out(c, ctx, a, order_id, note.as_deref()).await,
+        K::ConfirmVisit { order_id, method, pin } => {
+            orders::confirm(c, ctx, a, order_id, *method, pin.as_deref()).await
+        }
+        K::DisputeVisit { order_id, reason } => orders::dispute(c, ctx, a, order_id, reason).await,
+        K::ResolveDispute { order_id, credit, minutes, note } => {
+            orders::resolve(c, ctx, a, order_id, *credit, *minutes, note).await
+        }
+        K::CancelOrder { order_id, reason } => orders::cancel(c, ctx, a, order_id, reason).await,
+        K::Tick => orders::tick(c, ctx, a).await,
+        K::Gift { transfer_id, to_member_id, minutes, note } => {
+            ledger::gift(c, ctx, a, transfer_id, to_member_id, *minutes, note).await
+        }
+        K::ReverseTransfer { transfer_id, reverses_id, reason } => {
+            ledger::reverse(c, ctx, a, transfer_id, reverses_id, reason).await
+        }
+        K::ApproveHeld { flag_id, transfer_id, note } => {
+            ledger::approve_held(c, ctx, a, flag_id, transfer_id, note).await
+        }
+        K::DismissHeld { flag_id, note } => ledger::dismiss_held(c, ctx, a, flag_id, note).await,
+        K::CreateActivity(x) => activities::create(c, ctx, a, x).await,
+        K::SignUpActivity { activity_id, member_id } => {
+            activities::sign_up(c, ctx, a, activity_id, member_id).await
+        }
+        K::RecordAttendance { activity_id, member_ids } => {
+            activities::attend(c, ctx, a, activity_id, member_ids).await
+        }
+        K::RateService { feedback_id, order_id, rating, comment } => {
+            feedback::rate(c, ctx, a, feedback_id, order_id, *rating, comment).await
+        }
+        K::VolunteerNote { feedback_id, order_id, comment } => {
+            feedback::volunteer_note(c, ctx, a, feedback_id, order_id, comment).await
+        }
+        K::RespondFeedback { feedback_id, response } => {
+            feedback::respond(c, ctx, a, feedback_id, response).await
+        }
+        K::FileSafeguarding(f) => feedback::file_safeguarding(c, ctx, a, f).await,
+        K::UpdateSafeguarding { report_id, status, resolution } => {
+            feedback::update_safeguarding(c, ctx, a, report_id, status, resolution.as_deref()).await
+        }
+        K::MarkInboxRead { message_id } => mark_read(c, ctx, a, message_id).await,
+        K::SetRules(r) => admin::set_rules(c, ctx, a, r).await,
+        K::UpsertService { code, field_code, name_zh, name_en, active } => {
+            admin::upsert_service(c, a, code, field_code, name_zh, name_en, *active).await
+        }
+    }
+}
+
+pub async fn write_audit<C: ConnectionTrait>(c: &C, ctx: &Ctx, action: &str, a: &Audit) -> Result<()> {
+    audit_log::Entity::insert(
+        audit_log::Model {
+            id: new_id(),
+            at: ctx.now_ms,
+            actor_id: ctx.actor_id.clone(),
+            on_behalf_of: a.on_behalf_of.clone(),
+            device_id: ctx.device_id.clone(),
+            action: action.to_owned(),
+            entity: a.entity.to_owned(),
+            entity_id: a.entity_id.clone(),
+            detail: a.detail.to_string(),
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(c)
+    .await?;
+    Ok(())
+}
+
+/// Put a message in a member's inbox (the record of every notification).
+pub async fn notify<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    member_id: &str,
+    kind: &str,
+    params: Value,
+) -> Result<()> {
+    inbox_messages::Entity::insert(
+        inbox_messages::Model {
+            id: new_id(),
+            member_id: member_id.to_owned(),
+            kind: kind.to_owned(),
+            params: params.to_string(),
+            read_at: None,
+            created_at: ctx.now_ms,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(c)
+    .await?;
+    Ok(())
+}
+
+/// Staff of the centers serving `community` (who get escalations and safeguarding reports).
+pub async fn staff_of<C: ConnectionTrait>(c: &C, community: &str) -> Result<Vec<String>> {
+    let centers: Vec<String> = center_communities::Entity::find()
+        .filter(center_communities::Column::CommunityId.eq(community))
+        .all(c)
+        .await?
+        .into_iter()
+        .map(|r| r.center_id)
+        .collect();
+    let staff = member_e::Entity::find()
+        .filter(member_e::Column::CenterId.is_in(centers))
+        .filter(member_e::Column::Active.eq(true))
+        .all(c)
+        .await?;
+    let mut out = Vec::new();
+    for m in staff {
+        let is_staff = member_roles::Entity::find_by_id((m.id.clone(), Role::Staff.as_str().to_owned()))
+            .one(c)
+            .await?
+            .is_some();
+        if is_staff {
+            out.push(m.id);
+        }
+    }
+    Ok(out)
+}
+
+async fn mark_read<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str) -> Result<(Outcome, Audit)> {
+    let m = inbox_messages::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("inbox message", id))?;
+    if m.member_id != a.id() {
+        return Err(CoreError::forbidden("read another member's inbox"));
+    }
+    let mut am = m.into_active_model();
+    am.read_at = sea_orm::Set(Some(ctx.now_ms));
+    am.update(c).await?;
+    Ok((Outcome::id(id), Audit::of("inbox_message", id)))
+}
+
+pub async fn get_place<C: ConnectionTrait>(c: &C, id: &str) -> Result<places::Model> {
+    places::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("place", id))
+}
+
+pub async fn get_member<C: ConnectionTrait>(c: &C, id: &str) -> Result<member_e::Model> {
+    member_e::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("member", id))
+}
+
+/// Map a unique-constraint violation to a clear `duplicate` error.
+pub fn on_duplicate(e: sea_orm::DbErr, entity: &str, id: &str) -> CoreError {
+    let t = e.to_string().to_lowercase();
+    if t.contains("unique") || t.contains("duplicate key") {
+        CoreError::new(Code::Duplicate).with("entity", entity).with("id", id)
+    } else {
+        e.into()
+    }
+}
+
+pub fn jsonv<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+pub(crate) fn nonempty(field: &str, v: &str, max: usize) -> Result<String> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(CoreError::invalid(field, "不能为空", "must not be empty"));
+    }
+    if t.chars().count() > max {
+        return Err(CoreError::invalid(
+            field,
+            &format!("不能超过{max}个字"),
+            &format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+pub(crate) fn details(v: Value) -> Value {
+    if v.is_null() {
+        json!({})
+    } else {
+        v
+    }
+}

@@ -1,0 +1,17 @@
+//! Database migrations of the time bank. The same migrations run on SQLite (devices, the
+//! embedded city server) and on PostgreSQL (the production city server).
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_schema;
+
+/// Schema version written into every outbox mutation. Bump it with every migration.
+pub const SCHEMA_VERSION: i32 = 1;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_schema::Migration)]
+    }
+}
