@@ -1,10 +1,14 @@
 //! The core of the time bank: domain rules, the ledger, storage on SQLite and PostgreSQL,
 //! the service layer every write goes through, and the read side (boards, balances,
 //! dashboard, reports). No Tauri and no HTTP server here.
+pub mod backup;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod import;
+pub mod read;
 pub mod service;
 pub mod sql;
 

@@ -20,7 +20,7 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, TransactionTrait,
 };
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Who is acting, from which device, and when.
@@ -370,12 +370,4 @@ pub(crate) fn nonempty(field: &str, v: &str, max: usize) -> Result<String> {
         ));
     }
     Ok(t.to_owned())
-}
-
-pub(crate) fn details(v: Value) -> Value {
-    if v.is_null() {
-        json!({})
-    } else {
-        v
-    }
 }
