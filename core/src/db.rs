@@ -17,6 +17,8 @@ pub async fn open(url: &str) -> Result<DatabaseConnection> {
     opt.sqlx_logging(false);
     if url.starts_with("sqlite:") {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        // A read-only open (checking a backup) must not change the journal mode.
+        let read_only = url.contains("mode=ro");
         opt.max_connections(if memory { 1 } else { 4 })
             .min_connections(1)
             .map_sqlx_sqlite_opts(move |o| {
@@ -26,7 +28,7 @@ pub async fn open(url: &str) -> Result<DatabaseConnection> {
                     .synchronous(SqliteSynchronous::Normal)
                     .pragma("temp_store", "memory")
                     .pragma("cache_size", "-32000");
-                if memory {
+                if memory || read_only {
                     o
                 } else {
                     o.journal_mode(SqliteJournalMode::Wal)
