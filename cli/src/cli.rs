@@ -7,16 +7,27 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use timebank_core::domain::{format_minutes, ConfirmMethod, GiftPolicy, Payer, Relation, Role, Rules, Vetting};
+use timebank_core::domain::{
+    format_minutes, ConfirmMethod, GiftPolicy, Payer, Relation, Role, Rules, Vetting,
+};
 use timebank_core::service::admin::Bootstrap;
 use timebank_core::service::{self, command::*, members::hash_pin, new_id, Actor, Ctx};
 use timebank_core::{db, read, Command, CoreError, Lang};
 
 #[derive(Parser, Debug)]
-#[command(name = "timebank", version, about = "时间银行 Time bank: the command line for staff IT and scripting")]
+#[command(
+    name = "timebank",
+    version,
+    about = "时间银行 Time bank: the command line for staff IT and scripting"
+)]
 pub struct Cli {
     /// The device database (SQLite file).
-    #[arg(long, env = "TIMEBANK_DB", global = true, default_value = "timebank.db")]
+    #[arg(
+        long,
+        env = "TIMEBANK_DB",
+        global = true,
+        default_value = "timebank.db"
+    )]
     pub db: PathBuf,
     /// Act as this member (id or phone number).
     #[arg(long = "as", env = "TIMEBANK_AS", global = true)]
@@ -234,15 +245,21 @@ pub enum OrderCmd {
         #[arg(long)]
         repeat_days: Option<u32>,
     },
-    Accept { order: String },
-    Release { order: String },
+    Accept {
+        order: String,
+    },
+    Release {
+        order: String,
+    },
     /// Staff: assign a volunteer directly.
     Assign {
         order: String,
         #[arg(long)]
         volunteer: String,
     },
-    CheckIn { order: String },
+    CheckIn {
+        order: String,
+    },
     CheckOut {
         order: String,
         #[arg(long)]
@@ -285,7 +302,9 @@ pub enum OrderCmd {
         #[arg(long, default_value_t = 0)]
         page: u64,
     },
-    Show { order: String },
+    Show {
+        order: String,
+    },
     /// My orders, or (staff) every order of a community.
     List {
         #[arg(long)]
@@ -358,7 +377,10 @@ pub enum ActivityCmd {
         member: Option<String>,
     },
     /// Take attendance: credits each attending volunteer and closes the activity.
-    Attend { activity: String, members: Vec<String> },
+    Attend {
+        activity: String,
+        members: Vec<String>,
+    },
     List {
         #[arg(long)]
         community: Option<String>,
@@ -485,7 +507,10 @@ impl App {
         }
     }
     async fn actor(&self) -> Result<Actor> {
-        let key = self.actor_key.as_deref().context(self.t("请用 --as <手机号> 指定操作人", "say who is acting with --as <phone or id>"))?;
+        let key = self.actor_key.as_deref().context(self.t(
+            "请用 --as <手机号> 指定操作人",
+            "say who is acting with --as <phone or id>",
+        ))?;
         let m = read::find_member(&self.db, key).await?;
         Ok(service::load_actor(&self.db, &m.id).await?)
     }
@@ -504,13 +529,30 @@ impl App {
     /// An order by full id or a unique prefix of at least 6 characters.
     async fn order(&self, key: &str) -> Result<String> {
         if key.len() < 6 {
-            bail!("{}", self.t("订单编号至少输入6位", "give at least 6 characters of the order id"));
+            bail!(
+                "{}",
+                self.t(
+                    "订单编号至少输入6位",
+                    "give at least 6 characters of the order id"
+                )
+            );
         }
-        let rows = timebank_core::sql::all(&self.db, "SELECT id FROM orders WHERE id LIKE ? ORDER BY id LIMIT 2", vec![format!("{key}%").into()]).await?;
+        let rows = timebank_core::sql::all(
+            &self.db,
+            "SELECT id FROM orders WHERE id LIKE ? ORDER BY id LIMIT 2",
+            vec![format!("{key}%").into()],
+        )
+        .await?;
         match rows.len() {
             1 => Ok(rows[0].try_get::<String>("", "id")?),
             0 => Err(CoreError::not_found("order", key).into()),
-            _ => bail!("{}", self.t("有多个订单以此开头，请多输入几位", "several orders start with this; give more characters")),
+            _ => bail!(
+                "{}",
+                self.t(
+                    "有多个订单以此开头，请多输入几位",
+                    "several orders start with this; give more characters"
+                )
+            ),
         }
     }
     async fn rules(&self) -> Result<Rules> {
@@ -521,12 +563,30 @@ impl App {
             return Ok(t.timestamp_millis());
         }
         let tz = self.rules().await?.tz();
-        let n = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").with_context(|| format!("{}: {s}", self.t("时间格式应为 YYYY-MM-DD HH:MM", "time must be YYYY-MM-DD HH:MM")))?;
-        tz.from_local_datetime(&n).earliest().map(|t| t.timestamp_millis()).context("time")
+        let n = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").with_context(|| {
+            format!(
+                "{}: {s}",
+                self.t(
+                    "时间格式应为 YYYY-MM-DD HH:MM",
+                    "time must be YYYY-MM-DD HH:MM"
+                )
+            )
+        })?;
+        tz.from_local_datetime(&n)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+            .context("time")
     }
     async fn fmt_time(&self, ms: i64) -> String {
-        let tz = self.rules().await.map(|r| r.tz()).unwrap_or(chrono_tz_default());
-        tz.timestamp_millis_opt(ms).single().map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+        let tz = self
+            .rules()
+            .await
+            .map(|r| r.tz())
+            .unwrap_or(chrono_tz_default());
+        tz.timestamp_millis_opt(ms)
+            .single()
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
     }
     fn out<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
         if self.json {
@@ -548,7 +608,11 @@ fn now_ms() -> i64 {
         Ok(v) if !v.is_empty() => v
             .parse::<i64>()
             .ok()
-            .or_else(|| chrono::DateTime::parse_from_rfc3339(&v).ok().map(|t| t.timestamp_millis()))
+            .or_else(|| {
+                chrono::DateTime::parse_from_rfc3339(&v)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            })
             .unwrap_or_else(service::now_ms),
         _ => service::now_ms(),
     }
@@ -560,7 +624,10 @@ fn chrono_tz_default() -> chrono_tz::Tz {
 
 fn bar(total: u64, msg: &str) -> ProgressBar {
     let b = ProgressBar::new(total);
-    b.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     b.set_message(msg.to_owned());
     b
 }
@@ -569,17 +636,39 @@ pub async fn run(args: Cli) -> Result<ExitCode> {
     let fresh = matches!(args.cmd, Cmd::Demo | Cmd::Init(_));
     if let Cmd::Restore { from } = &args.cmd {
         let report = timebank_core::backup::restore(from, &args.db).await?;
-        println!("{} ({} accounts, {} entries)", if args.lang == Lang::Zh { "已恢复，账本核对无误" } else { "restored; the ledger verifies" }, report.accounts, report.entries);
+        println!(
+            "{} ({} accounts, {} entries)",
+            if args.lang == Lang::Zh {
+                "已恢复，账本核对无误"
+            } else {
+                "restored; the ledger verifies"
+            },
+            report.accounts,
+            report.entries
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if fresh && args.db.exists() {
-        bail!("{} {}", if args.lang == Lang::Zh { "数据库已存在：" } else { "the database already exists:" }, args.db.display());
+        bail!(
+            "{} {}",
+            if args.lang == Lang::Zh {
+                "数据库已存在："
+            } else {
+                "the database already exists:"
+            },
+            args.db.display()
+        );
     }
     if !fresh && !args.db.exists() {
         return Err(CoreError::new(timebank_core::Code::DeviceNotInitialised).into());
     }
     let db = db::connect(&db::sqlite_url(&args.db)).await?;
-    let app = App { db, json: args.json, lang: args.lang, actor_key: args.actor.clone() };
+    let app = App {
+        db,
+        json: args.json,
+        lang: args.lang,
+        actor_key: args.actor.clone(),
+    };
     let code = dispatch(&app, args.cmd).await?;
     app.db.close().await.ok();
     Ok(code)
@@ -593,7 +682,11 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                 city: (a.city.clone(), a.city),
                 district: (a.district.clone(), a.district),
                 subdistrict: (a.subdistrict.clone(), a.subdistrict),
-                communities: a.communities.iter().map(|c| (c.clone(), c.clone())).collect(),
+                communities: a
+                    .communities
+                    .iter()
+                    .map(|c| (c.clone(), c.clone()))
+                    .collect(),
                 center: (a.center.clone(), a.center),
                 admin_name: a.admin_name,
                 admin_phone: a.admin_phone,
@@ -605,7 +698,15 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
             let txn = app.db.begin().await?;
             let r = service::admin::bootstrap(&txn, &b, now_ms()).await?;
             txn.commit().await?;
-            app.out(&r, || format!("{}\ndevice {}\ncenter {}\nadmin {}", app.t("已初始化本机数据库。", "Device database initialised."), r.device_id, r.center_id, r.admin_id));
+            app.out(&r, || {
+                format!(
+                    "{}\ndevice {}\ncenter {}\nadmin {}",
+                    app.t("已初始化本机数据库。", "Device database initialised."),
+                    r.device_id,
+                    r.center_id,
+                    r.admin_id
+                )
+            });
         }
         Cmd::Demo => {
             let b = bar(6, app.t("生成演示数据", "seeding demo data"));
@@ -624,7 +725,9 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
         Cmd::Account(a) => {
             let actor = app.actor().await?;
             let (member, passbook) = match &a {
-                AccountCmd::Balance { member, .. } | AccountCmd::Statement { member } => (member.clone(), matches!(a, AccountCmd::Statement { .. })),
+                AccountCmd::Balance { member, .. } | AccountCmd::Statement { member } => {
+                    (member.clone(), matches!(a, AccountCmd::Statement { .. }))
+                }
             };
             let id = match member {
                 Some(k) => app.member(&k).await?,
@@ -635,40 +738,89 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                 let tz = app.rules().await?.tz();
                 app.out(&p, || read::passbook_text(&p, tz));
             } else {
-                let limit = if let AccountCmd::Balance { limit, .. } = a { limit } else { 50 };
+                let limit = if let AccountCmd::Balance { limit, .. } = a {
+                    limit
+                } else {
+                    50
+                };
                 let b = read::balance(&app.db, &actor, &id, limit).await?;
-                let mut lines = vec![format!("{} {}: {}", b.name, app.t("余额", "balance"), format_minutes(b.balance, app.zh()))];
+                let mut lines = vec![format!(
+                    "{} {}: {}",
+                    b.name,
+                    app.t("余额", "balance"),
+                    format_minutes(b.balance, app.zh())
+                )];
                 for e in &b.entries {
-                    lines.push(format!("  {}  {:>10}  {}  {}", app.fmt_time(e.at).await, format_minutes(e.amount, app.zh()), e.kind, e.memo));
+                    lines.push(format!(
+                        "  {}  {:>10}  {}  {}",
+                        app.fmt_time(e.at).await,
+                        format_minutes(e.amount, app.zh()),
+                        e.kind,
+                        e.memo
+                    ));
                 }
                 app.out(&b, || lines.join("\n"));
             }
         }
         Cmd::Gift { to, minutes, note } => {
             let to = app.member(&to).await?;
-            let o = app.exec(Command::Gift { transfer_id: new_id(), to_member_id: to, minutes, note }).await?;
+            let o = app
+                .exec(Command::Gift {
+                    transfer_id: new_id(),
+                    to_member_id: to,
+                    minutes,
+                    note,
+                })
+                .await?;
             app.done(&o, "已赠送。记录号", "Hours given. Transfer");
         }
         Cmd::Ledger(l) => return ledger(app, l).await,
         Cmd::Activity(a) => activity(app, a).await?,
         Cmd::Feedback(f) => match f {
-            FeedbackCmd::Rate { order, stars, comment } => {
+            FeedbackCmd::Rate {
+                order,
+                stars,
+                comment,
+            } => {
                 let order_id = app.order(&order).await?;
-                let o = app.exec(Command::RateService { feedback_id: new_id(), order_id, rating: stars, comment }).await?;
+                let o = app
+                    .exec(Command::RateService {
+                        feedback_id: new_id(),
+                        order_id,
+                        rating: stars,
+                        comment,
+                    })
+                    .await?;
                 app.done(&o, "感谢评价。", "Thank you for the rating.");
             }
             FeedbackCmd::Note { order, comment } => {
                 let order_id = app.order(&order).await?;
-                let o = app.exec(Command::VolunteerNote { feedback_id: new_id(), order_id, comment }).await?;
+                let o = app
+                    .exec(Command::VolunteerNote {
+                        feedback_id: new_id(),
+                        order_id,
+                        comment,
+                    })
+                    .await?;
                 app.done(&o, "已记录。", "Noted.");
             }
             FeedbackCmd::Respond { feedback, response } => {
-                let o = app.exec(Command::RespondFeedback { feedback_id: feedback, response }).await?;
+                let o = app
+                    .exec(Command::RespondFeedback {
+                        feedback_id: feedback,
+                        response,
+                    })
+                    .await?;
                 app.done(&o, "已回复。", "Answered.");
             }
         },
         Cmd::Safeguard(s) => match s {
-            SafeguardCmd::Report { about, order, category, details } => {
+            SafeguardCmd::Report {
+                about,
+                order,
+                category,
+                details,
+            } => {
                 let subject_member_id = match about {
                     Some(a) => Some(app.member(&a).await?),
                     None => None,
@@ -677,20 +829,48 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                     Some(o) => Some(app.order(&o).await?),
                     None => None,
                 };
-                let o = app.exec(Command::FileSafeguarding(FileSafeguarding { report_id: new_id(), subject_member_id, order_id, category, details })).await?;
-                app.done(&o, "已提交给社区工作人员，只有工作人员可以看到。编号", "Sent to community staff; only staff can see it. Report");
+                let o = app
+                    .exec(Command::FileSafeguarding(FileSafeguarding {
+                        report_id: new_id(),
+                        subject_member_id,
+                        order_id,
+                        category,
+                        details,
+                    }))
+                    .await?;
+                app.done(
+                    &o,
+                    "已提交给社区工作人员，只有工作人员可以看到。编号",
+                    "Sent to community staff; only staff can see it. Report",
+                );
             }
             SafeguardCmd::List => {
                 let a = app.actor().await?;
                 let list = read::safeguarding(&app.db, &a).await?;
                 let mut lines = Vec::new();
                 for r in &list {
-                    lines.push(format!("{}  {}  {}  {}", r.id, app.fmt_time(r.created_at).await, r.category, r.status));
+                    lines.push(format!(
+                        "{}  {}  {}  {}",
+                        r.id,
+                        app.fmt_time(r.created_at).await,
+                        r.category,
+                        r.status
+                    ));
                 }
                 app.out(&list, || lines.join("\n"));
             }
-            SafeguardCmd::Update { report, status, resolution } => {
-                let o = app.exec(Command::UpdateSafeguarding { report_id: report, status, resolution }).await?;
+            SafeguardCmd::Update {
+                report,
+                status,
+                resolution,
+            } => {
+                let o = app
+                    .exec(Command::UpdateSafeguarding {
+                        report_id: report,
+                        status,
+                        resolution,
+                    })
+                    .await?;
                 app.done(&o, "已更新。", "Updated.");
             }
         },
@@ -711,7 +891,14 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
         }
         Cmd::Backup { to } => {
             let n = timebank_core::backup::backup(&app.db, &to).await?;
-            app.out(&serde_json::json!({"file": to, "bytes": n}), || format!("{} {} ({} KiB)", app.t("已备份到", "Backed up to"), to.display(), n / 1024));
+            app.out(&serde_json::json!({"file": to, "bytes": n}), || {
+                format!(
+                    "{} {} ({} KiB)",
+                    app.t("已备份到", "Backed up to"),
+                    to.display(),
+                    n / 1024
+                )
+            });
         }
         Cmd::Restore { .. } => unreachable!("handled before opening"),
         Cmd::Rules(r) => rules(app, r).await?,
@@ -719,29 +906,69 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
             let scope: Option<Vec<String>> = if all {
                 None
             } else {
-                let center = service::outbox::get_setting(&app.db, service::outbox::K_CENTER).await?.unwrap_or_default();
-                let rows = timebank_core::sql::all(&app.db, "SELECT community_id FROM center_communities WHERE center_id = ?", vec![center.into()]).await?;
-                Some(rows.iter().filter_map(|r| r.try_get::<String>("", "community_id").ok()).collect())
+                let center = service::outbox::get_setting(&app.db, service::outbox::K_CENTER)
+                    .await?
+                    .unwrap_or_default();
+                let rows = timebank_core::sql::all(
+                    &app.db,
+                    "SELECT community_id FROM center_communities WHERE center_id = ?",
+                    vec![center.into()],
+                )
+                .await?;
+                Some(
+                    rows.iter()
+                        .filter_map(|r| r.try_get::<String>("", "community_id").ok())
+                        .collect(),
+                )
             };
             let d = read::dashboard(&app.db, scope.as_deref(), now_ms()).await?;
             let zh = app.zh();
             app.out(&d, || {
                 let mut s = format!(
                     "{}: {}  {}: {}\n{}: {}  {}: {}  {}: {} / {}\n{}: {}  {}: {}\n{}: {}  {}: {}",
-                    app.t("登记志愿者", "volunteers"), d.volunteers_registered, app.t("近30天活跃", "active (30 d)"), d.volunteers_active_30d,
-                    app.t("待接单", "open"), d.orders_open, app.t("服务中", "in service"), d.orders_in_service,
-                    app.t("今日/本月完成", "completed today/month"), d.orders_completed_today, d.orders_completed_month,
-                    app.t("存入时间", "hours deposited"), format_minutes(d.minutes_deposited, zh), app.t("兑换时间", "hours spent"), format_minutes(d.minutes_spent, zh),
-                    app.t("接单中位时间（分钟）", "median minutes to accept"), d.median_minutes_to_accept.map(|m| m.to_string()).unwrap_or("-".into()),
-                    app.t("满意度", "satisfaction"), d.satisfaction_avg.map(|x| format!("{x:.2}/5 ({})", d.ratings)).unwrap_or("-".into()),
+                    app.t("登记志愿者", "volunteers"),
+                    d.volunteers_registered,
+                    app.t("近30天活跃", "active (30 d)"),
+                    d.volunteers_active_30d,
+                    app.t("待接单", "open"),
+                    d.orders_open,
+                    app.t("服务中", "in service"),
+                    d.orders_in_service,
+                    app.t("今日/本月完成", "completed today/month"),
+                    d.orders_completed_today,
+                    d.orders_completed_month,
+                    app.t("存入时间", "hours deposited"),
+                    format_minutes(d.minutes_deposited, zh),
+                    app.t("兑换时间", "hours spent"),
+                    format_minutes(d.minutes_spent, zh),
+                    app.t("接单中位时间（分钟）", "median minutes to accept"),
+                    d.median_minutes_to_accept
+                        .map(|m| m.to_string())
+                        .unwrap_or("-".into()),
+                    app.t("满意度", "satisfaction"),
+                    d.satisfaction_avg
+                        .map(|x| format!("{x:.2}/5 ({})", d.ratings))
+                        .unwrap_or("-".into()),
                 );
                 s.push_str(&format!("\n{}", app.t("按服务领域：", "by service field:")));
                 for c in &d.by_field {
-                    s.push_str(&format!("\n  {:<10} {:>4} {}  {}", if zh { &c.label_zh } else { &c.label_en }, c.orders_completed, app.t("单", "orders"), format_minutes(c.minutes_credited, zh)));
+                    s.push_str(&format!(
+                        "\n  {:<10} {:>4} {}  {}",
+                        if zh { &c.label_zh } else { &c.label_en },
+                        c.orders_completed,
+                        app.t("单", "orders"),
+                        format_minutes(c.minutes_credited, zh)
+                    ));
                 }
                 s.push_str(&format!("\n{}", app.t("按社区：", "by community:")));
                 for c in &d.by_community {
-                    s.push_str(&format!("\n  {:<10} {:>4} {}  {}", if zh { &c.label_zh } else { &c.label_en }, c.orders_completed, app.t("单", "orders"), format_minutes(c.minutes_credited, zh)));
+                    s.push_str(&format!(
+                        "\n  {:<10} {:>4} {}  {}",
+                        if zh { &c.label_zh } else { &c.label_en },
+                        c.orders_completed,
+                        app.t("单", "orders"),
+                        format_minutes(c.minutes_credited, zh)
+                    ));
                 }
                 s
             });
@@ -751,9 +978,21 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
             let items = read::inbox(&app.db, &a, limit).await?;
             let mut lines = Vec::new();
             for i in &items {
-                lines.push(format!("{} {}  {}  {}", if i.read { " " } else { "•" }, app.fmt_time(i.created_at).await, i.kind, i.params));
+                lines.push(format!(
+                    "{} {}  {}  {}",
+                    if i.read { " " } else { "•" },
+                    app.fmt_time(i.created_at).await,
+                    i.kind,
+                    i.params
+                ));
             }
-            app.out(&items, || if lines.is_empty() { app.t("收件箱是空的。", "The inbox is empty.").to_owned() } else { lines.join("\n") });
+            app.out(&items, || {
+                if lines.is_empty() {
+                    app.t("收件箱是空的。", "The inbox is empty.").to_owned()
+                } else {
+                    lines.join("\n")
+                }
+            });
         }
         Cmd::Audit { entity, limit } => {
             let a = app.actor().await?;
@@ -764,8 +1003,21 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
             let rows = read::audit(&app.db, &a, entity.as_deref(), limit).await?;
             let mut lines = Vec::new();
             for r in &rows {
-                let behalf = r.on_behalf_of.as_ref().map(|b| format!(" {} {b}", app.t("代表", "on behalf of"))).unwrap_or_default();
-                lines.push(format!("{}  {}{}  {}  {} {}  device {}", app.fmt_time(r.at).await, r.actor, behalf, r.action, r.entity, r.entity_id, r.device_id));
+                let behalf = r
+                    .on_behalf_of
+                    .as_ref()
+                    .map(|b| format!(" {} {b}", app.t("代表", "on behalf of")))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    "{}  {}{}  {}  {} {}  device {}",
+                    app.fmt_time(r.at).await,
+                    r.actor,
+                    behalf,
+                    r.action,
+                    r.entity,
+                    r.entity_id,
+                    r.device_id
+                ));
             }
             app.out(&rows, || lines.join("\n"));
         }
@@ -784,24 +1036,57 @@ fn write_or_print(out: Option<PathBuf>, text: &str) -> Result<()> {
 }
 
 fn parse_role(s: &str) -> Result<Role> {
-    Role::parse(s.trim()).with_context(|| format!("unknown role '{s}' (resident, family, volunteer, staff, admin)"))
+    Role::parse(s.trim())
+        .with_context(|| format!("unknown role '{s}' (resident, family, volunteer, staff, admin)"))
 }
 
 async fn member(app: &App, m: MemberCmd) -> Result<()> {
     match m {
-        MemberCmd::Add { name, phone, birth, community, roles, address, fields, skills, availability, center } => {
+        MemberCmd::Add {
+            name,
+            phone,
+            birth,
+            community,
+            roles,
+            address,
+            fields,
+            skills,
+            availability,
+            center,
+        } => {
             let roles: Vec<Role> = roles.iter().map(|r| parse_role(r)).collect::<Result<_>>()?;
             let community = read::find_community(&app.db, &community).await?.id;
             let center_id = if roles.contains(&Role::Staff) {
                 match center {
                     Some(c) => Some(c),
-                    None => service::outbox::get_setting(&app.db, service::outbox::K_CENTER).await?,
+                    None => {
+                        service::outbox::get_setting(&app.db, service::outbox::K_CENTER).await?
+                    }
                 }
             } else {
                 None
             };
-            let volunteer = roles.contains(&Role::Volunteer).then(|| VolunteerProfile { service_fields: fields, skills, availability });
-            let o = app.exec(Command::RegisterMember(RegisterMember { member_id: new_id(), name, phone, date_of_birth: birth, home_community_id: community, address, roles, hardship: false, center_id, volunteer })).await?;
+            let volunteer = roles
+                .contains(&Role::Volunteer)
+                .then_some(VolunteerProfile {
+                    service_fields: fields,
+                    skills,
+                    availability,
+                });
+            let o = app
+                .exec(Command::RegisterMember(RegisterMember {
+                    member_id: new_id(),
+                    name,
+                    phone,
+                    date_of_birth: birth,
+                    home_community_id: community,
+                    address,
+                    roles,
+                    hardship: false,
+                    center_id,
+                    volunteer,
+                }))
+                .await?;
             app.done(&o, "已登记。编号", "Registered. Member");
         }
         MemberCmd::Import { file } => {
@@ -814,36 +1099,91 @@ async fn member(app: &App, m: MemberCmd) -> Result<()> {
             })
             .await?;
             b.finish_and_clear();
-            app.out(&r, || format!("{} {} ({} {})", app.t("已导入", "Imported"), r.imported, r.volunteers, app.t("名志愿者", "volunteers")));
+            app.out(&r, || {
+                format!(
+                    "{} {} ({} {})",
+                    app.t("已导入", "Imported"),
+                    r.imported,
+                    r.volunteers,
+                    app.t("名志愿者", "volunteers")
+                )
+            });
         }
-        MemberCmd::Link { member, relative, relation } => {
+        MemberCmd::Link {
+            member,
+            relative,
+            relation,
+        } => {
             let member_id = app.member(&member).await?;
             let relative_id = app.member(&relative).await?;
-            let o = app.exec(Command::LinkFamily { member_id, relative_id, relation: relation.into() }).await?;
+            let o = app
+                .exec(Command::LinkFamily {
+                    member_id,
+                    relative_id,
+                    relation: relation.into(),
+                })
+                .await?;
             app.done(&o, "已记录亲属关系：", "Family link recorded:");
         }
         MemberCmd::Verify { member, suspend } => {
             let member_id = app.member(&member).await?;
-            let vetting = if suspend { Vetting::Suspended } else { Vetting::Verified };
+            let vetting = if suspend {
+                Vetting::Suspended
+            } else {
+                Vetting::Verified
+            };
             let o = app.exec(Command::SetVetting { member_id, vetting }).await?;
-            app.done(&o, if suspend { "已暂停：" } else { "已审核通过：" }, if suspend { "Suspended:" } else { "Verified:" });
+            app.done(
+                &o,
+                if suspend {
+                    "已暂停："
+                } else {
+                    "已审核通过："
+                },
+                if suspend { "Suspended:" } else { "Verified:" },
+            );
         }
         MemberCmd::Pin { member, pin } => {
             let member_id = app.member(&member).await?;
             let pin_hash = hash_pin(&pin)?;
-            let o = app.exec(Command::SetPin { member_id, pin_hash }).await?;
+            let o = app
+                .exec(Command::SetPin {
+                    member_id,
+                    pin_hash,
+                })
+                .await?;
             app.done(&o, "已设置密码：", "PIN set:");
         }
         MemberCmd::Hardship { member, clear } => {
             let member_id = app.member(&member).await?;
-            let o = app.exec(Command::SetHardship { member_id, hardship: !clear }).await?;
+            let o = app
+                .exec(Command::SetHardship {
+                    member_id,
+                    hardship: !clear,
+                })
+                .await?;
             app.done(&o, "已更新困难情况：", "Hardship updated:");
         }
         MemberCmd::List { community } => {
             let a = app.actor().await?;
             let cid = read::find_community(&app.db, &community).await?.id;
             let rows = read::members_of(&app.db, &a, &cid, now_ms()).await?;
-            app.out(&rows, || rows.iter().map(|r| format!("{}  {:<6} {:>3}岁  {}  {}  {}", r.id, r.name, r.age, r.phone, r.roles.join(","), r.vetting.clone().unwrap_or_default())).collect::<Vec<_>>().join("\n"));
+            app.out(&rows, || {
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{}  {:<6} {:>3}岁  {}  {}  {}",
+                            r.id,
+                            r.name,
+                            r.age,
+                            r.phone,
+                            r.roles.join(","),
+                            r.vetting.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
     }
     Ok(())
@@ -851,7 +1191,19 @@ async fn member(app: &App, m: MemberCmd) -> Result<()> {
 
 async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
     match o {
-        OrderCmd::Post { beneficiary, service, description, urgent, place_hint, address, start, end, minutes, volunteers, repeat_days } => {
+        OrderCmd::Post {
+            beneficiary,
+            service,
+            description,
+            urgent,
+            place_hint,
+            address,
+            start,
+            end,
+            minutes,
+            volunteers,
+            repeat_days,
+        } => {
             let actor = app.actor().await?;
             let beneficiary_id = match beneficiary {
                 Some(b) => app.member(&b).await?,
@@ -867,11 +1219,30 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             };
             let visits = match (repeat_days, window_start) {
                 (Some(n), Some(s)) => (0..i64::from(n)).map(|d| s + d * 86_400_000).collect(),
-                (Some(_), None) => bail!("{}", app.t("重复服务需要用 --start 指定第一次的时间", "--repeat-days needs --start for the first visit")),
+                (Some(_), None) => bail!(
+                    "{}",
+                    app.t(
+                        "重复服务需要用 --start 指定第一次的时间",
+                        "--repeat-days needs --start for the first visit"
+                    )
+                ),
                 _ => vec![],
             };
             let out = app
-                .exec(Command::PostOrder(PostOrder { order_id: new_id(), beneficiary_id, service_code: service, description, urgent, place_hint, address, window_start, window_end, expected_minutes: minutes, volunteers_needed: volunteers, visits }))
+                .exec(Command::PostOrder(PostOrder {
+                    order_id: new_id(),
+                    beneficiary_id,
+                    service_code: service,
+                    description,
+                    urgent,
+                    place_hint,
+                    address,
+                    window_start,
+                    window_end,
+                    expected_minutes: minutes,
+                    volunteers_needed: volunteers,
+                    visits,
+                }))
                 .await?;
             app.done(&out, "已发布求助订单", "Order posted");
         }
@@ -888,7 +1259,12 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
         OrderCmd::Assign { order, volunteer } => {
             let order_id = app.order(&order).await?;
             let volunteer_id = app.member(&volunteer).await?;
-            let o = app.exec(Command::AssignVolunteer { order_id, volunteer_id }).await?;
+            let o = app
+                .exec(Command::AssignVolunteer {
+                    order_id,
+                    volunteer_id,
+                })
+                .await?;
             app.done(&o, "已指派：", "Assigned:");
         }
         OrderCmd::CheckIn { order } => {
@@ -900,7 +1276,13 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             let order_id = app.order(&order).await?;
             let o = app.exec(Command::CheckOut { order_id, note }).await?;
             let m = o.detail["minutes"].as_i64().unwrap_or(0);
-            app.out(&o, || format!("{} {}", app.t("已签退，服务时长", "Checked out after"), format_minutes(m, app.zh())));
+            app.out(&o, || {
+                format!(
+                    "{} {}",
+                    app.t("已签退，服务时长", "Checked out after"),
+                    format_minutes(m, app.zh())
+                )
+            });
         }
         OrderCmd::Confirm { order, pin, staff } => {
             let order_id = app.order(&order).await?;
@@ -911,25 +1293,58 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             } else {
                 ConfirmMethod::App
             };
-            let o = app.exec(Command::ConfirmVisit { order_id, method, pin }).await?;
+            let o = app
+                .exec(Command::ConfirmVisit {
+                    order_id,
+                    method,
+                    pin,
+                })
+                .await?;
             let mut lines = vec![app.t("服务已确认。", "Visit confirmed.").to_owned()];
             for c in o.detail["credited"].as_array().cloned().unwrap_or_default() {
-                let name = read::find_member(&app.db, c["volunteer"].as_str().unwrap_or("")).await.map(|m| m.name).unwrap_or_default();
-                lines.push(format!("  {name}: +{}{}", format_minutes(c["credited"].as_i64().unwrap_or(0), app.zh()), match c["held"].as_i64().unwrap_or(0) {
-                    0 => String::new(),
-                    h => format!(" ({} {})", format_minutes(h, app.zh()), app.t("超出上限，待工作人员审核", "over a limit, held for staff")),
-                }));
+                let name = read::find_member(&app.db, c["volunteer"].as_str().unwrap_or(""))
+                    .await
+                    .map(|m| m.name)
+                    .unwrap_or_default();
+                lines.push(format!(
+                    "  {name}: +{}{}",
+                    format_minutes(c["credited"].as_i64().unwrap_or(0), app.zh()),
+                    match c["held"].as_i64().unwrap_or(0) {
+                        0 => String::new(),
+                        h => format!(
+                            " ({} {})",
+                            format_minutes(h, app.zh()),
+                            app.t("超出上限，待工作人员审核", "over a limit, held for staff")
+                        ),
+                    }
+                ));
             }
             app.out(&o, || lines.join("\n"));
         }
         OrderCmd::Dispute { order, reason } => {
             let order_id = app.order(&order).await?;
             let o = app.exec(Command::DisputeVisit { order_id, reason }).await?;
-            app.done(&o, "已提出异议，工作人员会处理：", "Disputed; staff will look at it:");
+            app.done(
+                &o,
+                "已提出异议，工作人员会处理：",
+                "Disputed; staff will look at it:",
+            );
         }
-        OrderCmd::Resolve { order, no_credit, minutes, note } => {
+        OrderCmd::Resolve {
+            order,
+            no_credit,
+            minutes,
+            note,
+        } => {
             let order_id = app.order(&order).await?;
-            let o = app.exec(Command::ResolveDispute { order_id, credit: !no_credit, minutes, note }).await?;
+            let o = app
+                .exec(Command::ResolveDispute {
+                    order_id,
+                    credit: !no_credit,
+                    minutes,
+                    note,
+                })
+                .await?;
             app.done(&o, "已处理异议：", "Dispute resolved:");
         }
         OrderCmd::Cancel { order, reason } => {
@@ -937,20 +1352,42 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             let o = app.exec(Command::CancelOrder { order_id, reason }).await?;
             app.done(&o, "已取消：", "Cancelled:");
         }
-        OrderCmd::Board { community, field, page } => {
+        OrderCmd::Board {
+            community,
+            field,
+            page,
+        } => {
             let a = app.actor().await?;
             let community_id = match community {
                 Some(c) => Some(read::find_community(&app.db, &c).await?.id),
                 None => None,
             };
-            let items = read::board(&app.db, &a, &read::BoardQuery { community_id, field_code: field, page, per_page: 50 }).await?;
+            let items = read::board(
+                &app.db,
+                &a,
+                &read::BoardQuery {
+                    community_id,
+                    field_code: field,
+                    page,
+                    per_page: 50,
+                },
+            )
+            .await?;
             let mut lines = Vec::new();
             for i in &items {
                 lines.push(format!(
                     "{} {}  {:<8} {}  {}  {}/{}  {}",
-                    if i.urgent { app.t("【急】", "[URGENT]") } else { "    " },
+                    if i.urgent {
+                        app.t("【急】", "[URGENT]")
+                    } else {
+                        "    "
+                    },
                     &i.id,
-                    if app.zh() { &i.service_zh } else { &i.service_en },
+                    if app.zh() {
+                        &i.service_zh
+                    } else {
+                        &i.service_en
+                    },
                     i.place_hint,
                     format_minutes(i.expected_minutes.into(), app.zh()),
                     i.accepted_count,
@@ -958,7 +1395,14 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
                     app.fmt_time(i.created_at).await
                 ));
             }
-            app.out(&items, || if lines.is_empty() { app.t("现在没有待接的订单。", "No open orders right now.").to_owned() } else { lines.join("\n") });
+            app.out(&items, || {
+                if lines.is_empty() {
+                    app.t("现在没有待接的订单。", "No open orders right now.")
+                        .to_owned()
+                } else {
+                    lines.join("\n")
+                }
+            });
         }
         OrderCmd::Show { order } => {
             let a = app.actor().await?;
@@ -967,31 +1411,71 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             app.out(&v, || {
                 format!(
                     "{}  {}  [{}]\n{}: {}  {}: {}\n{}: {}\n{}: {}\n{}: {}/{}  {}: {}/{}  {}",
-                    v.id, if app.zh() { &v.service_zh } else { &v.service_en }, if app.zh() { &v.status_zh } else { &v.status },
-                    app.t("受助人", "for"), v.beneficiary_name, app.t("发布人", "posted by"), v.posted_by_name,
-                    app.t("描述", "description"), v.description,
-                    app.t("地点", "place"), v.address.clone().unwrap_or_else(|| v.place_hint.clone()),
-                    app.t("志愿者", "volunteers"), v.accepted_count, v.volunteers_needed, app.t("服务次数", "visits"), v.visits_done, v.visits_total,
+                    v.id,
+                    if app.zh() {
+                        &v.service_zh
+                    } else {
+                        &v.service_en
+                    },
+                    if app.zh() { &v.status_zh } else { &v.status },
+                    app.t("受助人", "for"),
+                    v.beneficiary_name,
+                    app.t("发布人", "posted by"),
+                    v.posted_by_name,
+                    app.t("描述", "description"),
+                    v.description,
+                    app.t("地点", "place"),
+                    v.address.clone().unwrap_or_else(|| v.place_hint.clone()),
+                    app.t("志愿者", "volunteers"),
+                    v.accepted_count,
+                    v.volunteers_needed,
+                    app.t("服务次数", "visits"),
+                    v.visits_done,
+                    v.visits_total,
                     v.volunteers.join("、")
                 )
             });
         }
-        OrderCmd::List { community, status, limit } => {
+        OrderCmd::List {
+            community,
+            status,
+            limit,
+        } => {
             let a = app.actor().await?;
             let community_id = match community {
                 Some(c) => Some(read::find_community(&app.db, &c).await?.id),
                 None => None,
             };
-            let rows = read::list_orders(&app.db, &a, community_id.as_deref(), status.as_deref(), limit).await?;
+            let rows = read::list_orders(
+                &app.db,
+                &a,
+                community_id.as_deref(),
+                status.as_deref(),
+                limit,
+            )
+            .await?;
             let mut lines = Vec::new();
             for r in &rows {
-                lines.push(format!("{}  {:<22} {:<8} {}  {}", r.id, r.status, r.service_zh, r.beneficiary_name, app.fmt_time(r.updated_at).await));
+                lines.push(format!(
+                    "{}  {:<22} {:<8} {}  {}",
+                    r.id,
+                    r.status,
+                    r.service_zh,
+                    r.beneficiary_name,
+                    app.fmt_time(r.updated_at).await
+                ));
             }
             app.out(&rows, || lines.join("\n"));
         }
         OrderCmd::Tick => {
             let o = app.exec(Command::Tick).await?;
-            app.out(&o, || format!("{} {}", app.t("定时规则已运行：", "Scheduled rules ran:"), o.detail));
+            app.out(&o, || {
+                format!(
+                    "{} {}",
+                    app.t("定时规则已运行：", "Scheduled rules ran:"),
+                    o.detail
+                )
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1000,47 +1484,104 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
 async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
     match l {
         LedgerCmd::Verify => {
-            let b = bar(4, app.t("核对账本", "verifying the ledger"));
+            let b = bar(3, app.t("核对账本", "verifying the ledger"));
             let r = read::verify(&app.db, &|step, _| b.set_position(step)).await?;
             b.finish_and_clear();
             let ok = r.ok();
             app.out(&r, || {
                 let mut s = format!(
                     "{}: {} {}, {} {}, {} {}",
-                    if ok { app.t("账本核对无误", "The ledger verifies") } else { app.t("账本核对不平！", "THE LEDGER DOES NOT VERIFY!") },
-                    r.accounts, app.t("个账户", "accounts"), r.transfers, app.t("笔转账", "transfers"), r.entries, app.t("条分录", "entries")
+                    if ok {
+                        app.t("账本核对无误", "The ledger verifies")
+                    } else {
+                        app.t("账本核对不平！", "THE LEDGER DOES NOT VERIFY!")
+                    },
+                    r.accounts,
+                    app.t("个账户", "accounts"),
+                    r.transfers,
+                    app.t("笔转账", "transfers"),
+                    r.entries,
+                    app.t("条分录", "entries")
                 );
                 if r.total_of_all_entries != 0 {
-                    s.push_str(&format!("\n  {} {}", app.t("全部分录合计不为零：", "all entries sum to"), r.total_of_all_entries));
+                    s.push_str(&format!(
+                        "\n  {} {}",
+                        app.t("全部分录合计不为零：", "all entries sum to"),
+                        r.total_of_all_entries
+                    ));
                 }
                 for m in &r.mismatched_accounts {
-                    s.push_str(&format!("\n  {} {} ({}): {} {}, {} {}", app.t("账户", "account"), m.account_id, m.member_name.clone().unwrap_or_default(), app.t("记录余额", "stored balance"), m.stored_balance, app.t("分录合计", "sum of entries"), m.sum_of_entries));
+                    s.push_str(&format!(
+                        "\n  {} {} ({}): {} {}, {} {}",
+                        app.t("账户", "account"),
+                        m.account_id,
+                        m.member_name.clone().unwrap_or_default(),
+                        app.t("记录余额", "stored balance"),
+                        m.stored_balance,
+                        app.t("分录合计", "sum of entries"),
+                        m.sum_of_entries
+                    ));
                 }
                 for (t, s2) in &r.unbalanced_transfers {
-                    s.push_str(&format!("\n  {} {t} {} {s2}", app.t("转账", "transfer"), app.t("合计", "sums to")));
-                }
-                for d in &r.duplicate_credits {
-                    s.push_str(&format!("\n  {} {d}", app.t("重复记账：", "credited twice:")));
+                    s.push_str(&format!(
+                        "\n  {} {t} {} {s2}",
+                        app.t("转账", "transfer"),
+                        app.t("合计", "sums to")
+                    ));
                 }
                 s
             });
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            });
         }
         LedgerCmd::Reverse { transfer, reason } => {
-            let o = app.exec(Command::ReverseTransfer { transfer_id: new_id(), reverses_id: transfer, reason }).await?;
+            let o = app
+                .exec(Command::ReverseTransfer {
+                    transfer_id: new_id(),
+                    reverses_id: transfer,
+                    reason,
+                })
+                .await?;
             app.done(&o, "已冲正。冲正记录", "Reversed. Correction");
         }
         LedgerCmd::Held => {
             let a = app.actor().await?;
             let list = read::held(&app.db, &a).await?;
-            app.out(&list, || list.iter().map(|f| format!("{}  {}  {}  {}", f.id, f.kind, f.member_id, format_minutes(f.held_minutes, app.zh()))).collect::<Vec<_>>().join("\n"));
+            app.out(&list, || {
+                list.iter()
+                    .map(|f| {
+                        format!(
+                            "{}  {}  {}  {}",
+                            f.id,
+                            f.kind,
+                            f.member_id,
+                            format_minutes(f.held_minutes, app.zh())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         LedgerCmd::Approve { flag, note } => {
-            let o = app.exec(Command::ApproveHeld { flag_id: flag, transfer_id: new_id(), note }).await?;
+            let o = app
+                .exec(Command::ApproveHeld {
+                    flag_id: flag,
+                    transfer_id: new_id(),
+                    note,
+                })
+                .await?;
             app.done(&o, "已批准：", "Approved:");
         }
         LedgerCmd::Dismiss { flag, note } => {
-            let o = app.exec(Command::DismissHeld { flag_id: flag, note }).await?;
+            let o = app
+                .exec(Command::DismissHeld {
+                    flag_id: flag,
+                    note,
+                })
+                .await?;
             app.done(&o, "已驳回：", "Dismissed:");
         }
     }
@@ -1049,10 +1590,29 @@ async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
 
 async fn activity(app: &App, a: ActivityCmd) -> Result<()> {
     match a {
-        ActivityCmd::Create { community, title, description, starts, minutes, capacity, field } => {
+        ActivityCmd::Create {
+            community,
+            title,
+            description,
+            starts,
+            minutes,
+            capacity,
+            field,
+        } => {
             let community_id = read::find_community(&app.db, &community).await?.id;
             let starts_at = app.time(&starts).await?;
-            let o = app.exec(Command::CreateActivity(CreateActivity { activity_id: new_id(), community_id, title, description, field_code: field, starts_at, credit_minutes: minutes, capacity })).await?;
+            let o = app
+                .exec(Command::CreateActivity(CreateActivity {
+                    activity_id: new_id(),
+                    community_id,
+                    title,
+                    description,
+                    field_code: field,
+                    starts_at,
+                    credit_minutes: minutes,
+                    capacity,
+                }))
+                .await?;
             app.done(&o, "已创建活动", "Activity created");
         }
         ActivityCmd::Signup { activity, member } => {
@@ -1061,7 +1621,12 @@ async fn activity(app: &App, a: ActivityCmd) -> Result<()> {
                 Some(m) => app.member(&m).await?,
                 None => actor.id().to_owned(),
             };
-            let o = app.exec(Command::SignUpActivity { activity_id: activity, member_id }).await?;
+            let o = app
+                .exec(Command::SignUpActivity {
+                    activity_id: activity,
+                    member_id,
+                })
+                .await?;
             app.done(&o, "报名成功：", "Signed up:");
         }
         ActivityCmd::Attend { activity, members } => {
@@ -1069,8 +1634,17 @@ async fn activity(app: &App, a: ActivityCmd) -> Result<()> {
             for m in &members {
                 ids.push(app.member(m).await?);
             }
-            let o = app.exec(Command::RecordAttendance { activity_id: activity, member_ids: ids }).await?;
-            app.done(&o, "已记录签到并记入时间：", "Attendance recorded and credited:");
+            let o = app
+                .exec(Command::RecordAttendance {
+                    activity_id: activity,
+                    member_ids: ids,
+                })
+                .await?;
+            app.done(
+                &o,
+                "已记录签到并记入时间：",
+                "Attendance recorded and credited:",
+            );
         }
         ActivityCmd::List { community } => {
             let a = app.actor().await?;
@@ -1096,7 +1670,15 @@ async fn activity(app: &App, a: ActivityCmd) -> Result<()> {
             }
             let mut lines = Vec::new();
             for v in &list {
-                lines.push(format!("{}  {}  {}  {}/{}  {}", v["id"].as_str().unwrap_or(""), app.fmt_time(v["starts_at"].as_i64().unwrap_or(0)).await, v["title"].as_str().unwrap_or(""), v["signed_up"], v["capacity"], v["status"].as_str().unwrap_or("")));
+                lines.push(format!(
+                    "{}  {}  {}  {}/{}  {}",
+                    v["id"].as_str().unwrap_or(""),
+                    app.fmt_time(v["starts_at"].as_i64().unwrap_or(0)).await,
+                    v["title"].as_str().unwrap_or(""),
+                    v["signed_up"],
+                    v["capacity"],
+                    v["status"].as_str().unwrap_or("")
+                ));
             }
             app.out(&list, || lines.join("\n"));
         }
@@ -1108,17 +1690,44 @@ async fn rules(app: &App, r: RulesCmd) -> Result<()> {
     let mut cur = app.rules().await?;
     match r {
         RulesCmd::Show => {}
-        RulesCmd::Set { payer, rounding_minutes, max_per_visit, max_per_day, balance_cap, overdraft_limit, min_spend_age, gift_policy, signup_bonus, auto_confirm_minutes, urgent_escalation_minutes, timezone } => {
+        RulesCmd::Set {
+            payer,
+            rounding_minutes,
+            max_per_visit,
+            max_per_day,
+            balance_cap,
+            overdraft_limit,
+            min_spend_age,
+            gift_policy,
+            signup_bonus,
+            auto_confirm_minutes,
+            urgent_escalation_minutes,
+            timezone,
+        } => {
             if let Some(p) = payer {
-                cur.payer = Payer::parse(&p).with_context(|| format!("payer must be issuing or beneficiary, not '{p}'"))?;
+                cur.payer = Payer::parse(&p)
+                    .with_context(|| format!("payer must be issuing or beneficiary, not '{p}'"))?;
             }
             if let Some(g) = gift_policy {
-                cur.gift_policy = GiftPolicy::parse(&g).with_context(|| format!("gift policy must be spouse, direct_relatives or anyone, not '{g}'"))?;
+                cur.gift_policy = GiftPolicy::parse(&g).with_context(|| {
+                    format!("gift policy must be spouse, direct_relatives or anyone, not '{g}'")
+                })?;
             }
             macro_rules! set {
                 ($($f:ident),*) => { $( if let Some(v) = $f { cur.$f = v; } )* };
             }
-            set!(rounding_minutes, max_per_visit, max_per_day, balance_cap, overdraft_limit, min_spend_age, signup_bonus, auto_confirm_minutes, urgent_escalation_minutes, timezone);
+            set!(
+                rounding_minutes,
+                max_per_visit,
+                max_per_day,
+                balance_cap,
+                overdraft_limit,
+                min_spend_age,
+                signup_bonus,
+                auto_confirm_minutes,
+                urgent_escalation_minutes,
+                timezone
+            );
             app.exec(Command::SetRules(cur.clone())).await?;
         }
     }

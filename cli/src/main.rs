@@ -8,7 +8,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -28,10 +32,27 @@ fn main() -> ExitCode {
                     eprintln!("{} [{}]", ce.message(lang), ce.code.as_str());
                     if let Some(rows) = ce.data.as_ref().and_then(|d| d.as_array()) {
                         for r in rows {
-                            let reason = if lang == timebank_core::Lang::Zh { &r["reason_zh"] } else { &r["reason_en"] };
-                            let label = if lang == timebank_core::Lang::Zh { "第" } else { "line " };
-                            let suffix = if lang == timebank_core::Lang::Zh { "行" } else { "" };
-                            eprintln!("  {label}{}{suffix} [{}]: {}", r["line"], r["field"].as_str().unwrap_or(""), reason.as_str().unwrap_or(""));
+                            let reason = if lang == timebank_core::Lang::Zh {
+                                &r["reason_zh"]
+                            } else {
+                                &r["reason_en"]
+                            };
+                            let label = if lang == timebank_core::Lang::Zh {
+                                "第"
+                            } else {
+                                "line "
+                            };
+                            let suffix = if lang == timebank_core::Lang::Zh {
+                                "行"
+                            } else {
+                                ""
+                            };
+                            eprintln!(
+                                "  {label}{}{suffix} [{}]: {}",
+                                r["line"],
+                                r["field"].as_str().unwrap_or(""),
+                                reason.as_str().unwrap_or("")
+                            );
                         }
                     }
                 }

@@ -157,7 +157,11 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 impl CoreError {
     pub fn new(code: Code) -> Self {
-        Self { code, detail: BTreeMap::new(), data: None }
+        Self {
+            code,
+            detail: BTreeMap::new(),
+            data: None,
+        }
     }
     pub fn with(mut self, k: &str, v: impl ToString) -> Self {
         self.detail.insert(k.to_owned(), v.to_string());
@@ -168,7 +172,9 @@ impl CoreError {
         self
     }
     pub fn not_found(entity: &str, id: &str) -> Self {
-        Self::new(Code::NotFound).with("entity", entity).with("id", id)
+        Self::new(Code::NotFound)
+            .with("entity", entity)
+            .with("id", id)
     }
     pub fn forbidden(action: &str) -> Self {
         Self::new(Code::Forbidden).with("action", action)

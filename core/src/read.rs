@@ -46,8 +46,12 @@ pub struct BoardQuery {
 /// Volunteers see their own community (and urgent orders widened to their subdistrict);
 /// staff see the communities their center serves. Exact addresses are never on the board.
 pub async fn board<C: ConnectionTrait>(c: &C, a: &Actor, q: &BoardQuery) -> Result<Vec<BoardItem>> {
-    let community = q.community_id.clone().unwrap_or_else(|| a.member.home_community_id.clone());
-    let allowed = a.is_staff_for(&community) || (a.has(Role::Volunteer) && community == a.member.home_community_id);
+    let community = q
+        .community_id
+        .clone()
+        .unwrap_or_else(|| a.member.home_community_id.clone());
+    let allowed = a.is_staff_for(&community)
+        || (a.has(Role::Volunteer) && community == a.member.home_community_id);
     if !allowed {
         return Err(CoreError::new(crate::Code::OutOfScope).with("community", &community));
     }
@@ -125,7 +129,10 @@ pub async fn order_detail<C: ConnectionTrait>(c: &C, a: &Actor, id: &str) -> Res
         vec![id.into()],
     )
     .await?;
-    let vol_ids: Vec<String> = vols.iter().filter_map(|r| get::<String>(r, "id").ok()).collect();
+    let vol_ids: Vec<String> = vols
+        .iter()
+        .filter_map(|r| get::<String>(r, "id").ok())
+        .collect();
     let is_mine = vol_ids.iter().any(|v| v == a.id());
     let verified = volunteer_profiles::Entity::find_by_id(a.id().to_owned())
         .one(c)
@@ -136,7 +143,9 @@ pub async fn order_detail<C: ConnectionTrait>(c: &C, a: &Actor, id: &str) -> Res
     if !visible {
         return Err(CoreError::forbidden("see this order"));
     }
-    let svc = crate::entities::services::Entity::find_by_id(o.service_code.clone()).one(c).await?;
+    let svc = crate::entities::services::Entity::find_by_id(o.service_code.clone())
+        .one(c)
+        .await?;
     let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Open);
     Ok(OrderView {
         id: o.id,
@@ -156,7 +165,10 @@ pub async fn order_detail<C: ConnectionTrait>(c: &C, a: &Actor, id: &str) -> Res
         accepted_count: o.accepted_count,
         visits_total: o.visits_total,
         visits_done: o.visits_done,
-        volunteers: vols.iter().filter_map(|r| get::<String>(r, "name").ok()).collect(),
+        volunteers: vols
+            .iter()
+            .filter_map(|r| get::<String>(r, "name").ok())
+            .collect(),
         created_at: o.created_at,
     })
 }
@@ -175,7 +187,13 @@ pub struct OrderRow {
 
 /// Orders for staff (all of a community, optionally by status) or a member's own orders
 /// (as beneficiary, poster or accepted volunteer) when `community` is None.
-pub async fn list_orders<C: ConnectionTrait>(c: &C, a: &Actor, community: Option<&str>, status: Option<&str>, limit: u64) -> Result<Vec<OrderRow>> {
+pub async fn list_orders<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    community: Option<&str>,
+    status: Option<&str>,
+    limit: u64,
+) -> Result<Vec<OrderRow>> {
     let mut sql = String::from(
         "SELECT o.id, o.status, s.name_zh, m.name, o.urgent, o.place_hint, o.created_at, o.updated_at \
          FROM orders o JOIN services s ON s.code = o.service_code JOIN members m ON m.id = o.beneficiary_id WHERE ",
@@ -261,7 +279,12 @@ fn entry(r: &QueryResult) -> Result<EntryView> {
 }
 
 /// A member's balance and their most recent `limit` entries (newest first).
-pub async fn balance<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str, limit: u64) -> Result<BalanceView> {
+pub async fn balance<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    member_id: &str,
+    limit: u64,
+) -> Result<BalanceView> {
     let m = get_member(c, member_id).await?;
     may_see_account(c, a, &m).await?;
     let acct = crate::service::ledger::member_account(c, member_id).await?;
@@ -283,7 +306,11 @@ pub async fn balance<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str, limi
 }
 
 /// The passbook (存折): every entry oldest first with the running balance.
-pub async fn passbook<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str) -> Result<BalanceView> {
+pub async fn passbook<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    member_id: &str,
+) -> Result<BalanceView> {
     let m = get_member(c, member_id).await?;
     may_see_account(c, a, &m).await?;
     let acct = crate::service::ledger::member_account(c, member_id).await?;
@@ -302,7 +329,14 @@ pub async fn passbook<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str) -> 
         e.balance_after = Some(running);
         entries.push(e);
     }
-    Ok(BalanceView { member_id: m.id, name: m.name, account_id: acct.id, balance: acct.balance, balance_text_zh: format_minutes(acct.balance, true), entries })
+    Ok(BalanceView {
+        member_id: m.id,
+        name: m.name,
+        account_id: acct.id,
+        balance: acct.balance,
+        balance_text_zh: format_minutes(acct.balance, true),
+        entries,
+    })
 }
 
 /// Printable passbook text (fixed-width, Chinese labels, programme time zone).
@@ -316,10 +350,20 @@ pub fn passbook_text(p: &BalanceView, tz: chrono_tz::Tz) -> String {
         "correction" => "冲正更正",
         _ => "其他",
     };
-    let mut s = format!("时间银行存折 / Time bank passbook\n户名：{}    账号：{}\n", p.name, p.account_id);
-    s.push_str(&format!("{:<17} {:<8} {:>12} {:>12}  摘要\n", "日期时间", "类别", "发生额", "余额"));
+    let mut s = format!(
+        "时间银行存折 / Time bank passbook\n户名：{}    账号：{}\n",
+        p.name, p.account_id
+    );
+    s.push_str(&format!(
+        "{:<17} {:<8} {:>12} {:>12}  摘要\n",
+        "日期时间", "类别", "发生额", "余额"
+    ));
     for e in &p.entries {
-        let when = tz.timestamp_millis_opt(e.at).single().map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+        let when = tz
+            .timestamp_millis_opt(e.at)
+            .single()
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
         s.push_str(&format!(
             "{:<17} {:<8} {:>12} {:>12}  {}\n",
             when,
@@ -349,59 +393,76 @@ pub struct VerifyReport {
     pub total_of_all_entries: i64,
     pub mismatched_accounts: Vec<AccountMismatch>,
     pub unbalanced_transfers: Vec<(String, i64)>,
-    pub duplicate_credits: Vec<String>,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
-        self.mismatched_accounts.is_empty() && self.unbalanced_transfers.is_empty() && self.total_of_all_entries == 0 && self.duplicate_credits.is_empty()
+        self.mismatched_accounts.is_empty()
+            && self.unbalanced_transfers.is_empty()
+            && self.total_of_all_entries == 0
     }
 }
 
-/// Recompute every balance from its entries, check every transfer sums to zero, the whole
-/// ledger sums to zero, and no visit was credited twice to one volunteer. `progress` is called
-/// with a step number (1..=4) as the work goes on.
-pub async fn verify<C: ConnectionTrait>(c: &C, progress: &(dyn Fn(u64, &str) + Sync)) -> Result<VerifyReport> {
-    progress(1, "counting");
-    let accounts = sql::scalar_i64(c, "SELECT COUNT(*) FROM accounts", vec![]).await?;
-    let transfers = sql::scalar_i64(c, "SELECT COUNT(*) FROM transfers", vec![]).await?;
-    let entries = sql::scalar_i64(c, "SELECT COUNT(*) FROM ledger_entries", vec![]).await?;
-    let total = sql::scalar_i64(c, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries", vec![]).await?;
-    progress(2, "balances");
-    let rows = sql::all(
+/// Recompute every balance from its entries, check every transfer sums to zero and the whole
+/// ledger sums to zero. (At most one credit per visit and volunteer is a unique constraint on
+/// `transfers.credit_key`, so the database itself refuses a second one.) `progress` is called
+/// with a step number (1..=3) as the work goes on. Each step is one scan of a covering index.
+pub async fn verify<C: ConnectionTrait>(
+    c: &C,
+    progress: &(dyn Fn(u64, &str) + Sync),
+) -> Result<VerifyReport> {
+    use std::collections::HashMap;
+    progress(1, "balances");
+    let sums = sql::all(c, "SELECT account_id, CAST(SUM(amount) AS BIGINT) AS s, CAST(COUNT(*) AS BIGINT) AS n FROM ledger_entries GROUP BY account_id", vec![]).await?;
+    let mut by_account: HashMap<String, i64> = HashMap::with_capacity(sums.len());
+    let (mut entries, mut total) = (0i64, 0i64);
+    for r in &sums {
+        let s: i64 = get(r, "s")?;
+        entries += get::<i64>(r, "n")?;
+        total += s;
+        by_account.insert(get(r, "account_id")?, s);
+    }
+    let accts = sql::all(
         c,
-        "SELECT a.id, a.balance, CAST(COALESCE(s.total, 0) AS BIGINT) AS total, m.name FROM accounts a \
-         LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries GROUP BY account_id) s ON s.account_id = a.id \
-         LEFT JOIN members m ON m.id = a.member_id \
-         WHERE a.balance <> COALESCE(s.total, 0)",
+        "SELECT a.id, a.balance, m.name FROM accounts a LEFT JOIN members m ON m.id = a.member_id",
         vec![],
     )
     .await?;
-    let mismatched_accounts = rows
-        .iter()
-        .map(|r| {
-            Ok(AccountMismatch { account_id: get(r, "id")?, member_name: get(r, "name")?, stored_balance: get(r, "balance")?, sum_of_entries: get(r, "total")? })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    progress(3, "transfers");
+    let mut mismatched_accounts = Vec::new();
+    for r in &accts {
+        let id: String = get(r, "id")?;
+        let stored: i64 = get(r, "balance")?;
+        let sum = by_account.get(&id).copied().unwrap_or(0);
+        if stored != sum {
+            mismatched_accounts.push(AccountMismatch {
+                account_id: id,
+                member_name: get(r, "name")?,
+                stored_balance: stored,
+                sum_of_entries: sum,
+            });
+        }
+    }
+    progress(2, "transfers");
     let rows = sql::all(
         c,
         "SELECT transfer_id, CAST(SUM(amount) AS BIGINT) AS s FROM ledger_entries GROUP BY transfer_id HAVING SUM(amount) <> 0",
         vec![],
     )
     .await?;
-    let unbalanced_transfers = rows.iter().map(|r| Ok((get(r, "transfer_id")?, get(r, "s")?))).collect::<Result<Vec<_>>>()?;
-    progress(4, "credits");
-    let rows = sql::all(
-        c,
-        "SELECT e.account_id || ':' || t.visit_id AS k FROM transfers t JOIN ledger_entries e ON e.transfer_id = t.id \
-         WHERE t.kind IN ('service_credit', 'spend') AND t.visit_id IS NOT NULL AND e.amount > 0 AND t.credit_key LIKE 'svc:%' \
-         GROUP BY e.account_id, t.visit_id HAVING COUNT(*) > 1",
-        vec![],
-    )
-    .await?;
-    let duplicate_credits = rows.iter().map(|r| get(r, "k")).collect::<Result<Vec<_>>>()?;
-    Ok(VerifyReport { accounts, transfers, entries, total_of_all_entries: total, mismatched_accounts, unbalanced_transfers, duplicate_credits })
+    let unbalanced_transfers = rows
+        .iter()
+        .map(|r| Ok((get(r, "transfer_id")?, get(r, "s")?)))
+        .collect::<Result<Vec<_>>>()?;
+    progress(3, "counting");
+    let transfers = sql::scalar_i64(c, "SELECT COUNT(*) FROM transfers", vec![]).await?;
+    Ok(VerifyReport {
+        accounts: accts.len() as i64,
+        transfers,
+        entries,
+        total_of_all_entries: total,
+        mismatched_accounts,
+        unbalanced_transfers,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -431,24 +492,36 @@ pub struct Dashboard {
 }
 
 /// Live figures for a set of communities (a center's) or the whole database (None).
-pub async fn dashboard<C: ConnectionTrait>(c: &C, communities: Option<&[String]>, now_ms: i64) -> Result<Dashboard> {
+pub async fn dashboard<C: ConnectionTrait>(
+    c: &C,
+    communities: Option<&[String]>,
+    now_ms: i64,
+) -> Result<Dashboard> {
     let (_, rules) = crate::service::admin::rules(c).await?;
     let (day_start, _) = rules.local_day_bounds(now_ms);
     let month_start = {
         use chrono::{Datelike, TimeZone};
         let d = rules.local_date(now_ms).with_day(1).unwrap_or_default();
-        d.and_hms_opt(0, 0, 0).and_then(|n| rules.tz().from_local_datetime(&n).earliest()).map(|t| t.timestamp_millis()).unwrap_or(day_start)
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|n| rules.tz().from_local_datetime(&n).earliest())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(day_start)
     };
     let (filter, vals): (String, Vec<Value>) = match communities {
         Some(list) if !list.is_empty() => {
             let ph = vec!["?"; list.len()].join(",");
-            (format!(" AND o.community_id IN ({ph})"), list.iter().map(|s| s.clone().into()).collect())
+            (
+                format!(" AND o.community_id IN ({ph})"),
+                list.iter().map(|s| s.clone().into()).collect(),
+            )
         }
         Some(_) => (" AND 1 = 0".into(), vec![]),
         None => (String::new(), vec![]),
     };
     let mfilter = filter.replace("o.community_id", "m.home_community_id");
-    let with = |extra: Vec<Value>| -> Vec<Value> { extra.into_iter().chain(vals.iter().cloned()).collect() };
+    let with = |extra: Vec<Value>| -> Vec<Value> {
+        extra.into_iter().chain(vals.iter().cloned()).collect()
+    };
     let n = |sql: String, extra: Vec<Value>| {
         let v = with(extra);
         async move { sql::scalar_i64(c, &sql, v).await }
@@ -489,12 +562,38 @@ pub async fn dashboard<C: ConnectionTrait>(c: &C, communities: Option<&[String]>
             d.satisfaction_avg = Some((s as f64 / d.ratings as f64 * 100.0).round() / 100.0);
         }
     }
-    d.by_field = grouped(c, "o.field_code", "f.name_zh", "f.name_en", "JOIN service_fields f ON f.code = o.field_code", &filter, &vals).await?;
-    d.by_community = grouped(c, "o.community_id", "p.name_zh", "p.name_en", "JOIN places p ON p.id = o.community_id", &filter, &vals).await?;
+    d.by_field = grouped(
+        c,
+        "o.field_code",
+        "f.name_zh",
+        "f.name_en",
+        "JOIN service_fields f ON f.code = o.field_code",
+        &filter,
+        &vals,
+    )
+    .await?;
+    d.by_community = grouped(
+        c,
+        "o.community_id",
+        "p.name_zh",
+        "p.name_en",
+        "JOIN places p ON p.id = o.community_id",
+        &filter,
+        &vals,
+    )
+    .await?;
     Ok(d)
 }
 
-async fn grouped<C: ConnectionTrait>(c: &C, key: &str, zh: &str, en: &str, join: &str, filter: &str, vals: &[Value]) -> Result<Vec<Count>> {
+async fn grouped<C: ConnectionTrait>(
+    c: &C,
+    key: &str,
+    zh: &str,
+    en: &str,
+    join: &str,
+    filter: &str,
+    vals: &[Value],
+) -> Result<Vec<Count>> {
     let sql = format!(
         "SELECT {key} AS k, {zh} AS zh, {en} AS en, CAST(SUM(CASE WHEN o.status = 'completed' THEN 1 ELSE 0 END) AS BIGINT) AS done, \
          CAST(COALESCE((SELECT SUM(e.amount) FROM transfers t JOIN ledger_entries e ON e.transfer_id = t.id JOIN orders o2 ON o2.id = t.order_id \
@@ -505,7 +604,15 @@ async fn grouped<C: ConnectionTrait>(c: &C, key: &str, zh: &str, en: &str, join:
     sql::all(c, &sql, vals.to_vec())
         .await?
         .iter()
-        .map(|r| Ok(Count { key: get(r, "k")?, label_zh: get(r, "zh")?, label_en: get(r, "en")?, orders_completed: get(r, "done")?, minutes_credited: get(r, "mins")? }))
+        .map(|r| {
+            Ok(Count {
+                key: get(r, "k")?,
+                label_zh: get(r, "zh")?,
+                label_en: get(r, "en")?,
+                orders_completed: get(r, "done")?,
+                minutes_credited: get(r, "mins")?,
+            })
+        })
         .collect()
 }
 
@@ -523,8 +630,19 @@ pub async fn report_csv<C: ConnectionTrait>(c: &C, a: &Actor, by: ReportBy) -> R
         return Err(CoreError::forbidden("export reports"));
     }
     let (_, rules) = crate::service::admin::rules(c).await?;
-    let scope: Vec<String> = if a.is_admin() { vec![] } else { a.staff_scope.iter().cloned().collect() };
-    let filter = if scope.is_empty() { String::new() } else { format!(" AND o.community_id IN ({})", vec!["?"; scope.len()].join(",")) };
+    let scope: Vec<String> = if a.is_admin() {
+        vec![]
+    } else {
+        a.staff_scope.iter().cloned().collect()
+    };
+    let filter = if scope.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND o.community_id IN ({})",
+            vec!["?"; scope.len()].join(",")
+        )
+    };
     let vals: Vec<Value> = scope.iter().map(|s| s.clone().into()).collect();
     let rows = sql::all(
         c,
@@ -540,9 +658,16 @@ pub async fn report_csv<C: ConnectionTrait>(c: &C, a: &Actor, by: ReportBy) -> R
     let mut agg: std::collections::BTreeMap<String, (i64, i64, i64, i64)> = Default::default();
     for r in &rows {
         let key = match by {
-            ReportBy::Field => format!("{} {}", get::<String>(r, "field_code")?, get::<String>(r, "fzh")?),
+            ReportBy::Field => format!(
+                "{} {}",
+                get::<String>(r, "field_code")?,
+                get::<String>(r, "fzh")?
+            ),
             ReportBy::Community => get::<String>(r, "pzh")?,
-            ReportBy::Month => rules.local_date(get(r, "created_at")?).format("%Y-%m").to_string(),
+            ReportBy::Month => rules
+                .local_date(get(r, "created_at")?)
+                .format("%Y-%m")
+                .to_string(),
         };
         let e = agg.entry(key).or_default();
         e.0 += 1;
@@ -559,11 +684,29 @@ pub async fn report_csv<C: ConnectionTrait>(c: &C, a: &Actor, by: ReportBy) -> R
     };
     let mut w = csv::Writer::from_writer(Vec::new());
     let io = |e: csv::Error| CoreError::new(crate::Code::Io).with("detail", e);
-    w.write_record([head, "orders_posted", "orders_completed", "minutes_credited", "hours_credited", "volunteer_visits"]).map_err(io)?;
+    w.write_record([
+        head,
+        "orders_posted",
+        "orders_completed",
+        "minutes_credited",
+        "hours_credited",
+        "volunteer_visits",
+    ])
+    .map_err(io)?;
     for (k, (p, d, m, v)) in agg {
-        w.write_record([k, p.to_string(), d.to_string(), m.to_string(), format!("{:.2}", m as f64 / 60.0), v.to_string()]).map_err(io)?;
+        w.write_record([
+            k,
+            p.to_string(),
+            d.to_string(),
+            m.to_string(),
+            format!("{:.2}", m as f64 / 60.0),
+            v.to_string(),
+        ])
+        .map_err(io)?;
     }
-    let bytes = w.into_inner().map_err(|e| CoreError::new(crate::Code::Io).with("detail", e))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| CoreError::new(crate::Code::Io).with("detail", e))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -579,9 +722,31 @@ pub async fn export_json<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<serde_j
         }};
     }
     let mut m = dump!(
-        places, centers, center_communities, programmes, service_fields, services, members, member_roles, family_links,
-        volunteer_profiles, orders, order_visits, order_volunteers, visit_attendance, activities, activity_signups, accounts,
-        transfers, ledger_entries, ledger_flags, feedback, safeguarding_reports, inbox_messages, audit_log, outbox
+        places,
+        centers,
+        center_communities,
+        programmes,
+        service_fields,
+        services,
+        members,
+        member_roles,
+        family_links,
+        volunteer_profiles,
+        orders,
+        order_visits,
+        order_volunteers,
+        visit_attendance,
+        activities,
+        activity_signups,
+        accounts,
+        transfers,
+        ledger_entries,
+        ledger_flags,
+        feedback,
+        safeguarding_reports,
+        inbox_messages,
+        audit_log,
+        outbox
     );
     // PIN hashes stay on the device.
     if let Some(serde_json::Value::Array(ms)) = m.get_mut("members") {
@@ -589,7 +754,9 @@ pub async fn export_json<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<serde_j
             x["pin_hash"] = serde_json::Value::Null;
         }
     }
-    Ok(serde_json::json!({ "format": "timebank-export", "version": 1, "schema_version": timebank_migrations::SCHEMA_VERSION, "tables": m }))
+    Ok(
+        serde_json::json!({ "format": "timebank-export", "version": 1, "schema_version": timebank_migrations::SCHEMA_VERSION, "tables": m }),
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -629,7 +796,12 @@ pub struct AuditRow {
 }
 
 /// The audit trail (staff and administrators), optionally of one entity.
-pub async fn audit<C: ConnectionTrait>(c: &C, a: &Actor, entity_id: Option<&str>, limit: u64) -> Result<Vec<AuditRow>> {
+pub async fn audit<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    entity_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<AuditRow>> {
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("read the audit trail"));
     }
@@ -663,16 +835,27 @@ pub async fn audit<C: ConnectionTrait>(c: &C, a: &Actor, entity_id: Option<&str>
 }
 
 /// Safeguarding reports: staff of the communities concerned only, never volunteers.
-pub async fn safeguarding<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<Vec<crate::entities::safeguarding_reports::Model>> {
+pub async fn safeguarding<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+) -> Result<Vec<crate::entities::safeguarding_reports::Model>> {
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("read safeguarding reports"));
     }
-    let all = crate::entities::safeguarding_reports::Entity::find().all(c).await?;
-    Ok(all.into_iter().filter(|r| a.is_staff_for(&r.community_id)).collect())
+    let all = crate::entities::safeguarding_reports::Entity::find()
+        .all(c)
+        .await?;
+    Ok(all
+        .into_iter()
+        .filter(|r| a.is_staff_for(&r.community_id))
+        .collect())
 }
 
 /// Minutes held by limits, waiting for a staff decision.
-pub async fn held<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<Vec<crate::entities::ledger_flags::Model>> {
+pub async fn held<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+) -> Result<Vec<crate::entities::ledger_flags::Model>> {
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("see held hours"));
     }
@@ -699,7 +882,12 @@ pub struct MemberRow {
 }
 
 /// Members of a community with their contact details: staff of that community only.
-pub async fn members_of<C: ConnectionTrait>(c: &C, a: &Actor, community: &str, now_ms: i64) -> Result<Vec<MemberRow>> {
+pub async fn members_of<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    community: &str,
+    now_ms: i64,
+) -> Result<Vec<MemberRow>> {
     a.require_staff_for(community, "see residents' personal data")?;
     let (_, rules) = crate::service::admin::rules(c).await?;
     let today = rules.local_date(now_ms);
@@ -725,7 +913,12 @@ pub async fn members_of<C: ConnectionTrait>(c: &C, a: &Actor, community: &str, n
                 name: get(r, "name")?,
                 phone: get(r, "phone")?,
                 community: get(r, "name_zh")?,
-                roles: get::<Option<String>>(r, "roles")?.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                roles: get::<Option<String>>(r, "roles")?
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 vetting: get(r, "vetting")?,
                 age: crate::domain::rules::age_on(dob, today),
             })
@@ -748,7 +941,10 @@ pub async fn find_member<C: ConnectionTrait>(c: &C, key: &str) -> Result<members
 }
 
 /// Find a community by id or Chinese/English name.
-pub async fn find_community<C: ConnectionTrait>(c: &C, key: &str) -> Result<crate::entities::places::Model> {
+pub async fn find_community<C: ConnectionTrait>(
+    c: &C,
+    key: &str,
+) -> Result<crate::entities::places::Model> {
     let rows = sql::all(c, "SELECT id FROM places WHERE level = 'community' AND (id = ? OR name_zh = ? OR name_en = ?)", vec![key.into(), key.into(), key.into()]).await?;
     match rows.first() {
         Some(r) => crate::service::get_place(c, &get::<String>(r, "id")?).await,

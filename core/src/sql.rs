@@ -32,16 +32,28 @@ pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, prepare(backend, sql), values)
 }
 
-pub async fn all<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
-    Ok(c.query_all_raw(stmt(c.get_database_backend(), sql, values)).await?)
+pub async fn all<C: ConnectionTrait>(
+    c: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>> {
+    Ok(c.query_all_raw(stmt(c.get_database_backend(), sql, values))
+        .await?)
 }
 
-pub async fn one<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>> {
-    Ok(c.query_one_raw(stmt(c.get_database_backend(), sql, values)).await?)
+pub async fn one<C: ConnectionTrait>(
+    c: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<QueryResult>> {
+    Ok(c.query_one_raw(stmt(c.get_database_backend(), sql, values))
+        .await?)
 }
 
 pub async fn exec<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<u64> {
-    Ok(c.execute_raw(stmt(c.get_database_backend(), sql, values)).await?.rows_affected())
+    Ok(c.execute_raw(stmt(c.get_database_backend(), sql, values))
+        .await?
+        .rows_affected())
 }
 
 /// The first column of the first row as an integer (0 when there is no row). Aggregates are
@@ -60,7 +72,10 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_for_postgres_but_not_inside_strings() {
-        assert_eq!(prepare(DbBackend::Postgres, "a = ? AND b = '?' AND c = ?"), "a = $1 AND b = '?' AND c = $2");
+        assert_eq!(
+            prepare(DbBackend::Postgres, "a = ? AND b = '?' AND c = ?"),
+            "a = $1 AND b = '?' AND c = $2"
+        );
         assert_eq!(prepare(DbBackend::Sqlite, "a = ?"), "a = ?");
     }
 }

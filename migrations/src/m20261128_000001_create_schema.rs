@@ -22,7 +22,12 @@ fn fk(table: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCre
         .take()
 }
 
-fn idx(table: &'static str, name: &str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
+fn idx(
+    table: &'static str,
+    name: &str,
+    cols: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
     let mut i = Index::create();
     i.name(format!("ix_{table}_{name}")).table(table);
     for c in cols {
@@ -409,32 +414,77 @@ impl MigrationTrait for Migration {
             idx("places", "parent", &["parent_id"], false),
             idx("members", "community", &["home_community_id"], false),
             idx("family_links", "relative", &["relative_id"], false),
-            idx("orders", "board", &["community_id", "status", "urgent", "created_at"], false),
-            idx("orders", "field_board", &["community_id", "field_code", "status", "urgent", "created_at"], false),
             idx("orders", "beneficiary", &["beneficiary_id"], false),
             idx("orders", "status", &["status", "updated_at"], false),
             idx("order_visits", "order", &["order_id", "visit_no"], true),
-            idx("order_volunteers", "order_volunteer", &["order_id", "volunteer_id"], true),
-            idx("order_volunteers", "volunteer", &["volunteer_id", "status"], false),
-            idx("visit_attendance", "visit_volunteer", &["visit_id", "volunteer_id"], true),
+            idx(
+                "order_volunteers",
+                "order_volunteer",
+                &["order_id", "volunteer_id"],
+                true,
+            ),
+            idx(
+                "order_volunteers",
+                "volunteer",
+                &["volunteer_id", "status"],
+                false,
+            ),
+            idx(
+                "visit_attendance",
+                "visit_volunteer",
+                &["visit_id", "volunteer_id"],
+                true,
+            ),
             idx("visit_attendance", "order", &["order_id"], false),
-            idx("activities", "community", &["community_id", "starts_at"], false),
+            idx(
+                "activities",
+                "community",
+                &["community_id", "starts_at"],
+                false,
+            ),
             idx("accounts", "community", &["kind", "community_id"], false),
             idx("transfers", "order", &["order_id"], false),
-            idx("ledger_entries", "account", &["account_id", "created_at", "id"], false),
-            idx("ledger_entries", "transfer", &["transfer_id"], false),
+            idx(
+                "ledger_entries",
+                "account",
+                &["account_id", "created_at", "id", "amount"],
+                false,
+            ),
+            idx(
+                "ledger_entries",
+                "transfer",
+                &["transfer_id", "amount"],
+                false,
+            ),
             idx("ledger_flags", "status", &["status", "created_at"], false),
             idx("feedback", "order", &["order_id"], false),
-            idx("inbox_messages", "member", &["member_id", "created_at"], false),
+            idx(
+                "inbox_messages",
+                "member",
+                &["member_id", "created_at"],
+                false,
+            ),
             idx("audit_log", "entity", &["entity", "entity_id"], false),
             idx("audit_log", "at", &["at"], false),
             idx("outbox", "device_seq", &["device_id", "seq"], true),
         ] {
             m.create_index(i).await?;
         }
+        // The open-order board reads only orders that still need volunteers: partial indexes in
+        // the board's order (urgent first, oldest first), the same SQL on both databases.
+        let db = m.get_connection();
+        for (name, cols) in [
+            ("board", "community_id"),
+            ("field_board", "community_id, field_code"),
+        ] {
+            db.execute_unprepared(&format!(
+                "CREATE INDEX ix_orders_{name} ON orders ({cols}, urgent DESC, created_at ASC) \
+                 WHERE status IN ('open', 'accepted') AND accepted_count < volunteers_needed"
+            ))
+            .await?;
+        }
         // The ledger is append-only: no UPDATE or DELETE of an entry or a transfer, whatever
         // the code path. Corrections are reversing transfers.
-        let db = m.get_connection();
         match m.get_database_backend() {
             DbBackend::Postgres => {
                 db.execute_unprepared(

@@ -11,15 +11,27 @@ pub struct Hlc {
 
 impl Hlc {
     pub fn zero(node: &str) -> Self {
-        Hlc { millis: 0, counter: 0, node: node.to_owned() }
+        Hlc {
+            millis: 0,
+            counter: 0,
+            node: node.to_owned(),
+        }
     }
 
     /// The next local timestamp after `self`, given the wall clock `now_ms`.
     pub fn tick(&self, now_ms: i64) -> Hlc {
         if now_ms > self.millis {
-            Hlc { millis: now_ms, counter: 0, node: self.node.clone() }
+            Hlc {
+                millis: now_ms,
+                counter: 0,
+                node: self.node.clone(),
+            }
         } else {
-            Hlc { millis: self.millis, counter: self.counter + 1, node: self.node.clone() }
+            Hlc {
+                millis: self.millis,
+                counter: self.counter + 1,
+                node: self.node.clone(),
+            }
         }
     }
 
@@ -35,7 +47,11 @@ impl Hlc {
         } else {
             0
         };
-        Hlc { millis, counter, node: self.node.clone() }
+        Hlc {
+            millis,
+            counter,
+            node: self.node.clone(),
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -47,7 +63,11 @@ impl Hlc {
         let millis = it.next()?.parse().ok()?;
         let counter = it.next()?.parse().ok()?;
         let node = it.next()?.to_owned();
-        Some(Hlc { millis, counter, node })
+        Some(Hlc {
+            millis,
+            counter,
+            node,
+        })
     }
 }
 
@@ -67,7 +87,11 @@ mod tests {
     #[test]
     fn receiving_a_clock_from_the_future_moves_ahead_of_it() {
         let local = Hlc::zero("a").tick(1_000);
-        let remote = Hlc { millis: 9_000, counter: 3, node: "b-x".into() };
+        let remote = Hlc {
+            millis: 9_000,
+            counter: 3,
+            node: "b-x".into(),
+        };
         let merged = local.receive(&remote, 1_001);
         assert_eq!((merged.millis, merged.counter), (9_000, 4));
         assert_eq!(Hlc::decode(&remote.encode()), Some(remote));

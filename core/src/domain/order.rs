@@ -23,15 +23,23 @@ pub enum OrderEvent {
     /// A volunteer accepted or was assigned (the count after it).
     Accept,
     /// A volunteer released it before check-in; `remaining` volunteers are still on it.
-    Release { remaining: u32 },
+    Release {
+        remaining: u32,
+    },
     CheckIn,
     /// A volunteer checked out; `all_out` when nobody of this visit is still in service.
-    CheckOut { all_out: bool },
+    CheckOut {
+        all_out: bool,
+    },
     /// The visit was confirmed (by PIN, app, staff or automatically).
-    Confirm { last_visit: bool },
+    Confirm {
+        last_visit: bool,
+    },
     Dispute,
     /// Staff resolved a dispute.
-    Resolve { last_visit: bool },
+    Resolve {
+        last_visit: bool,
+    },
     Cancel,
     Expire,
 }
@@ -79,7 +87,10 @@ impl OrderStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Expired)
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Expired
+        )
     }
 
     /// The status after `event`, or `None` when the event is not allowed in this status.
@@ -150,7 +161,12 @@ mod tests {
     #[test]
     fn the_happy_path_goes_from_open_to_completed() {
         let mut s = S::Open;
-        for e in [E::Accept, E::CheckIn, E::CheckOut { all_out: true }, E::Confirm { last_visit: true }] {
+        for e in [
+            E::Accept,
+            E::CheckIn,
+            E::CheckOut { all_out: true },
+            E::Confirm { last_visit: true },
+        ] {
             s = s.apply(e).expect("legal");
         }
         assert_eq!(s, S::Completed);
@@ -158,20 +174,36 @@ mod tests {
 
     #[test]
     fn a_recurring_order_returns_to_accepted_until_its_last_visit() {
-        assert_eq!(S::AwaitingConfirmation.apply(E::Confirm { last_visit: false }), Some(S::Accepted));
+        assert_eq!(
+            S::AwaitingConfirmation.apply(E::Confirm { last_visit: false }),
+            Some(S::Accepted)
+        );
     }
 
     #[test]
     fn release_only_before_check_in_and_reopens_when_nobody_is_left() {
-        assert_eq!(S::Accepted.apply(E::Release { remaining: 0 }), Some(S::Open));
-        assert_eq!(S::Accepted.apply(E::Release { remaining: 1 }), Some(S::Accepted));
+        assert_eq!(
+            S::Accepted.apply(E::Release { remaining: 0 }),
+            Some(S::Open)
+        );
+        assert_eq!(
+            S::Accepted.apply(E::Release { remaining: 1 }),
+            Some(S::Accepted)
+        );
         assert_eq!(S::InService.apply(E::Release { remaining: 0 }), None);
     }
 
     #[test]
     fn final_states_accept_no_event() {
         for s in [S::Completed, S::Cancelled, S::Expired] {
-            for e in [E::Accept, E::CheckIn, E::Cancel, E::Expire, E::Dispute, E::Confirm { last_visit: true }] {
+            for e in [
+                E::Accept,
+                E::CheckIn,
+                E::Cancel,
+                E::Expire,
+                E::Dispute,
+                E::Confirm { last_visit: true },
+            ] {
                 assert_eq!(s.apply(e), None, "{s} + {e:?}");
             }
         }

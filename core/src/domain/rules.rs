@@ -78,22 +78,42 @@ impl Rules {
     /// Check the rules make sense; the message names the field.
     pub fn validate(&self) -> Result<(), (&'static str, &'static str, &'static str)> {
         if !(1..=240).contains(&self.rounding_minutes) {
-            return Err(("rounding_minutes", "取整单位须在1到240分钟之间", "must be 1 to 240 minutes"));
+            return Err((
+                "rounding_minutes",
+                "取整单位须在1到240分钟之间",
+                "must be 1 to 240 minutes",
+            ));
         }
         if self.max_per_visit <= 0 || self.max_per_day <= 0 || self.balance_cap <= 0 {
-            return Err(("limits", "上限必须大于0", "limits must be greater than zero"));
+            return Err((
+                "limits",
+                "上限必须大于0",
+                "limits must be greater than zero",
+            ));
         }
         if self.max_per_visit > self.max_per_day {
-            return Err(("max_per_visit", "单次上限不能大于每日上限", "must not exceed the daily maximum"));
+            return Err((
+                "max_per_visit",
+                "单次上限不能大于每日上限",
+                "must not exceed the daily maximum",
+            ));
         }
         if self.overdraft_limit < 0 || self.signup_bonus < 0 {
             return Err(("overdraft_limit", "不能为负数", "must not be negative"));
         }
         if !(0..=120).contains(&self.min_spend_age) {
-            return Err(("min_spend_age", "年龄须在0到120之间", "must be between 0 and 120"));
+            return Err((
+                "min_spend_age",
+                "年龄须在0到120之间",
+                "must be between 0 and 120",
+            ));
         }
         if self.auto_confirm_minutes <= 0 || self.urgent_escalation_minutes <= 0 {
-            return Err(("auto_confirm_minutes", "时间必须大于0", "must be greater than zero"));
+            return Err((
+                "auto_confirm_minutes",
+                "时间必须大于0",
+                "must be greater than zero",
+            ));
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(("timezone", "未知的时区", "unknown time zone"));
@@ -128,9 +148,20 @@ impl Rules {
             }
         };
         hold(&mut left, self.max_per_visit, HoldReason::MaxPerVisit);
-        hold(&mut left, self.max_per_day - credited_today, HoldReason::MaxPerDay);
-        hold(&mut left, self.balance_cap - balance, HoldReason::BalanceCap);
-        CreditSplit { credited: left, held }
+        hold(
+            &mut left,
+            self.max_per_day - credited_today,
+            HoldReason::MaxPerDay,
+        );
+        hold(
+            &mut left,
+            self.balance_cap - balance,
+            HoldReason::BalanceCap,
+        );
+        CreditSplit {
+            credited: left,
+            held,
+        }
     }
 
     /// Whether a member of `age` may spend hours; `Err((min_age, age))` if not.
@@ -149,7 +180,11 @@ impl Rules {
 
     /// The programme-local date of an instant.
     pub fn local_date(&self, at_ms: i64) -> NaiveDate {
-        self.tz().timestamp_millis_opt(at_ms).single().map(|d| d.date_naive()).unwrap_or_default()
+        self.tz()
+            .timestamp_millis_opt(at_ms)
+            .single()
+            .map(|d| d.date_naive())
+            .unwrap_or_default()
     }
 
     /// Start and end (exclusive), in ms, of the programme-local day containing `at_ms`.
@@ -195,7 +230,10 @@ mod tests {
 
     #[test]
     fn credit_over_the_visit_maximum_is_held_not_lost() {
-        let r = Rules { max_per_visit: 120, ..Rules::default() };
+        let r = Rules {
+            max_per_visit: 120,
+            ..Rules::default()
+        };
         let s = r.split_credit(180, 0, 0);
         assert_eq!(s.credited, 120);
         assert_eq!(s.held, vec![(HoldReason::MaxPerVisit, 60)]);
@@ -204,16 +242,28 @@ mod tests {
 
     #[test]
     fn daily_maximum_counts_what_was_credited_earlier_that_day() {
-        let r = Rules { max_per_day: 240, ..Rules::default() };
+        let r = Rules {
+            max_per_day: 240,
+            ..Rules::default()
+        };
         let s = r.split_credit(120, 180, 0);
-        assert_eq!((s.credited, s.held.clone()), (60, vec![(HoldReason::MaxPerDay, 60)]));
+        assert_eq!(
+            (s.credited, s.held.clone()),
+            (60, vec![(HoldReason::MaxPerDay, 60)])
+        );
     }
 
     #[test]
     fn balance_cap_holds_what_would_go_over_it() {
-        let r = Rules { balance_cap: 1_000, ..Rules::default() };
+        let r = Rules {
+            balance_cap: 1_000,
+            ..Rules::default()
+        };
         let s = r.split_credit(60, 0, 990);
-        assert_eq!((s.credited, s.held.clone()), (10, vec![(HoldReason::BalanceCap, 50)]));
+        assert_eq!(
+            (s.credited, s.held.clone()),
+            (10, vec![(HoldReason::BalanceCap, 50)])
+        );
         let s = r.split_credit(60, 0, 1_200);
         assert_eq!(s.credited, 0);
         assert_eq!(s.total(), 60);
@@ -229,7 +279,10 @@ mod tests {
 
     #[test]
     fn overdraft_limit_bounds_paying() {
-        let r = Rules { overdraft_limit: 60, ..Rules::default() };
+        let r = Rules {
+            overdraft_limit: 60,
+            ..Rules::default()
+        };
         assert!(r.may_pay(0, 60));
         assert!(!r.may_pay(0, 61));
     }
@@ -253,9 +306,16 @@ mod tests {
 
     #[test]
     fn nonsense_rules_are_refused_with_the_field_named() {
-        let r = Rules { max_per_visit: 600, max_per_day: 300, ..Rules::default() };
+        let r = Rules {
+            max_per_visit: 600,
+            max_per_day: 300,
+            ..Rules::default()
+        };
         assert_eq!(r.validate().map_err(|e| e.0), Err("max_per_visit"));
-        let r = Rules { timezone: "Mars/Olympus".into(), ..Rules::default() };
+        let r = Rules {
+            timezone: "Mars/Olympus".into(),
+            ..Rules::default()
+        };
         assert_eq!(r.validate().map_err(|e| e.0), Err("timezone"));
     }
 }

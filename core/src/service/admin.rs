@@ -1,7 +1,9 @@
 //! Programme rules, the service catalogue and the bootstrap of a new database.
 use super::{outbox, Actor, Audit, Ctx, Outcome};
 use crate::domain::{AccountKind, GiftPolicy, Payer, PlaceLevel, Role, Rules};
-use crate::entities::{accounts, center_communities, centers, places, programmes, service_fields, services};
+use crate::entities::{
+    accounts, center_communities, centers, places, programmes, service_fields, services,
+};
 use crate::error::{CoreError, Result};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
 use serde_json::json;
@@ -53,15 +55,29 @@ fn programme_model(id: &str, name: &str, r: &Rules, now: i64) -> programmes::Mod
     }
 }
 
-pub async fn set_rules<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, r: &Rules) -> Result<(Outcome, Audit)> {
+pub async fn set_rules<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    r: &Rules,
+) -> Result<(Outcome, Audit)> {
     a.require_admin("change the programme rules")?;
-    r.validate().map_err(|(f, zh, en)| CoreError::invalid(f, zh, en))?;
+    r.validate()
+        .map_err(|(f, zh, en)| CoreError::invalid(f, zh, en))?;
     let (id, before) = rules(c).await?;
-    let p = programmes::Entity::find_by_id(id.clone()).one(c).await?.ok_or_else(|| CoreError::not_found("programme", &id))?;
+    let p = programmes::Entity::find_by_id(id.clone())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("programme", &id))?;
     let name = p.name.clone();
-    let am = programme_model(&id, &name, r, ctx.now_ms).into_active_model().reset_all();
+    let am = programme_model(&id, &name, r, ctx.now_ms)
+        .into_active_model()
+        .reset_all();
     am.update(c).await?;
-    Ok((Outcome::id(&id), Audit::of("programme", &id).detail(json!({"before": before, "after": r}))))
+    Ok((
+        Outcome::id(&id),
+        Audit::of("programme", &id).detail(json!({"before": before, "after": r})),
+    ))
 }
 
 pub async fn upsert_service<C: ConnectionTrait>(
@@ -76,10 +92,22 @@ pub async fn upsert_service<C: ConnectionTrait>(
     a.require_admin("edit the service catalogue")?;
     let zh = super::nonempty("name_zh", zh, 40)?;
     let en = super::nonempty("name_en", en, 80)?;
-    if !code.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch.is_ascii_digit()) || code.is_empty() {
-        return Err(CoreError::invalid("code", "编号只能用小写字母、数字和下划线", "use lowercase letters, digits and _"));
+    if !code
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch.is_ascii_digit())
+        || code.is_empty()
+    {
+        return Err(CoreError::invalid(
+            "code",
+            "编号只能用小写字母、数字和下划线",
+            "use lowercase letters, digits and _",
+        ));
     }
-    if service_fields::Entity::find_by_id(field.to_owned()).one(c).await?.is_none() {
+    if service_fields::Entity::find_by_id(field.to_owned())
+        .one(c)
+        .await?
+        .is_none()
+    {
         return Err(CoreError::not_found("service field", field));
     }
     match services::Entity::find_by_id(code.to_owned()).one(c).await? {
@@ -93,52 +121,112 @@ pub async fn upsert_service<C: ConnectionTrait>(
         }
         None => {
             services::Entity::insert(
-                services::Model { code: code.into(), field_code: field.into(), name_zh: zh, name_en: en, sort: 100, active }
-                    .into_active_model(),
+                services::Model {
+                    code: code.into(),
+                    field_code: field.into(),
+                    name_zh: zh,
+                    name_en: en,
+                    sort: 100,
+                    active,
+                }
+                .into_active_model(),
             )
             .exec_without_returning(c)
             .await?;
         }
     }
-    Ok((Outcome::id(code), Audit::of("service", code).detail(json!({"field": field, "active": active}))))
+    Ok((
+        Outcome::id(code),
+        Audit::of("service", code).detail(json!({"field": field, "active": active})),
+    ))
 }
 
 /// The default catalogue: the city platform's eight service fields, each with services.
-pub const CATALOGUE: &[(&str, &str, &str, &[(&str, &str, &str)])] = &[
-    ("daily_living", "生活照料", "Daily living", &[
-        ("meal_delivery", "助餐送餐", "Meal delivery"),
-        ("shopping", "代购买菜", "Shopping"),
-        ("cleaning", "打扫卫生", "Cleaning"),
-    ]),
-    ("health", "医疗健康", "Health", &[
-        ("hospital_escort", "陪同就医", "Escort to hospital"),
-        ("medicine_pickup", "代取药品", "Medicine pickup"),
-        ("health_reminder", "健康提醒", "Health check reminders"),
-    ]),
-    ("companionship", "精神慰藉", "Companionship", &[
-        ("chat_visit", "上门陪伴聊天", "Companionship visit"),
-        ("checkin_call", "电话问候", "Check-in call"),
-    ]),
-    ("fitness", "文体健身", "Fitness and sports", &[
-        ("walk_together", "陪同散步", "Walking together"),
-        ("group_exercise", "集体健身", "Group exercise"),
-    ]),
-    ("culture", "文化学习", "Culture and learning", &[
-        ("phone_help", "手机应用教学", "Phone and app help"),
-        ("reading", "读书读报", "Reading aloud"),
-    ]),
-    ("repairs", "家政维修", "Household repairs", &[
-        ("small_repair", "小家电维修", "Small repairs"),
-        ("plumbing", "水电维修", "Plumbing and electrics"),
-    ]),
-    ("legal", "法律政务", "Legal and paperwork", &[
-        ("paperwork", "代办政务", "Paperwork help"),
-        ("legal_advice", "法律咨询", "Legal advice"),
-    ]),
-    ("emergency", "应急救助", "Emergency and disaster relief", &[
-        ("typhoon_check", "台风天上门查看", "Typhoon check"),
-        ("supplies", "应急物资送达", "Emergency supplies"),
-    ]),
+/// (code, zh, en) of a service.
+pub type ServiceDef = (&'static str, &'static str, &'static str);
+/// (field code, zh, en, services) of a service field.
+pub type FieldDef = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [ServiceDef],
+);
+
+pub const CATALOGUE: &[FieldDef] = &[
+    (
+        "daily_living",
+        "生活照料",
+        "Daily living",
+        &[
+            ("meal_delivery", "助餐送餐", "Meal delivery"),
+            ("shopping", "代购买菜", "Shopping"),
+            ("cleaning", "打扫卫生", "Cleaning"),
+        ],
+    ),
+    (
+        "health",
+        "医疗健康",
+        "Health",
+        &[
+            ("hospital_escort", "陪同就医", "Escort to hospital"),
+            ("medicine_pickup", "代取药品", "Medicine pickup"),
+            ("health_reminder", "健康提醒", "Health check reminders"),
+        ],
+    ),
+    (
+        "companionship",
+        "精神慰藉",
+        "Companionship",
+        &[
+            ("chat_visit", "上门陪伴聊天", "Companionship visit"),
+            ("checkin_call", "电话问候", "Check-in call"),
+        ],
+    ),
+    (
+        "fitness",
+        "文体健身",
+        "Fitness and sports",
+        &[
+            ("walk_together", "陪同散步", "Walking together"),
+            ("group_exercise", "集体健身", "Group exercise"),
+        ],
+    ),
+    (
+        "culture",
+        "文化学习",
+        "Culture and learning",
+        &[
+            ("phone_help", "手机应用教学", "Phone and app help"),
+            ("reading", "读书读报", "Reading aloud"),
+        ],
+    ),
+    (
+        "repairs",
+        "家政维修",
+        "Household repairs",
+        &[
+            ("small_repair", "小家电维修", "Small repairs"),
+            ("plumbing", "水电维修", "Plumbing and electrics"),
+        ],
+    ),
+    (
+        "legal",
+        "法律政务",
+        "Legal and paperwork",
+        &[
+            ("paperwork", "代办政务", "Paperwork help"),
+            ("legal_advice", "法律咨询", "Legal advice"),
+        ],
+    ),
+    (
+        "emergency",
+        "应急救助",
+        "Emergency and disaster relief",
+        &[
+            ("typhoon_check", "台风天上门查看", "Typhoon check"),
+            ("supplies", "应急物资送达", "Emergency supplies"),
+        ],
+    ),
 ];
 
 /// What a new database is set up with.
@@ -171,27 +259,41 @@ pub struct Bootstrapped {
 /// its accounts, the catalogue and the first administrator. One transaction.
 pub async fn bootstrap<C: ConnectionTrait>(c: &C, b: &Bootstrap, now: i64) -> Result<Bootstrapped> {
     if outbox::get_setting(c, outbox::K_DEVICE_ID).await?.is_some() {
-        return Err(CoreError::new(crate::error::Code::Duplicate).with("entity", "device").with("id", "this database"));
+        return Err(CoreError::new(crate::error::Code::Duplicate)
+            .with("entity", "device")
+            .with("id", "this database"));
     }
     if b.communities.is_empty() {
-        return Err(CoreError::invalid("communities", "至少需要一个社区", "at least one community is needed"));
+        return Err(CoreError::invalid(
+            "communities",
+            "至少需要一个社区",
+            "at least one community is needed",
+        ));
     }
-    b.rules.validate().map_err(|(f, zh, en)| CoreError::invalid(f, zh, en))?;
+    b.rules
+        .validate()
+        .map_err(|(f, zh, en)| CoreError::invalid(f, zh, en))?;
     let device_id = super::new_id();
-    let place = |id: &str, parent: Option<&str>, level: PlaceLevel, n: &(String, String)| places::Model {
-        id: id.to_owned(),
-        parent_id: parent.map(str::to_owned),
-        level: level.as_str().into(),
-        name_zh: n.0.clone(),
-        name_en: n.1.clone(),
-    };
+    let place =
+        |id: &str, parent: Option<&str>, level: PlaceLevel, n: &(String, String)| places::Model {
+            id: id.to_owned(),
+            parent_id: parent.map(str::to_owned),
+            level: level.as_str().into(),
+            name_zh: n.0.clone(),
+            name_en: n.1.clone(),
+        };
     let city = super::new_id();
     let district = super::new_id();
     let sub = super::new_id();
     let mut rows = vec![
         place(&city, None, PlaceLevel::City, &b.city),
         place(&district, Some(&city), PlaceLevel::District, &b.district),
-        place(&sub, Some(&district), PlaceLevel::Subdistrict, &b.subdistrict),
+        place(
+            &sub,
+            Some(&district),
+            PlaceLevel::Subdistrict,
+            &b.subdistrict,
+        ),
     ];
     let mut community_ids = Vec::new();
     for n in &b.communities {
@@ -199,23 +301,36 @@ pub async fn bootstrap<C: ConnectionTrait>(c: &C, b: &Bootstrap, now: i64) -> Re
         rows.push(place(&id, Some(&sub), PlaceLevel::Community, n));
         community_ids.push(id);
     }
-    places::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model)).exec_without_returning(c).await?;
+    places::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(c)
+        .await?;
     let center_id = super::new_id();
     centers::Entity::insert(
-        centers::Model { id: center_id.clone(), name_zh: b.center.0.clone(), name_en: b.center.1.clone(), subdistrict_id: sub.clone() }
-            .into_active_model(),
+        centers::Model {
+            id: center_id.clone(),
+            name_zh: b.center.0.clone(),
+            name_en: b.center.1.clone(),
+            subdistrict_id: sub.clone(),
+        }
+        .into_active_model(),
     )
     .exec_without_returning(c)
     .await?;
     center_communities::Entity::insert_many(community_ids.iter().map(|cid| {
-        center_communities::Model { center_id: center_id.clone(), community_id: cid.clone() }.into_active_model()
+        center_communities::Model {
+            center_id: center_id.clone(),
+            community_id: cid.clone(),
+        }
+        .into_active_model()
     }))
     .exec_without_returning(c)
     .await?;
     let programme_id = super::new_id();
-    programmes::Entity::insert(programme_model(&programme_id, &b.programme_name, &b.rules, now).into_active_model())
-        .exec_without_returning(c)
-        .await?;
+    programmes::Entity::insert(
+        programme_model(&programme_id, &b.programme_name, &b.rules, now).into_active_model(),
+    )
+    .exec_without_returning(c)
+    .await?;
     let mut accts = vec![accounts::Model {
         id: format!("issuing-{programme_id}"),
         kind: AccountKind::Issuing.as_str().into(),
@@ -236,7 +351,9 @@ pub async fn bootstrap<C: ConnectionTrait>(c: &C, b: &Bootstrap, now: i64) -> Re
             created_at: now,
         });
     }
-    accounts::Entity::insert_many(accts.into_iter().map(IntoActiveModel::into_active_model)).exec_without_returning(c).await?;
+    accounts::Entity::insert_many(accts.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(c)
+        .await?;
     seed_catalogue(c).await?;
     outbox::set_setting(c, outbox::K_DEVICE_ID, &device_id).await?;
     outbox::set_setting(c, outbox::K_CENTER, &center_id).await?;
@@ -260,20 +377,56 @@ pub async fn bootstrap<C: ConnectionTrait>(c: &C, b: &Bootstrap, now: i64) -> Re
     super::members::insert_member_rows(c, now, &reg, name, phone).await?;
     let ctx = Ctx::new(&admin_id, &device_id, now);
     super::ledger::open_member_account(c, &ctx, &admin_id).await?;
-    super::write_audit(c, &Ctx::new("system", &device_id, now), "bootstrap", &Audit::of("device", &device_id).detail(json!({"center": center_id, "admin": admin_id}))).await?;
-    Ok(Bootstrapped { device_id, programme_id, center_id, community_ids, subdistrict_id: sub, admin_id })
+    super::write_audit(
+        c,
+        &Ctx::new("system", &device_id, now),
+        "bootstrap",
+        &Audit::of("device", &device_id).detail(json!({"center": center_id, "admin": admin_id})),
+    )
+    .await?;
+    Ok(Bootstrapped {
+        device_id,
+        programme_id,
+        center_id,
+        community_ids,
+        subdistrict_id: sub,
+        admin_id,
+    })
 }
 
 pub async fn seed_catalogue<C: ConnectionTrait>(c: &C) -> Result<()> {
     let mut fields = Vec::new();
     let mut svcs = Vec::new();
     for (i, (code, zh, en, list)) in CATALOGUE.iter().enumerate() {
-        fields.push(service_fields::Model { code: (*code).into(), name_zh: (*zh).into(), name_en: (*en).into(), sort: i as i32, active: true }.into_active_model());
+        fields.push(
+            service_fields::Model {
+                code: (*code).into(),
+                name_zh: (*zh).into(),
+                name_en: (*en).into(),
+                sort: i as i32,
+                active: true,
+            }
+            .into_active_model(),
+        );
         for (j, (s, szh, sen)) in list.iter().enumerate() {
-            svcs.push(services::Model { code: (*s).into(), field_code: (*code).into(), name_zh: (*szh).into(), name_en: (*sen).into(), sort: j as i32, active: true }.into_active_model());
+            svcs.push(
+                services::Model {
+                    code: (*s).into(),
+                    field_code: (*code).into(),
+                    name_zh: (*szh).into(),
+                    name_en: (*sen).into(),
+                    sort: j as i32,
+                    active: true,
+                }
+                .into_active_model(),
+            );
         }
     }
-    service_fields::Entity::insert_many(fields).exec_without_returning(c).await?;
-    services::Entity::insert_many(svcs).exec_without_returning(c).await?;
+    service_fields::Entity::insert_many(fields)
+        .exec_without_returning(c)
+        .await?;
+    services::Entity::insert_many(svcs)
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }

@@ -10,17 +10,42 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     RegisterMember(RegisterMember),
     UpdateMember(UpdateMember),
-    LinkFamily { member_id: String, relative_id: String, relation: Relation },
-    SetVetting { member_id: String, vetting: crate::domain::Vetting },
+    LinkFamily {
+        member_id: String,
+        relative_id: String,
+        relation: Relation,
+    },
+    SetVetting {
+        member_id: String,
+        vetting: crate::domain::Vetting,
+    },
     /// The PIN is hashed before the command is built; only the hash is stored or sent.
-    SetPin { member_id: String, pin_hash: String },
-    SetHardship { member_id: String, hardship: bool },
+    SetPin {
+        member_id: String,
+        pin_hash: String,
+    },
+    SetHardship {
+        member_id: String,
+        hardship: bool,
+    },
     PostOrder(PostOrder),
-    AcceptOrder { order_id: String },
-    ReleaseOrder { order_id: String },
-    AssignVolunteer { order_id: String, volunteer_id: String },
-    CheckIn { order_id: String },
-    CheckOut { order_id: String, note: Option<String> },
+    AcceptOrder {
+        order_id: String,
+    },
+    ReleaseOrder {
+        order_id: String,
+    },
+    AssignVolunteer {
+        order_id: String,
+        volunteer_id: String,
+    },
+    CheckIn {
+        order_id: String,
+    },
+    CheckOut {
+        order_id: String,
+        note: Option<String>,
+    },
     ConfirmVisit {
         order_id: String,
         method: ConfirmMethod,
@@ -28,26 +53,83 @@ pub enum Command {
         #[serde(skip_serializing, default)]
         pin: Option<String>,
     },
-    DisputeVisit { order_id: String, reason: String },
-    ResolveDispute { order_id: String, credit: bool, minutes: Option<i64>, note: String },
-    CancelOrder { order_id: String, reason: String },
+    DisputeVisit {
+        order_id: String,
+        reason: String,
+    },
+    ResolveDispute {
+        order_id: String,
+        credit: bool,
+        minutes: Option<i64>,
+        note: String,
+    },
+    CancelOrder {
+        order_id: String,
+        reason: String,
+    },
     /// Run the clock-driven rules: auto-confirm, expiry, urgent escalation.
     Tick,
-    Gift { transfer_id: String, to_member_id: String, minutes: i64, note: String },
-    ReverseTransfer { transfer_id: String, reverses_id: String, reason: String },
-    ApproveHeld { flag_id: String, transfer_id: String, note: String },
-    DismissHeld { flag_id: String, note: String },
+    Gift {
+        transfer_id: String,
+        to_member_id: String,
+        minutes: i64,
+        note: String,
+    },
+    ReverseTransfer {
+        transfer_id: String,
+        reverses_id: String,
+        reason: String,
+    },
+    ApproveHeld {
+        flag_id: String,
+        transfer_id: String,
+        note: String,
+    },
+    DismissHeld {
+        flag_id: String,
+        note: String,
+    },
     CreateActivity(CreateActivity),
-    SignUpActivity { activity_id: String, member_id: String },
-    RecordAttendance { activity_id: String, member_ids: Vec<String> },
-    RateService { feedback_id: String, order_id: String, rating: i32, comment: String },
-    VolunteerNote { feedback_id: String, order_id: String, comment: String },
-    RespondFeedback { feedback_id: String, response: String },
+    SignUpActivity {
+        activity_id: String,
+        member_id: String,
+    },
+    RecordAttendance {
+        activity_id: String,
+        member_ids: Vec<String>,
+    },
+    RateService {
+        feedback_id: String,
+        order_id: String,
+        rating: i32,
+        comment: String,
+    },
+    VolunteerNote {
+        feedback_id: String,
+        order_id: String,
+        comment: String,
+    },
+    RespondFeedback {
+        feedback_id: String,
+        response: String,
+    },
     FileSafeguarding(FileSafeguarding),
-    UpdateSafeguarding { report_id: String, status: String, resolution: Option<String> },
-    MarkInboxRead { message_id: String },
+    UpdateSafeguarding {
+        report_id: String,
+        status: String,
+        resolution: Option<String>,
+    },
+    MarkInboxRead {
+        message_id: String,
+    },
     SetRules(Rules),
-    UpsertService { code: String, field_code: String, name_zh: String, name_en: String, active: bool },
+    UpsertService {
+        code: String,
+        field_code: String,
+        name_zh: String,
+        name_en: String,
+        active: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +247,8 @@ mod tests {
             minutes: 60,
             note: "给妈妈".into(),
         };
-        let back: Command = serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parse");
+        let back: Command =
+            serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("parse");
         assert_eq!(back, c);
         assert_eq!(Command::Tick.name(), "tick");
     }

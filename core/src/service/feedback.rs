@@ -4,12 +4,26 @@ use super::{get_member, notify, Actor, Audit, Ctx, FileSafeguarding, Outcome};
 use crate::domain::OrderStatus;
 use crate::entities::{feedback, orders, safeguarding_reports, visit_attendance};
 use crate::error::{Code, CoreError, Result};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
 use serde_json::json;
 
-pub async fn rate<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, order_id: &str, rating: i32, comment: &str) -> Result<(Outcome, Audit)> {
+pub async fn rate<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    id: &str,
+    order_id: &str,
+    rating: i32,
+    comment: &str,
+) -> Result<(Outcome, Audit)> {
     if !(1..=5).contains(&rating) {
-        return Err(CoreError::invalid("rating", "评分须为1到5颗星", "must be 1 to 5 stars"));
+        return Err(CoreError::invalid(
+            "rating",
+            "评分须为1到5颗星",
+            "must be 1 to 5 stars",
+        ));
     }
     let o = super::orders::get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
@@ -17,7 +31,9 @@ pub async fn rate<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, ord
         return Err(CoreError::forbidden("rate this service"));
     }
     if o.status != OrderStatus::Completed.as_str() && o.visits_done == 0 {
-        return Err(CoreError::new(Code::IllegalTransition).with("from", &o.status).with("action", "rate"));
+        return Err(CoreError::new(Code::IllegalTransition)
+            .with("from", &o.status)
+            .with("action", "rate"));
     }
     let dup = feedback::Entity::find()
         .filter(feedback::Column::OrderId.eq(order_id))
@@ -47,10 +63,22 @@ pub async fn rate<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, ord
     .exec_without_returning(c)
     .await
     .map_err(|e| super::on_duplicate(e, "feedback", id))?;
-    Ok((Outcome::id(id), Audit::of("feedback", id).behalf(behalf).detail(json!({"order": order_id, "rating": rating}))))
+    Ok((
+        Outcome::id(id),
+        Audit::of("feedback", id)
+            .behalf(behalf)
+            .detail(json!({"order": order_id, "rating": rating})),
+    ))
 }
 
-pub async fn volunteer_note<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, order_id: &str, comment: &str) -> Result<(Outcome, Audit)> {
+pub async fn volunteer_note<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    id: &str,
+    order_id: &str,
+    comment: &str,
+) -> Result<(Outcome, Audit)> {
     let comment = super::nonempty("comment", comment, 2000)?;
     let served = visit_attendance::Entity::find()
         .filter(visit_attendance::Column::OrderId.eq(order_id))
@@ -58,7 +86,9 @@ pub async fn volunteer_note<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id:
         .one(c)
         .await?;
     if served.is_none() {
-        return Err(CoreError::forbidden("leave a note on an order you did not serve"));
+        return Err(CoreError::forbidden(
+            "leave a note on an order you did not serve",
+        ));
     }
     feedback::Entity::insert(
         feedback::Model {
@@ -79,13 +109,28 @@ pub async fn volunteer_note<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id:
     .exec_without_returning(c)
     .await
     .map_err(|e| super::on_duplicate(e, "feedback", id))?;
-    Ok((Outcome::id(id), Audit::of("feedback", id).detail(json!({"order": order_id}))))
+    Ok((
+        Outcome::id(id),
+        Audit::of("feedback", id).detail(json!({"order": order_id})),
+    ))
 }
 
-pub async fn respond<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, response: &str) -> Result<(Outcome, Audit)> {
+pub async fn respond<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    id: &str,
+    response: &str,
+) -> Result<(Outcome, Audit)> {
     let response = super::nonempty("response", response, 2000)?;
-    let f = feedback::Entity::find_by_id(id.to_owned()).one(c).await?.ok_or_else(|| CoreError::not_found("feedback", id))?;
-    let o = orders::Entity::find_by_id(f.order_id.clone()).one(c).await?.ok_or_else(|| CoreError::not_found("order", &f.order_id))?;
+    let f = feedback::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("feedback", id))?;
+    let o = orders::Entity::find_by_id(f.order_id.clone())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("order", &f.order_id))?;
     a.require_staff_for(&o.community_id, "respond to feedback")?;
     let author = f.author_id.clone();
     let mut am = f.into_active_model();
@@ -93,15 +138,32 @@ pub async fn respond<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, 
     am.responded_by = Set(Some(a.id().into()));
     am.responded_at = Set(Some(ctx.now_ms));
     am.update(c).await?;
-    notify(c, ctx, &author, "feedback_answered", json!({"feedback_id": id, "order_id": o.id})).await?;
+    notify(
+        c,
+        ctx,
+        &author,
+        "feedback_answered",
+        json!({"feedback_id": id, "order_id": o.id}),
+    )
+    .await?;
     Ok((Outcome::id(id), Audit::of("feedback", id)))
 }
 
-pub const SAFEGUARDING_CATEGORIES: &[&str] = &["neglect", "abuse", "fraud", "health", "conduct", "other"];
+pub const SAFEGUARDING_CATEGORIES: &[&str] =
+    &["neglect", "abuse", "fraud", "health", "conduct", "other"];
 
-pub async fn file_safeguarding<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, f: &FileSafeguarding) -> Result<(Outcome, Audit)> {
+pub async fn file_safeguarding<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    f: &FileSafeguarding,
+) -> Result<(Outcome, Audit)> {
     if !SAFEGUARDING_CATEGORIES.contains(&f.category.as_str()) {
-        return Err(CoreError::invalid("category", "请选择一个类别", "choose one of neglect, abuse, fraud, health, conduct, other"));
+        return Err(CoreError::invalid(
+            "category",
+            "请选择一个类别",
+            "choose one of neglect, abuse, fraud, health, conduct, other",
+        ));
     }
     let details = super::nonempty("details", &f.details, 5000)?;
     let community = if let Some(s) = &f.subject_member_id {
@@ -132,17 +194,41 @@ pub async fn file_safeguarding<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, 
     .await
     .map_err(|e| super::on_duplicate(e, "report", &f.report_id))?;
     for s in super::staff_of(c, &community).await? {
-        notify(c, ctx, &s, "safeguarding_filed", json!({"report_id": f.report_id, "category": f.category})).await?;
+        notify(
+            c,
+            ctx,
+            &s,
+            "safeguarding_filed",
+            json!({"report_id": f.report_id, "category": f.category}),
+        )
+        .await?;
     }
     // The audit trail of a report names no details: they are for staff only.
-    Ok((Outcome::id(&f.report_id), Audit::of("safeguarding_report", &f.report_id)))
+    Ok((
+        Outcome::id(&f.report_id),
+        Audit::of("safeguarding_report", &f.report_id),
+    ))
 }
 
-pub async fn update_safeguarding<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str, status: &str, resolution: Option<&str>) -> Result<(Outcome, Audit)> {
+pub async fn update_safeguarding<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    id: &str,
+    status: &str,
+    resolution: Option<&str>,
+) -> Result<(Outcome, Audit)> {
     if !["open", "in_progress", "closed"].contains(&status) {
-        return Err(CoreError::invalid("status", "状态须为处理中或已结案", "must be open, in_progress or closed"));
+        return Err(CoreError::invalid(
+            "status",
+            "状态须为处理中或已结案",
+            "must be open, in_progress or closed",
+        ));
     }
-    let r = safeguarding_reports::Entity::find_by_id(id.to_owned()).one(c).await?.ok_or_else(|| CoreError::not_found("report", id))?;
+    let r = safeguarding_reports::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("report", id))?;
     a.require_staff_for(&r.community_id, "handle safeguarding reports")?;
     let mut am = r.into_active_model();
     am.status = Set(status.into());
@@ -150,5 +236,8 @@ pub async fn update_safeguarding<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor
     am.resolution = Set(resolution.map(str::to_owned));
     am.updated_at = Set(ctx.now_ms);
     am.update(c).await?;
-    Ok((Outcome::id(id), Audit::of("safeguarding_report", id).detail(json!({"status": status}))))
+    Ok((
+        Outcome::id(id),
+        Audit::of("safeguarding_report", id).detail(json!({"status": status})),
+    ))
 }

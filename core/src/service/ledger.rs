@@ -29,6 +29,7 @@ pub struct NewTransfer {
     pub approved_by: Option<String>,
 }
 
+#[allow(clippy::derivable_impls)] // the kind enum is made by a macro shared by all vocabularies
 impl Default for TransferKind {
     fn default() -> Self {
         TransferKind::Correction
@@ -42,10 +43,17 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
         return Err(CoreError::new(Code::UnbalancedTransfer).with("sum", sum));
     }
     if t.legs.iter().any(|(_, m)| *m == 0) {
-        return Err(CoreError::invalid("minutes", "金额不能为0", "must not be zero"));
+        return Err(CoreError::invalid(
+            "minutes",
+            "金额不能为0",
+            "must not be zero",
+        ));
     }
     if let Some(k) = &t.credit_key {
-        let dup = transfers::Entity::find().filter(transfers::Column::CreditKey.eq(k.as_str())).one(c).await?;
+        let dup = transfers::Entity::find()
+            .filter(transfers::Column::CreditKey.eq(k.as_str()))
+            .one(c)
+            .await?;
         if dup.is_some() {
             return Err(CoreError::new(Code::AlreadyCredited));
         }
@@ -81,10 +89,15 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
         }
         .into_active_model()
     });
-    ledger_entries::Entity::insert_many(entries).exec_without_returning(c).await?;
+    ledger_entries::Entity::insert_many(entries)
+        .exec_without_returning(c)
+        .await?;
     for (acct, m) in &t.legs {
         let r = accounts::Entity::update_many()
-            .col_expr(accounts::Column::Balance, Expr::col(accounts::Column::Balance).add(*m))
+            .col_expr(
+                accounts::Column::Balance,
+                Expr::col(accounts::Column::Balance).add(*m),
+            )
             .filter(accounts::Column::Id.eq(acct.as_str()))
             .exec(c)
             .await?;
@@ -95,7 +108,11 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
     Ok(t.id)
 }
 
-pub async fn open_member_account<C: ConnectionTrait>(c: &C, ctx: &Ctx, member_id: &str) -> Result<String> {
+pub async fn open_member_account<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    member_id: &str,
+) -> Result<String> {
     let id = format!("acct-{member_id}");
     accounts::Entity::insert(
         accounts::Model {
@@ -122,7 +139,10 @@ pub async fn member_account<C: ConnectionTrait>(c: &C, member_id: &str) -> Resul
         .ok_or_else(|| CoreError::not_found("account of member", member_id))
 }
 
-pub async fn issuing_account<C: ConnectionTrait>(c: &C, programme_id: &str) -> Result<accounts::Model> {
+pub async fn issuing_account<C: ConnectionTrait>(
+    c: &C,
+    programme_id: &str,
+) -> Result<accounts::Model> {
     accounts::Entity::find()
         .filter(accounts::Column::Kind.eq(AccountKind::Issuing.as_str()))
         .filter(accounts::Column::ProgrammeId.eq(programme_id))
@@ -132,7 +152,12 @@ pub async fn issuing_account<C: ConnectionTrait>(c: &C, programme_id: &str) -> R
 }
 
 /// Minutes of service credited to `account` during the programme-local day of `now`.
-async fn credited_today<C: ConnectionTrait>(c: &C, account: &str, start: i64, end: i64) -> Result<i64> {
+async fn credited_today<C: ConnectionTrait>(
+    c: &C,
+    account: &str,
+    start: i64,
+    end: i64,
+) -> Result<i64> {
     let v = crate::sql::scalar_i64(
         c,
         "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e JOIN transfers t ON t.id = e.transfer_id \
@@ -159,7 +184,12 @@ pub struct CreditFor<'a> {
 /// Credit served minutes to a volunteer under the programme rules. Help that happened is
 /// never lost: minutes over a limit are held as a flag for staff, and a beneficiary who
 /// cannot pay is paid for by the programme, also flagged. Returns (credited, held).
-pub async fn credit_service<C: ConnectionTrait>(c: &C, ctx: &Ctx, raw_minutes: i64, f: CreditFor<'_>) -> Result<(i64, i64)> {
+pub async fn credit_service<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    raw_minutes: i64,
+    f: CreditFor<'_>,
+) -> Result<(i64, i64)> {
     let (programme_id, rules) = super::admin::rules(c).await?;
     let minutes = rules.round(raw_minutes);
     if minutes == 0 {
@@ -176,12 +206,22 @@ pub async fn credit_service<C: ConnectionTrait>(c: &C, ctx: &Ctx, raw_minutes: i
         let bm = get_member(c, b).await?;
         let bacct = member_account(c, b).await?;
         let age = age_on(bm.date_of_birth, rules.local_date(ctx.now_ms));
-        let can = rules.may_spend(age, bm.hardship).is_ok() && rules.may_pay(bacct.balance, split.credited);
+        let can = rules.may_spend(age, bm.hardship).is_ok()
+            && rules.may_pay(bacct.balance, split.credited);
         if can {
             payer = bacct.id;
             kind = TransferKind::Spend;
         } else if split.credited > 0 {
-            flag(c, ctx, "paid_by_programme", b, &f, 0, json!({"age": age, "balance": bacct.balance, "needed": split.credited})).await?;
+            flag(
+                c,
+                ctx,
+                "paid_by_programme",
+                b,
+                &f,
+                0,
+                json!({"age": age, "balance": bacct.balance, "needed": split.credited}),
+            )
+            .await?;
         }
     }
     if split.credited > 0 {
@@ -207,12 +247,29 @@ pub async fn credit_service<C: ConnectionTrait>(c: &C, ctx: &Ctx, raw_minutes: i
     let mut held = 0;
     for (why, m) in &split.held {
         held += m;
-        flag(c, ctx, why.as_str(), f.volunteer_id, &f, *m, json!({"reason": why})).await?;
+        flag(
+            c,
+            ctx,
+            why.as_str(),
+            f.volunteer_id,
+            &f,
+            *m,
+            json!({"reason": why}),
+        )
+        .await?;
     }
     Ok((split.credited, held))
 }
 
-async fn flag<C: ConnectionTrait>(c: &C, ctx: &Ctx, kind: &str, member: &str, f: &CreditFor<'_>, held: i64, detail: serde_json::Value) -> Result<()> {
+async fn flag<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    kind: &str,
+    member: &str,
+    f: &CreditFor<'_>,
+    held: i64,
+    detail: serde_json::Value,
+) -> Result<()> {
     let id = super::new_id();
     ledger_flags::Entity::insert(
         ledger_flags::Model {
@@ -224,7 +281,9 @@ async fn flag<C: ConnectionTrait>(c: &C, ctx: &Ctx, kind: &str, member: &str, f:
             activity_id: f.activity_id.map(str::to_owned),
             held_minutes: held,
             status: "open".into(),
-            detail: json!({"volunteer": f.volunteer_id, "credit_key": f.credit_key, "info": detail}).to_string(),
+            detail:
+                json!({"volunteer": f.volunteer_id, "credit_key": f.credit_key, "info": detail})
+                    .to_string(),
             created_at: ctx.now_ms,
             resolved_by: None,
             resolved_at: None,
@@ -236,18 +295,41 @@ async fn flag<C: ConnectionTrait>(c: &C, ctx: &Ctx, kind: &str, member: &str, f:
     .await?;
     let m = get_member(c, f.volunteer_id).await?;
     for s in super::staff_of(c, &m.home_community_id).await? {
-        super::notify(c, ctx, &s, "ledger_flag", json!({"flag_id": id, "kind": kind, "minutes": held, "member": m.name})).await?;
+        super::notify(
+            c,
+            ctx,
+            &s,
+            "ledger_flag",
+            json!({"flag_id": id, "kind": kind, "minutes": held, "member": m.name}),
+        )
+        .await?;
     }
     Ok(())
 }
 
-pub async fn gift<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_id: &str, to: &str, minutes: i64, note: &str) -> Result<(Outcome, Audit)> {
+pub async fn gift<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    transfer_id: &str,
+    to: &str,
+    minutes: i64,
+    note: &str,
+) -> Result<(Outcome, Audit)> {
     let (programme_id, rules) = super::admin::rules(c).await?;
     if minutes <= 0 {
-        return Err(CoreError::invalid("minutes", "赠送时间必须大于0", "must be more than zero"));
+        return Err(CoreError::invalid(
+            "minutes",
+            "赠送时间必须大于0",
+            "must be more than zero",
+        ));
     }
     if to == a.id() {
-        return Err(CoreError::invalid("to", "不能赠送给自己", "cannot give hours to yourself"));
+        return Err(CoreError::invalid(
+            "to",
+            "不能赠送给自己",
+            "cannot give hours to yourself",
+        ));
     }
     let recipient = get_member(c, to).await?;
     let relation = super::members::relation_between(c, a.id(), to).await?;
@@ -265,7 +347,10 @@ pub async fn gift<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_id: 
     }
     let dest = member_account(c, to).await?;
     if dest.balance + minutes > rules.balance_cap {
-        return Err(CoreError::new(Code::BalanceCapExceeded).with("cap", crate::domain::format_minutes(rules.balance_cap, true)));
+        return Err(CoreError::new(Code::BalanceCapExceeded).with(
+            "cap",
+            crate::domain::format_minutes(rules.balance_cap, true),
+        ));
     }
     post(
         c,
@@ -280,11 +365,29 @@ pub async fn gift<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_id: 
         },
     )
     .await?;
-    super::notify(c, ctx, to, "hours_gifted", json!({"minutes": minutes, "from": a.member.name})).await?;
-    Ok((Outcome::id(transfer_id), Audit::of("transfer", transfer_id).detail(json!({"to": to, "minutes": minutes, "relation": relation}))))
+    super::notify(
+        c,
+        ctx,
+        to,
+        "hours_gifted",
+        json!({"minutes": minutes, "from": a.member.name}),
+    )
+    .await?;
+    Ok((
+        Outcome::id(transfer_id),
+        Audit::of("transfer", transfer_id)
+            .detail(json!({"to": to, "minutes": minutes, "relation": relation})),
+    ))
 }
 
-pub async fn reverse<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_id: &str, reverses_id: &str, reason: &str) -> Result<(Outcome, Audit)> {
+pub async fn reverse<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    transfer_id: &str,
+    reverses_id: &str,
+    reason: &str,
+) -> Result<(Outcome, Audit)> {
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("correct the ledger"));
     }
@@ -294,17 +397,30 @@ pub async fn reverse<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_i
         .await?
         .ok_or_else(|| CoreError::not_found("transfer", reverses_id))?;
     if orig.reverses_id.is_some() {
-        return Err(CoreError::invalid("reverses_id", "不能冲正一笔冲正记录，请另做更正", "a reversal cannot itself be reversed"));
+        return Err(CoreError::invalid(
+            "reverses_id",
+            "不能冲正一笔冲正记录，请另做更正",
+            "a reversal cannot itself be reversed",
+        ));
     }
-    let done = transfers::Entity::find().filter(transfers::Column::ReversesId.eq(reverses_id)).one(c).await?;
+    let done = transfers::Entity::find()
+        .filter(transfers::Column::ReversesId.eq(reverses_id))
+        .one(c)
+        .await?;
     if done.is_some() {
         return Err(CoreError::new(Code::AlreadyReversed));
     }
-    let entries = ledger_entries::Entity::find().filter(ledger_entries::Column::TransferId.eq(reverses_id)).all(c).await?;
+    let entries = ledger_entries::Entity::find()
+        .filter(ledger_entries::Column::TransferId.eq(reverses_id))
+        .all(c)
+        .await?;
     // Staff may only correct the accounts of members they serve.
     if !a.is_admin() {
         for e in &entries {
-            if let Some(acct) = accounts::Entity::find_by_id(e.account_id.clone()).one(c).await? {
+            if let Some(acct) = accounts::Entity::find_by_id(e.account_id.clone())
+                .one(c)
+                .await?
+            {
                 if let Some(m) = acct.member_id {
                     let m = get_member(c, &m).await?;
                     a.require_staff_for(&m.home_community_id, "correct the ledger")?;
@@ -319,7 +435,10 @@ pub async fn reverse<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_i
             id: transfer_id.to_owned(),
             kind: TransferKind::Correction,
             programme_id: orig.programme_id.clone(),
-            legs: entries.iter().map(|e| (e.account_id.clone(), -e.amount)).collect(),
+            legs: entries
+                .iter()
+                .map(|e| (e.account_id.clone(), -e.amount))
+                .collect(),
             reverses_id: Some(reverses_id.to_owned()),
             order_id: orig.order_id.clone(),
             memo: format!("冲正 / reversal of {reverses_id}"),
@@ -329,10 +448,18 @@ pub async fn reverse<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, transfer_i
         },
     )
     .await?;
-    Ok((Outcome::id(transfer_id), Audit::of("transfer", transfer_id).detail(json!({"reverses": reverses_id, "reason": reason}))))
+    Ok((
+        Outcome::id(transfer_id),
+        Audit::of("transfer", transfer_id)
+            .detail(json!({"reverses": reverses_id, "reason": reason})),
+    ))
 }
 
-async fn open_flag<C: ConnectionTrait>(c: &C, a: &Actor, flag_id: &str) -> Result<ledger_flags::Model> {
+async fn open_flag<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    flag_id: &str,
+) -> Result<ledger_flags::Model> {
     let f = ledger_flags::Entity::find_by_id(flag_id.to_owned())
         .one(c)
         .await?
@@ -340,13 +467,22 @@ async fn open_flag<C: ConnectionTrait>(c: &C, a: &Actor, flag_id: &str) -> Resul
     let m = get_member(c, &f.member_id).await?;
     a.require_staff_for(&m.home_community_id, "decide on held hours")?;
     if f.status != "open" {
-        return Err(CoreError::new(Code::IllegalTransition).with("from", &f.status).with("action", "decide"));
+        return Err(CoreError::new(Code::IllegalTransition)
+            .with("from", &f.status)
+            .with("action", "decide"));
     }
     Ok(f)
 }
 
 /// Staff approve minutes that a limit held: they are credited from the issuing account.
-pub async fn approve_held<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, flag_id: &str, transfer_id: &str, note: &str) -> Result<(Outcome, Audit)> {
+pub async fn approve_held<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    flag_id: &str,
+    transfer_id: &str,
+    note: &str,
+) -> Result<(Outcome, Audit)> {
     let f = open_flag(c, a, flag_id).await?;
     let (programme_id, _) = super::admin::rules(c).await?;
     if f.held_minutes > 0 {
@@ -378,10 +514,19 @@ pub async fn approve_held<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, flag_
     am.resolved_at = Set(Some(ctx.now_ms));
     am.transfer_id = Set((f.held_minutes > 0).then(|| transfer_id.to_owned()));
     am.update(c).await?;
-    Ok((Outcome::id(flag_id), Audit::of("ledger_flag", flag_id).detail(json!({"minutes": f.held_minutes, "note": note}))))
+    Ok((
+        Outcome::id(flag_id),
+        Audit::of("ledger_flag", flag_id).detail(json!({"minutes": f.held_minutes, "note": note})),
+    ))
 }
 
-pub async fn dismiss_held<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, flag_id: &str, note: &str) -> Result<(Outcome, Audit)> {
+pub async fn dismiss_held<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    flag_id: &str,
+    note: &str,
+) -> Result<(Outcome, Audit)> {
     let note = super::nonempty("note", note, 500)?;
     let f = open_flag(c, a, flag_id).await?;
     let mut am = f.into_active_model();
@@ -389,7 +534,10 @@ pub async fn dismiss_held<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, flag_
     am.resolved_by = Set(Some(a.id().to_owned()));
     am.resolved_at = Set(Some(ctx.now_ms));
     am.update(c).await?;
-    Ok((Outcome::id(flag_id), Audit::of("ledger_flag", flag_id).detail(json!({"note": note}))))
+    Ok((
+        Outcome::id(flag_id),
+        Audit::of("ledger_flag", flag_id).detail(json!({"note": note})),
+    ))
 }
 
 impl HoldReason {

@@ -3,9 +3,9 @@ use super::{get_member, get_place, Actor, Audit, Ctx, Outcome, RegisterMember, U
 use crate::domain::{PlaceLevel, Relation, Role, TransferKind, Vetting};
 use crate::entities::{family_links, member_roles, members, volunteer_profiles};
 use crate::error::{Code, CoreError, Result};
-use rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use rand_core::OsRng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
@@ -16,7 +16,11 @@ pub fn check_pin_form(pin: &str) -> Result<()> {
     if (4..=6).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(CoreError::invalid("pin", "密码须为4到6位数字", "must be 4 to 6 digits"))
+        Err(CoreError::invalid(
+            "pin",
+            "密码须为4到6位数字",
+            "must be 4 to 6 digits",
+        ))
     }
 }
 
@@ -32,7 +36,11 @@ pub fn hash_pin(pin: &str) -> Result<String> {
 
 pub fn verify_pin(pin: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(pin.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -42,7 +50,9 @@ pub fn normalise_phone(raw: &str) -> Result<String> {
     let p: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     let digits: String = p.chars().filter(|c| *c != '-').collect();
     let ok_chars = p.chars().all(|c| c.is_ascii_digit() || c == '-');
-    let mobile = digits.len() == 11 && digits.starts_with('1') && matches!(digits.as_bytes()[1], b'3'..=b'9');
+    let mobile = digits.len() == 11
+        && digits.starts_with('1')
+        && matches!(digits.as_bytes()[1], b'3'..=b'9');
     let landline = (7..=12).contains(&digits.len()) && !digits.starts_with('1');
     if ok_chars && (mobile || landline) && p.matches('-').count() <= 1 {
         Ok(if mobile { digits } else { p })
@@ -55,37 +65,72 @@ pub fn normalise_phone(raw: &str) -> Result<String> {
     }
 }
 
-pub(crate) fn validate_member(r: &RegisterMember, today: chrono::NaiveDate) -> Result<(String, String)> {
+pub(crate) fn validate_member(
+    r: &RegisterMember,
+    today: chrono::NaiveDate,
+) -> Result<(String, String)> {
     let name = super::nonempty("name", &r.name, 40)?;
     let phone = normalise_phone(&r.phone)?;
-    if r.date_of_birth > today || r.date_of_birth < chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default() {
-        return Err(CoreError::invalid("date_of_birth", "出生日期不合理", "is not a plausible date of birth"));
+    if r.date_of_birth > today
+        || r.date_of_birth < chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()
+    {
+        return Err(CoreError::invalid(
+            "date_of_birth",
+            "出生日期不合理",
+            "is not a plausible date of birth",
+        ));
     }
     if r.roles.is_empty() {
-        return Err(CoreError::invalid("roles", "至少选择一个身份", "choose at least one role"));
+        return Err(CoreError::invalid(
+            "roles",
+            "至少选择一个身份",
+            "choose at least one role",
+        ));
     }
     if r.roles.contains(&Role::Volunteer) && r.volunteer.is_none() {
-        return Err(CoreError::invalid("volunteer", "志愿者需要填写服务领域", "volunteers need a profile with service fields"));
+        return Err(CoreError::invalid(
+            "volunteer",
+            "志愿者需要填写服务领域",
+            "volunteers need a profile with service fields",
+        ));
     }
     if r.roles.contains(&Role::Staff) && r.center_id.is_none() {
-        return Err(CoreError::invalid("center_id", "工作人员需要指定服务中心", "staff need a center"));
+        return Err(CoreError::invalid(
+            "center_id",
+            "工作人员需要指定服务中心",
+            "staff need a center",
+        ));
     }
     Ok((name, phone))
 }
 
-pub async fn register<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, r: &RegisterMember) -> Result<(Outcome, Audit)> {
+pub async fn register<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    r: &RegisterMember,
+) -> Result<(Outcome, Audit)> {
     let rules = super::admin::rules(c).await?;
     let today = rules.1.local_date(ctx.now_ms);
     let (name, phone) = validate_member(r, today)?;
     let community = get_place(c, &r.home_community_id).await?;
     if community.level != PlaceLevel::Community.as_str() {
-        return Err(CoreError::invalid("home_community_id", "必须是社区或村", "must be a community or village"));
+        return Err(CoreError::invalid(
+            "home_community_id",
+            "必须是社区或村",
+            "must be a community or village",
+        ));
     }
     a.require_staff_for(&community.id, "register members")?;
     if (r.roles.contains(&Role::Staff) || r.roles.contains(&Role::Admin)) && !a.is_admin() {
         return Err(CoreError::forbidden("grant staff or administrator roles"));
     }
-    if members::Entity::find().filter(members::Column::Phone.eq(phone.as_str())).one(c).await?.is_some() {
+    if members::Entity::find()
+        .filter(members::Column::Phone.eq(phone.as_str()))
+        .one(c)
+        .await?
+        .is_some()
+    {
         return Err(CoreError::new(Code::DuplicatePhone).with("phone", &phone));
     }
     insert_member_rows(c, ctx.now_ms, r, name, phone).await?;
@@ -100,7 +145,10 @@ pub async fn register<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, r: &Regis
                 id: format!("bonus-{}", r.member_id),
                 kind: TransferKind::SignupBonus,
                 programme_id: rules.0.clone(),
-                legs: vec![(issuing.id, -rules.1.signup_bonus), (acct.id, rules.1.signup_bonus)],
+                legs: vec![
+                    (issuing.id, -rules.1.signup_bonus),
+                    (acct.id, rules.1.signup_bonus),
+                ],
                 credit_key: Some(format!("bonus:{}", r.member_id)),
                 memo: "志愿者注册奖励 / volunteer sign-up bonus".into(),
                 ..Default::default()
@@ -110,7 +158,8 @@ pub async fn register<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, r: &Regis
     }
     Ok((
         Outcome::id(&r.member_id),
-        Audit::of("member", &r.member_id).detail(json!({"roles": r.roles, "community": r.home_community_id})),
+        Audit::of("member", &r.member_id)
+            .detail(json!({"roles": r.roles, "community": r.home_community_id})),
     ))
 }
 
@@ -126,16 +175,27 @@ pub(crate) async fn insert_member_rows<C: ConnectionTrait>(
         .exec_without_returning(c)
         .await
         .map_err(|e| super::on_duplicate(e, "member", &r.member_id))?;
-    member_roles::Entity::insert_many(role_models(r).into_iter().map(IntoActiveModel::into_active_model))
-        .exec_without_returning(c)
-        .await?;
+    member_roles::Entity::insert_many(
+        role_models(r)
+            .into_iter()
+            .map(IntoActiveModel::into_active_model),
+    )
+    .exec_without_returning(c)
+    .await?;
     if let Some(v) = volunteer_model(r) {
-        volunteer_profiles::Entity::insert(v.into_active_model()).exec_without_returning(c).await?;
+        volunteer_profiles::Entity::insert(v.into_active_model())
+            .exec_without_returning(c)
+            .await?;
     }
     Ok(())
 }
 
-pub(crate) fn member_model(now: i64, r: &RegisterMember, name: String, phone: String) -> members::Model {
+pub(crate) fn member_model(
+    now: i64,
+    r: &RegisterMember,
+    name: String,
+    phone: String,
+) -> members::Model {
     members::Model {
         id: r.member_id.clone(),
         name,
@@ -157,7 +217,10 @@ pub(crate) fn role_models(r: &RegisterMember) -> Vec<member_roles::Model> {
     roles.dedup();
     roles
         .into_iter()
-        .map(|x| member_roles::Model { member_id: r.member_id.clone(), role: x.as_str().to_owned() })
+        .map(|x| member_roles::Model {
+            member_id: r.member_id.clone(),
+            role: x.as_str().to_owned(),
+        })
         .collect()
 }
 
@@ -173,7 +236,12 @@ pub(crate) fn volunteer_model(r: &RegisterMember) -> Option<volunteer_profiles::
     })
 }
 
-pub async fn update<C: ConnectionTrait>(c: &C, _ctx: &Ctx, a: &Actor, u: &UpdateMember) -> Result<(Outcome, Audit)> {
+pub async fn update<C: ConnectionTrait>(
+    c: &C,
+    _ctx: &Ctx,
+    a: &Actor,
+    u: &UpdateMember,
+) -> Result<(Outcome, Audit)> {
     let m = get_member(c, &u.member_id).await?;
     if m.id != a.id() {
         a.require_staff_for(&m.home_community_id, "edit another member's profile")?;
@@ -184,7 +252,13 @@ pub async fn update<C: ConnectionTrait>(c: &C, _ctx: &Ctx, a: &Actor, u: &Update
     }
     if let Some(p) = &u.phone {
         let p = normalise_phone(p)?;
-        if p != m.phone && members::Entity::find().filter(members::Column::Phone.eq(p.as_str())).one(c).await?.is_some() {
+        if p != m.phone
+            && members::Entity::find()
+                .filter(members::Column::Phone.eq(p.as_str()))
+                .one(c)
+                .await?
+                .is_some()
+        {
             return Err(CoreError::new(Code::DuplicatePhone).with("phone", &p));
         }
         am.phone = Set(p);
@@ -193,7 +267,11 @@ pub async fn update<C: ConnectionTrait>(c: &C, _ctx: &Ctx, a: &Actor, u: &Update
         am.address = Set(Some(super::nonempty("address", ad, 200)?));
     }
     am.update(c).await?;
-    Ok((Outcome::id(&m.id), Audit::of("member", &m.id).detail(json!({"before": {"name": m.name, "phone": m.phone, "address": m.address}}))))
+    Ok((
+        Outcome::id(&m.id),
+        Audit::of("member", &m.id)
+            .detail(json!({"before": {"name": m.name, "phone": m.phone, "address": m.address}})),
+    ))
 }
 
 pub async fn link_family<C: ConnectionTrait>(
@@ -205,50 +283,95 @@ pub async fn link_family<C: ConnectionTrait>(
     relation: Relation,
 ) -> Result<(Outcome, Audit)> {
     if member_id == relative_id {
-        return Err(CoreError::invalid("relative_id", "不能和自己建立亲属关系", "cannot link a member to themself"));
+        return Err(CoreError::invalid(
+            "relative_id",
+            "不能和自己建立亲属关系",
+            "cannot link a member to themself",
+        ));
     }
     let m = get_member(c, member_id).await?;
     let r = get_member(c, relative_id).await?;
     a.require_staff_for(&m.home_community_id, "record family links")?;
-    let existing = family_links::Entity::find_by_id((m.id.clone(), r.id.clone())).one(c).await?;
+    let existing = family_links::Entity::find_by_id((m.id.clone(), r.id.clone()))
+        .one(c)
+        .await?;
     if existing.is_some() {
-        return Err(CoreError::new(Code::Duplicate).with("entity", "family link").with("id", format!("{}-{}", m.name, r.name)));
+        return Err(CoreError::new(Code::Duplicate)
+            .with("entity", "family link")
+            .with("id", format!("{}-{}", m.name, r.name)));
     }
     let rows = [
-        family_links::Model { member_id: m.id.clone(), relative_id: r.id.clone(), relation: relation.as_str().into(), created_at: ctx.now_ms },
-        family_links::Model { member_id: r.id.clone(), relative_id: m.id.clone(), relation: relation.inverse().as_str().into(), created_at: ctx.now_ms },
+        family_links::Model {
+            member_id: m.id.clone(),
+            relative_id: r.id.clone(),
+            relation: relation.as_str().into(),
+            created_at: ctx.now_ms,
+        },
+        family_links::Model {
+            member_id: r.id.clone(),
+            relative_id: m.id.clone(),
+            relation: relation.inverse().as_str().into(),
+            created_at: ctx.now_ms,
+        },
     ];
     family_links::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
         .exec_without_returning(c)
         .await?;
     // Whoever is linked as family may act on the member's behalf.
     for who in [&m.id, &r.id] {
-        let has = member_roles::Entity::find_by_id((who.clone(), Role::Family.as_str().to_owned())).one(c).await?;
+        let has = member_roles::Entity::find_by_id((who.clone(), Role::Family.as_str().to_owned()))
+            .one(c)
+            .await?;
         if has.is_none() && who == &r.id {
-            member_roles::Entity::insert(member_roles::Model { member_id: who.clone(), role: Role::Family.as_str().into() }.into_active_model())
-                .exec_without_returning(c)
-                .await?;
+            member_roles::Entity::insert(
+                member_roles::Model {
+                    member_id: who.clone(),
+                    role: Role::Family.as_str().into(),
+                }
+                .into_active_model(),
+            )
+            .exec_without_returning(c)
+            .await?;
         }
     }
-    Ok((Outcome::id(&m.id), Audit::of("member", &m.id).detail(json!({"relative": r.id, "relation": relation}))))
+    Ok((
+        Outcome::id(&m.id),
+        Audit::of("member", &m.id).detail(json!({"relative": r.id, "relation": relation})),
+    ))
 }
 
 /// The relation of `other` to `member`, if they are linked.
-pub async fn relation_between<C: ConnectionTrait>(c: &C, member: &str, other: &str) -> Result<Option<Relation>> {
-    Ok(family_links::Entity::find_by_id((member.to_owned(), other.to_owned()))
-        .one(c)
-        .await?
-        .and_then(|l| Relation::parse(&l.relation)))
+pub async fn relation_between<C: ConnectionTrait>(
+    c: &C,
+    member: &str,
+    other: &str,
+) -> Result<Option<Relation>> {
+    Ok(
+        family_links::Entity::find_by_id((member.to_owned(), other.to_owned()))
+            .one(c)
+            .await?
+            .and_then(|l| Relation::parse(&l.relation)),
+    )
 }
 
 /// Whether `actor` may act for `member`: themself, linked family, their staff, or an admin.
-pub async fn may_act_for<C: ConnectionTrait>(c: &C, a: &Actor, member: &members::Model) -> Result<bool> {
+pub async fn may_act_for<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    member: &members::Model,
+) -> Result<bool> {
     Ok(a.id() == member.id
         || a.is_staff_for(&member.home_community_id)
         || relation_between(c, &member.id, a.id()).await?.is_some())
 }
 
-pub async fn set_vetting<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, member_id: &str, v: Vetting) -> Result<(Outcome, Audit)> {
+pub async fn set_vetting<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    member_id: &str,
+    v: Vetting,
+) -> Result<(Outcome, Audit)> {
     let m = get_member(c, member_id).await?;
     a.require_staff_for(&m.home_community_id, "verify volunteers")?;
     let p = volunteer_profiles::Entity::find_by_id(m.id.clone())
@@ -262,30 +385,53 @@ pub async fn set_vetting<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, member
     am.verified_at = Set(Some(ctx.now_ms));
     am.update(c).await?;
     super::notify(c, ctx, &m.id, "vetting_changed", json!({"vetting": v})).await?;
-    Ok((Outcome::id(&m.id), Audit::of("volunteer_profile", &m.id).detail(json!({"before": before, "after": v}))))
+    Ok((
+        Outcome::id(&m.id),
+        Audit::of("volunteer_profile", &m.id).detail(json!({"before": before, "after": v})),
+    ))
 }
 
-pub async fn set_pin<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str, pin_hash: &str) -> Result<(Outcome, Audit)> {
+pub async fn set_pin<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    member_id: &str,
+    pin_hash: &str,
+) -> Result<(Outcome, Audit)> {
     let m = get_member(c, member_id).await?;
     if m.id != a.id() {
         a.require_staff_for(&m.home_community_id, "set another member's PIN")?;
     }
     if PasswordHash::new(pin_hash).is_err() {
-        return Err(CoreError::invalid("pin_hash", "不是有效的密码摘要", "is not a password hash"));
+        return Err(CoreError::invalid(
+            "pin_hash",
+            "不是有效的密码摘要",
+            "is not a password hash",
+        ));
     }
     let mut am = m.into_active_model();
     am.pin_hash = Set(Some(pin_hash.to_owned()));
     am.update(c).await?;
-    Ok((Outcome::id(member_id), Audit::of("member", member_id).detail(json!({"pin": "changed"}))))
+    Ok((
+        Outcome::id(member_id),
+        Audit::of("member", member_id).detail(json!({"pin": "changed"})),
+    ))
 }
 
-pub async fn set_hardship<C: ConnectionTrait>(c: &C, a: &Actor, member_id: &str, hardship: bool) -> Result<(Outcome, Audit)> {
+pub async fn set_hardship<C: ConnectionTrait>(
+    c: &C,
+    a: &Actor,
+    member_id: &str,
+    hardship: bool,
+) -> Result<(Outcome, Audit)> {
     let m = get_member(c, member_id).await?;
     a.require_staff_for(&m.home_community_id, "record a hardship exception")?;
     let mut am = m.into_active_model();
     am.hardship = Set(hardship);
     am.update(c).await?;
-    Ok((Outcome::id(member_id), Audit::of("member", member_id).detail(json!({"hardship": hardship}))))
+    Ok((
+        Outcome::id(member_id),
+        Audit::of("member", member_id).detail(json!({"hardship": hardship})),
+    ))
 }
 
 pub async fn roles_of<C: ConnectionTrait>(c: &C, member_id: &str) -> Result<Vec<Role>> {
@@ -304,10 +450,20 @@ mod tests {
 
     #[test]
     fn phones_accept_mobiles_and_landlines_and_refuse_the_rest() {
-        assert_eq!(normalise_phone("138 0013 8000").ok().as_deref(), Some("13800138000"));
-        assert_eq!(normalise_phone("0571-88886666").ok().as_deref(), Some("0571-88886666"));
+        assert_eq!(
+            normalise_phone("138 0013 8000").ok().as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalise_phone("0571-88886666").ok().as_deref(),
+            Some("0571-88886666")
+        );
         for bad in ["12345", "1280013800", "23800138000x", "abc", "0571--8888"] {
-            assert_eq!(normalise_phone(bad).map_err(|e| e.code), Err(Code::InvalidInput), "{bad}");
+            assert_eq!(
+                normalise_phone(bad).map_err(|e| e.code),
+                Err(Code::InvalidInput),
+                "{bad}"
+            );
         }
     }
 
@@ -317,7 +473,10 @@ mod tests {
         assert!(h.starts_with("$argon2"));
         assert!(verify_pin("2468", &h));
         assert!(!verify_pin("1357", &h));
-        assert_eq!(hash_pin("12a4").map_err(|e| e.code), Err(Code::InvalidInput));
+        assert_eq!(
+            hash_pin("12a4").map_err(|e| e.code),
+            Err(Code::InvalidInput)
+        );
         assert_eq!(hash_pin("123").map_err(|e| e.code), Err(Code::InvalidInput));
     }
 }

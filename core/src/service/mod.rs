@@ -13,7 +13,9 @@ pub mod outbox;
 pub use command::*;
 
 use crate::domain::Role;
-use crate::entities::{audit_log, center_communities, inbox_messages, member_roles, members as member_e, places};
+use crate::entities::{
+    audit_log, center_communities, inbox_messages, member_roles, members as member_e, places,
+};
 use crate::error::{Code, CoreError, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -36,7 +38,12 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(actor_id: impl Into<String>, device_id: impl Into<String>, now_ms: i64) -> Self {
-        Ctx { actor_id: actor_id.into(), device_id: device_id.into(), now_ms, replay: false }
+        Ctx {
+            actor_id: actor_id.into(),
+            device_id: device_id.into(),
+            now_ms,
+            replay: false,
+        }
     }
 }
 
@@ -58,7 +65,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn id(id: impl Into<String>) -> Self {
-        Outcome { id: id.into(), detail: Value::Null }
+        Outcome {
+            id: id.into(),
+            detail: Value::Null,
+        }
     }
 }
 
@@ -128,7 +138,11 @@ pub async fn load_actor<C: ConnectionTrait>(c: &C, id: &str) -> Result<Actor> {
             .map(|r| r.community_id)
             .collect();
     }
-    Ok(Actor { member, roles, staff_scope })
+    Ok(Actor {
+        member,
+        roles,
+        staff_scope,
+    })
 }
 
 /// What the audit trail records of one command.
@@ -142,7 +156,12 @@ pub struct Audit {
 
 impl Audit {
     pub fn of(entity: &'static str, id: impl Into<String>) -> Self {
-        Audit { entity, entity_id: id.into(), on_behalf_of: None, detail: Value::Null }
+        Audit {
+            entity,
+            entity_id: id.into(),
+            on_behalf_of: None,
+            detail: Value::Null,
+        }
     }
     pub fn behalf(mut self, who: Option<String>) -> Self {
         self.on_behalf_of = who;
@@ -183,68 +202,114 @@ async fn dispatch<C: ConnectionTrait>(
     match cmd {
         K::RegisterMember(r) => members::register(c, ctx, a, r).await,
         K::UpdateMember(u) => members::update(c, ctx, a, u).await,
-        K::LinkFamily { member_id, relative_id, relation } => {
-            members::link_family(c, ctx, a, member_id, relative_id, *relation).await
+        K::LinkFamily {
+            member_id,
+            relative_id,
+            relation,
+        } => members::link_family(c, ctx, a, member_id, relative_id, *relation).await,
+        K::SetVetting { member_id, vetting } => {
+            members::set_vetting(c, ctx, a, member_id, *vetting).await
         }
-        K::SetVetting { member_id, vetting } => members::set_vetting(c, ctx, a, member_id, *vetting).await,
-        K::SetPin { member_id, pin_hash } => members::set_pin(c, a, member_id, pin_hash).await,
-        K::SetHardship { member_id, hardship } => members::set_hardship(c, a, member_id, *hardship).await,
+        K::SetPin {
+            member_id,
+            pin_hash,
+        } => members::set_pin(c, a, member_id, pin_hash).await,
+        K::SetHardship {
+            member_id,
+            hardship,
+        } => members::set_hardship(c, a, member_id, *hardship).await,
         K::PostOrder(p) => orders::post(c, ctx, a, p).await,
         K::AcceptOrder { order_id } => orders::accept(c, ctx, a, order_id, None).await,
-        K::AssignVolunteer { order_id, volunteer_id } => {
-            orders::accept(c, ctx, a, order_id, Some(volunteer_id)).await
-        }
+        K::AssignVolunteer {
+            order_id,
+            volunteer_id,
+        } => orders::accept(c, ctx, a, order_id, Some(volunteer_id)).await,
         K::ReleaseOrder { order_id } => orders::release(c, ctx, a, order_id).await,
         K::CheckIn { order_id } => orders::check_in(c, ctx, a, order_id).await,
-        K::CheckOut { order_id, note } => orders::check_out(c, ctx, a, order_id, note.as_deref()).await,
-        K::ConfirmVisit { order_id, method, pin } => {
-            orders::confirm(c, ctx, a, order_id, *method, pin.as_deref()).await
+        K::CheckOut { order_id, note } => {
+            orders::check_out(c, ctx, a, order_id, note.as_deref()).await
         }
+        K::ConfirmVisit {
+            order_id,
+            method,
+            pin,
+        } => orders::confirm(c, ctx, a, order_id, *method, pin.as_deref()).await,
         K::DisputeVisit { order_id, reason } => orders::dispute(c, ctx, a, order_id, reason).await,
-        K::ResolveDispute { order_id, credit, minutes, note } => {
-            orders::resolve(c, ctx, a, order_id, *credit, *minutes, note).await
-        }
+        K::ResolveDispute {
+            order_id,
+            credit,
+            minutes,
+            note,
+        } => orders::resolve(c, ctx, a, order_id, *credit, *minutes, note).await,
         K::CancelOrder { order_id, reason } => orders::cancel(c, ctx, a, order_id, reason).await,
         K::Tick => orders::tick(c, ctx, a).await,
-        K::Gift { transfer_id, to_member_id, minutes, note } => {
-            ledger::gift(c, ctx, a, transfer_id, to_member_id, *minutes, note).await
-        }
-        K::ReverseTransfer { transfer_id, reverses_id, reason } => {
-            ledger::reverse(c, ctx, a, transfer_id, reverses_id, reason).await
-        }
-        K::ApproveHeld { flag_id, transfer_id, note } => {
-            ledger::approve_held(c, ctx, a, flag_id, transfer_id, note).await
-        }
+        K::Gift {
+            transfer_id,
+            to_member_id,
+            minutes,
+            note,
+        } => ledger::gift(c, ctx, a, transfer_id, to_member_id, *minutes, note).await,
+        K::ReverseTransfer {
+            transfer_id,
+            reverses_id,
+            reason,
+        } => ledger::reverse(c, ctx, a, transfer_id, reverses_id, reason).await,
+        K::ApproveHeld {
+            flag_id,
+            transfer_id,
+            note,
+        } => ledger::approve_held(c, ctx, a, flag_id, transfer_id, note).await,
         K::DismissHeld { flag_id, note } => ledger::dismiss_held(c, ctx, a, flag_id, note).await,
         K::CreateActivity(x) => activities::create(c, ctx, a, x).await,
-        K::SignUpActivity { activity_id, member_id } => {
-            activities::sign_up(c, ctx, a, activity_id, member_id).await
-        }
-        K::RecordAttendance { activity_id, member_ids } => {
-            activities::attend(c, ctx, a, activity_id, member_ids).await
-        }
-        K::RateService { feedback_id, order_id, rating, comment } => {
-            feedback::rate(c, ctx, a, feedback_id, order_id, *rating, comment).await
-        }
-        K::VolunteerNote { feedback_id, order_id, comment } => {
-            feedback::volunteer_note(c, ctx, a, feedback_id, order_id, comment).await
-        }
-        K::RespondFeedback { feedback_id, response } => {
-            feedback::respond(c, ctx, a, feedback_id, response).await
-        }
+        K::SignUpActivity {
+            activity_id,
+            member_id,
+        } => activities::sign_up(c, ctx, a, activity_id, member_id).await,
+        K::RecordAttendance {
+            activity_id,
+            member_ids,
+        } => activities::attend(c, ctx, a, activity_id, member_ids).await,
+        K::RateService {
+            feedback_id,
+            order_id,
+            rating,
+            comment,
+        } => feedback::rate(c, ctx, a, feedback_id, order_id, *rating, comment).await,
+        K::VolunteerNote {
+            feedback_id,
+            order_id,
+            comment,
+        } => feedback::volunteer_note(c, ctx, a, feedback_id, order_id, comment).await,
+        K::RespondFeedback {
+            feedback_id,
+            response,
+        } => feedback::respond(c, ctx, a, feedback_id, response).await,
         K::FileSafeguarding(f) => feedback::file_safeguarding(c, ctx, a, f).await,
-        K::UpdateSafeguarding { report_id, status, resolution } => {
+        K::UpdateSafeguarding {
+            report_id,
+            status,
+            resolution,
+        } => {
             feedback::update_safeguarding(c, ctx, a, report_id, status, resolution.as_deref()).await
         }
         K::MarkInboxRead { message_id } => mark_read(c, ctx, a, message_id).await,
         K::SetRules(r) => admin::set_rules(c, ctx, a, r).await,
-        K::UpsertService { code, field_code, name_zh, name_en, active } => {
-            admin::upsert_service(c, a, code, field_code, name_zh, name_en, *active).await
-        }
+        K::UpsertService {
+            code,
+            field_code,
+            name_zh,
+            name_en,
+            active,
+        } => admin::upsert_service(c, a, code, field_code, name_zh, name_en, *active).await,
     }
 }
 
-pub async fn write_audit<C: ConnectionTrait>(c: &C, ctx: &Ctx, action: &str, a: &Audit) -> Result<()> {
+pub async fn write_audit<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    action: &str,
+    a: &Audit,
+) -> Result<()> {
     audit_log::Entity::insert(
         audit_log::Model {
             id: new_id(),
@@ -304,10 +369,11 @@ pub async fn staff_of<C: ConnectionTrait>(c: &C, community: &str) -> Result<Vec<
         .await?;
     let mut out = Vec::new();
     for m in staff {
-        let is_staff = member_roles::Entity::find_by_id((m.id.clone(), Role::Staff.as_str().to_owned()))
-            .one(c)
-            .await?
-            .is_some();
+        let is_staff =
+            member_roles::Entity::find_by_id((m.id.clone(), Role::Staff.as_str().to_owned()))
+                .one(c)
+                .await?
+                .is_some();
         if is_staff {
             out.push(m.id);
         }
@@ -315,7 +381,12 @@ pub async fn staff_of<C: ConnectionTrait>(c: &C, community: &str) -> Result<Vec<
     Ok(out)
 }
 
-async fn mark_read<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, id: &str) -> Result<(Outcome, Audit)> {
+async fn mark_read<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    id: &str,
+) -> Result<(Outcome, Audit)> {
     let m = inbox_messages::Entity::find_by_id(id.to_owned())
         .one(c)
         .await?
@@ -347,7 +418,9 @@ pub async fn get_member<C: ConnectionTrait>(c: &C, id: &str) -> Result<member_e:
 pub fn on_duplicate(e: sea_orm::DbErr, entity: &str, id: &str) -> CoreError {
     let t = e.to_string().to_lowercase();
     if t.contains("unique") || t.contains("duplicate key") {
-        CoreError::new(Code::Duplicate).with("entity", entity).with("id", id)
+        CoreError::new(Code::Duplicate)
+            .with("entity", entity)
+            .with("id", id)
     } else {
         e.into()
     }

@@ -5,7 +5,9 @@ use super::members::{may_act_for, verify_pin};
 use super::{get_member, get_place, notify, Actor, Audit, Ctx, Outcome, PostOrder};
 use crate::domain::rules::age_on;
 use crate::domain::{ConfirmMethod, OrderEvent, OrderStatus, Payer, Role, Vetting};
-use crate::entities::{members, order_visits, order_volunteers, orders, services, visit_attendance, volunteer_profiles};
+use crate::entities::{
+    members, order_visits, order_volunteers, orders, services, visit_attendance, volunteer_profiles,
+};
 use crate::error::{Code, CoreError, Result};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -15,7 +17,10 @@ use sea_orm::{
 use serde_json::json;
 
 pub async fn get_order<C: ConnectionTrait>(c: &C, id: &str) -> Result<orders::Model> {
-    orders::Entity::find_by_id(id.to_owned()).one(c).await?.ok_or_else(|| CoreError::not_found("order", id))
+    orders::Entity::find_by_id(id.to_owned())
+        .one(c)
+        .await?
+        .ok_or_else(|| CoreError::not_found("order", id))
 }
 
 fn status_of(o: &orders::Model) -> OrderStatus {
@@ -26,11 +31,19 @@ fn status_of(o: &orders::Model) -> OrderStatus {
 fn next(o: &orders::Model, e: OrderEvent) -> Result<OrderStatus> {
     let s = status_of(o);
     s.apply(e).ok_or_else(|| {
-        CoreError::new(Code::IllegalTransition).with("from", s.label_zh()).with("action", e.name()).with("status", s.as_str())
+        CoreError::new(Code::IllegalTransition)
+            .with("from", s.label_zh())
+            .with("action", e.name())
+            .with("status", s.as_str())
     })
 }
 
-async fn set_status<C: ConnectionTrait>(c: &C, ctx: &Ctx, o: &orders::Model, s: OrderStatus) -> Result<()> {
+async fn set_status<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    o: &orders::Model,
+    s: OrderStatus,
+) -> Result<()> {
     orders::Entity::update_many()
         .col_expr(orders::Column::Status, Expr::value(s.as_str()))
         .col_expr(orders::Column::UpdatedAt, Expr::value(ctx.now_ms))
@@ -44,7 +57,12 @@ pub fn visit_id(order_id: &str, n: i32) -> String {
     format!("{order_id}-v{n}")
 }
 
-pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, p: &PostOrder) -> Result<(Outcome, Audit)> {
+pub async fn post<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    p: &PostOrder,
+) -> Result<(Outcome, Audit)> {
     let b = get_member(c, &p.beneficiary_id).await?;
     if !may_act_for(c, a, &b).await? {
         return Err(CoreError::forbidden("request help for this resident"));
@@ -52,21 +70,41 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, p: &PostOrder
     let description = super::nonempty("description", &p.description, 2000)?;
     let place_hint = super::nonempty("place_hint", &p.place_hint, 100)?;
     if !(5..=24 * 60).contains(&p.expected_minutes) {
-        return Err(CoreError::invalid("expected_minutes", "预计时长须在5分钟到24小时之间", "must be between 5 minutes and 24 hours"));
+        return Err(CoreError::invalid(
+            "expected_minutes",
+            "预计时长须在5分钟到24小时之间",
+            "must be between 5 minutes and 24 hours",
+        ));
     }
     if !(1..=20).contains(&p.volunteers_needed) {
-        return Err(CoreError::invalid("volunteers_needed", "需要的志愿者人数须在1到20之间", "must be 1 to 20"));
+        return Err(CoreError::invalid(
+            "volunteers_needed",
+            "需要的志愿者人数须在1到20之间",
+            "must be 1 to 20",
+        ));
     }
     if p.visits.len() > 60 {
-        return Err(CoreError::invalid("visits", "一个订单最多60次服务", "at most 60 visits per order"));
+        return Err(CoreError::invalid(
+            "visits",
+            "一个订单最多60次服务",
+            "at most 60 visits per order",
+        ));
     }
     if let (Some(s), Some(e)) = (p.window_start, p.window_end) {
         if e <= s {
-            return Err(CoreError::invalid("window_end", "结束时间必须晚于开始时间", "must be after the start"));
+            return Err(CoreError::invalid(
+                "window_end",
+                "结束时间必须晚于开始时间",
+                "must be after the start",
+            ));
         }
     }
     if p.window_end.is_some_and(|e| e <= ctx.now_ms) {
-        return Err(CoreError::invalid("window_end", "时间已经过去了", "is already in the past"));
+        return Err(CoreError::invalid(
+            "window_end",
+            "时间已经过去了",
+            "is already in the past",
+        ));
     }
     let svc = services::Entity::find_by_id(p.service_code.clone())
         .one(c)
@@ -78,21 +116,34 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, p: &PostOrder
         .clone()
         .filter(|s| !s.trim().is_empty())
         .or_else(|| b.address.clone())
-        .ok_or_else(|| CoreError::invalid("address", "请填写服务地址（居民档案中没有地址）", "give the address (the resident has none on file)"))?;
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "address",
+                "请填写服务地址（居民档案中没有地址）",
+                "give the address (the resident has none on file)",
+            )
+        })?;
     let visits_total = p.visits.len().max(1) as i32;
     let (_, rules) = super::admin::rules(c).await?;
     if rules.payer == Payer::Beneficiary {
         let age = age_on(b.date_of_birth, rules.local_date(ctx.now_ms));
         rules.may_spend(age, b.hardship).map_err(|(min, age)| {
-            CoreError::new(Code::UnderMinSpendAge).with("min_age", min).with("age", age)
+            CoreError::new(Code::UnderMinSpendAge)
+                .with("min_age", min)
+                .with("age", age)
         })?;
         let acct = super::ledger::member_account(c, &b.id).await?;
-        let needed = rules.round(i64::from(p.expected_minutes)) * i64::from(visits_total) * i64::from(p.volunteers_needed);
+        let needed = rules.round(i64::from(p.expected_minutes))
+            * i64::from(visits_total)
+            * i64::from(p.volunteers_needed);
         if !rules.may_pay(acct.balance, needed) {
             return Err(CoreError::new(Code::OverdraftLimit)
                 .with("balance", crate::domain::format_minutes(acct.balance, true))
                 .with("needed", crate::domain::format_minutes(needed, true))
-                .with("limit", crate::domain::format_minutes(rules.overdraft_limit, true)));
+                .with(
+                    "limit",
+                    crate::domain::format_minutes(rules.overdraft_limit, true),
+                ));
         }
     }
     let o = orders::Model {
@@ -120,33 +171,71 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, p: &PostOrder
         updated_at: ctx.now_ms,
         first_accepted_at: None,
     };
-    orders::Entity::insert(o.into_active_model()).exec_without_returning(c).await.map_err(|e| super::on_duplicate(e, "order", &p.order_id))?;
-    let starts: Vec<Option<i64>> = if p.visits.is_empty() { vec![p.window_start] } else { p.visits.iter().copied().map(Some).collect() };
+    orders::Entity::insert(o.into_active_model())
+        .exec_without_returning(c)
+        .await
+        .map_err(|e| super::on_duplicate(e, "order", &p.order_id))?;
+    let starts: Vec<Option<i64>> = if p.visits.is_empty() {
+        vec![p.window_start]
+    } else {
+        p.visits.iter().copied().map(Some).collect()
+    };
     order_visits::Entity::insert_many(starts.iter().enumerate().map(|(i, s)| {
         let n = i as i32 + 1;
-        order_visits::Model { id: visit_id(&p.order_id, n), order_id: p.order_id.clone(), visit_no: n, scheduled_at: *s, status: "scheduled".into(), completed_at: None }
-            .into_active_model()
+        order_visits::Model {
+            id: visit_id(&p.order_id, n),
+            order_id: p.order_id.clone(),
+            visit_no: n,
+            scheduled_at: *s,
+            status: "scheduled".into(),
+            completed_at: None,
+        }
+        .into_active_model()
     }))
     .exec_without_returning(c)
     .await?;
     // Tell the verified volunteers of the community whose fields include this service.
-    let kind = if p.urgent { "urgent_order" } else { "new_order" };
+    let kind = if p.urgent {
+        "urgent_order"
+    } else {
+        "new_order"
+    };
     for v in matching_volunteers(c, &b.home_community_id, &svc.field_code).await? {
         if v != b.id {
-            notify(c, ctx, &v, kind, json!({"order_id": p.order_id, "service": svc.name_zh, "place_hint": p.place_hint})).await?;
+            notify(
+                c,
+                ctx,
+                &v,
+                kind,
+                json!({"order_id": p.order_id, "service": svc.name_zh, "place_hint": p.place_hint}),
+            )
+            .await?;
         }
     }
     if b.id != a.id() {
-        notify(c, ctx, &b.id, "order_posted_for_you", json!({"order_id": p.order_id, "by": a.member.name})).await?;
+        notify(
+            c,
+            ctx,
+            &b.id,
+            "order_posted_for_you",
+            json!({"order_id": p.order_id, "by": a.member.name}),
+        )
+        .await?;
     }
     let behalf = (b.id != a.id()).then(|| b.id.clone());
     Ok((
         Outcome::id(&p.order_id),
-        Audit::of("order", &p.order_id).behalf(behalf).detail(json!({"service": svc.code, "urgent": p.urgent, "visits": visits_total})),
+        Audit::of("order", &p.order_id)
+            .behalf(behalf)
+            .detail(json!({"service": svc.code, "urgent": p.urgent, "visits": visits_total})),
     ))
 }
 
-async fn matching_volunteers<C: ConnectionTrait>(c: &C, community: &str, field: &str) -> Result<Vec<String>> {
+async fn matching_volunteers<C: ConnectionTrait>(
+    c: &C,
+    community: &str,
+    field: &str,
+) -> Result<Vec<String>> {
     let rows = crate::sql::all(
         c,
         "SELECT m.id, p.service_fields FROM members m JOIN volunteer_profiles p ON p.member_id = m.id \
@@ -168,9 +257,15 @@ async fn matching_volunteers<C: ConnectionTrait>(c: &C, community: &str, field: 
 
 /// A verified volunteer who may take orders of `o`'s community (same community, or the same
 /// subdistrict once an urgent order has been widened).
-async fn check_volunteer_for<C: ConnectionTrait>(c: &C, v: &members::Model, o: &orders::Model) -> Result<()> {
+async fn check_volunteer_for<C: ConnectionTrait>(
+    c: &C,
+    v: &members::Model,
+    o: &orders::Model,
+) -> Result<()> {
     let roles = super::members::roles_of(c, &v.id).await?;
-    let profile = volunteer_profiles::Entity::find_by_id(v.id.clone()).one(c).await?;
+    let profile = volunteer_profiles::Entity::find_by_id(v.id.clone())
+        .one(c)
+        .await?;
     let profile = match (roles.contains(&Role::Volunteer), profile) {
         (true, Some(p)) => p,
         _ => return Err(CoreError::new(Code::NotAVolunteer)),
@@ -192,7 +287,13 @@ async fn check_volunteer_for<C: ConnectionTrait>(c: &C, v: &members::Model, o: &
 }
 
 /// Accept (volunteer) or assign (staff, `assignee` given).
-pub async fn accept<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, assignee: Option<&String>) -> Result<(Outcome, Audit)> {
+pub async fn accept<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    assignee: Option<&String>,
+) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let volunteer = match assignee {
         Some(v) => {
@@ -203,7 +304,11 @@ pub async fn accept<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &
     };
     check_volunteer_for(c, &volunteer, &o).await?;
     if volunteer.id == o.beneficiary_id {
-        return Err(CoreError::invalid("volunteer", "不能为自己的订单服务", "cannot serve one's own order"));
+        return Err(CoreError::invalid(
+            "volunteer",
+            "不能为自己的订单服务",
+            "cannot serve one's own order",
+        ));
     }
     let existing = order_volunteers::Entity::find()
         .filter(order_volunteers::Column::OrderId.eq(order_id))
@@ -216,13 +321,22 @@ pub async fn accept<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &
     let to = next(&o, OrderEvent::Accept)?;
     // Claim a place atomically: the first acceptance that commits wins.
     let claimed = orders::Entity::update_many()
-        .col_expr(orders::Column::AcceptedCount, Expr::col(orders::Column::AcceptedCount).add(1))
+        .col_expr(
+            orders::Column::AcceptedCount,
+            Expr::col(orders::Column::AcceptedCount).add(1),
+        )
         .col_expr(orders::Column::Status, Expr::value(to.as_str()))
         .col_expr(orders::Column::UpdatedAt, Expr::value(ctx.now_ms))
-        .col_expr(orders::Column::FirstAcceptedAt, Expr::value(o.first_accepted_at.unwrap_or(ctx.now_ms)))
+        .col_expr(
+            orders::Column::FirstAcceptedAt,
+            Expr::value(o.first_accepted_at.unwrap_or(ctx.now_ms)),
+        )
         .filter(orders::Column::Id.eq(order_id))
         .filter(orders::Column::Status.eq(o.status.as_str()))
-        .filter(Expr::col(orders::Column::AcceptedCount).lt(Expr::col(orders::Column::VolunteersNeeded)))
+        .filter(
+            Expr::col(orders::Column::AcceptedCount)
+                .lt(Expr::col(orders::Column::VolunteersNeeded)),
+        )
         .exec(c)
         .await?;
     if claimed.rows_affected != 1 {
@@ -263,7 +377,12 @@ pub async fn accept<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &
     if assignee.is_some() {
         notify(c, ctx, &volunteer.id, "order_assigned", params).await?;
     }
-    Ok((Outcome::id(order_id), Audit::of("order", order_id).behalf(assignee.cloned()).detail(json!({"volunteer": volunteer.id, "status": to}))))
+    Ok((
+        Outcome::id(order_id),
+        Audit::of("order", order_id)
+            .behalf(assignee.cloned())
+            .detail(json!({"volunteer": volunteer.id, "status": to})),
+    ))
 }
 
 async fn accepted_names<C: ConnectionTrait>(c: &C, order_id: &str) -> Result<String> {
@@ -273,11 +392,22 @@ async fn accepted_names<C: ConnectionTrait>(c: &C, order_id: &str) -> Result<Str
         vec![order_id.into()],
     )
     .await?;
-    let names: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String>("", "name").ok()).collect();
-    Ok(if names.is_empty() { "其他志愿者".into() } else { names.join("、") })
+    let names: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "name").ok())
+        .collect();
+    Ok(if names.is_empty() {
+        "其他志愿者".into()
+    } else {
+        names.join("、")
+    })
 }
 
-async fn my_acceptance<C: ConnectionTrait>(c: &C, order_id: &str, volunteer: &str) -> Result<order_volunteers::Model> {
+async fn my_acceptance<C: ConnectionTrait>(
+    c: &C,
+    order_id: &str,
+    volunteer: &str,
+) -> Result<order_volunteers::Model> {
     order_volunteers::Entity::find()
         .filter(order_volunteers::Column::OrderId.eq(order_id))
         .filter(order_volunteers::Column::VolunteerId.eq(volunteer))
@@ -287,7 +417,12 @@ async fn my_acceptance<C: ConnectionTrait>(c: &C, order_id: &str, volunteer: &st
         .ok_or_else(|| CoreError::new(Code::NotAccepted))
 }
 
-pub async fn release<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str) -> Result<(Outcome, Audit)> {
+pub async fn release<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let mine = my_acceptance(c, order_id, a.id()).await?;
     let remaining = Ord::max(o.accepted_count - 1, 0) as u32;
@@ -303,8 +438,18 @@ pub async fn release<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: 
         .filter(orders::Column::Id.eq(order_id))
         .exec(c)
         .await?;
-    notify(c, ctx, &o.beneficiary_id, "order_released", json!({"order_id": order_id, "volunteer": a.member.name})).await?;
-    Ok((Outcome::id(order_id), Audit::of("order", order_id).detail(json!({"status": to}))))
+    notify(
+        c,
+        ctx,
+        &o.beneficiary_id,
+        "order_released",
+        json!({"order_id": order_id, "volunteer": a.member.name}),
+    )
+    .await?;
+    Ok((
+        Outcome::id(order_id),
+        Audit::of("order", order_id).detail(json!({"status": to})),
+    ))
 }
 
 /// The visit being served now: the first one not completed or cancelled.
@@ -318,7 +463,12 @@ async fn current_visit<C: ConnectionTrait>(c: &C, order_id: &str) -> Result<orde
         .ok_or_else(|| CoreError::not_found("open visit of order", order_id))
 }
 
-async fn set_visit<C: ConnectionTrait>(c: &C, v: &order_visits::Model, status: &str, completed_at: Option<i64>) -> Result<()> {
+async fn set_visit<C: ConnectionTrait>(
+    c: &C,
+    v: &order_visits::Model,
+    status: &str,
+    completed_at: Option<i64>,
+) -> Result<()> {
     let mut am = v.clone().into_active_model();
     am.status = Set(status.into());
     am.completed_at = Set(completed_at);
@@ -326,13 +476,22 @@ async fn set_visit<C: ConnectionTrait>(c: &C, v: &order_visits::Model, status: &
     Ok(())
 }
 
-pub async fn check_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str) -> Result<(Outcome, Audit)> {
+pub async fn check_in<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     my_acceptance(c, order_id, a.id()).await?;
     let to = next(&o, OrderEvent::CheckIn)?;
     let v = current_visit(c, order_id).await?;
     let att_id = format!("{}:{}", v.id, a.id());
-    if visit_attendance::Entity::find_by_id(att_id.clone()).one(c).await?.is_some() {
+    if visit_attendance::Entity::find_by_id(att_id.clone())
+        .one(c)
+        .await?
+        .is_some()
+    {
         return Err(CoreError::new(Code::AlreadyCheckedIn));
     }
     visit_attendance::Entity::insert(
@@ -357,14 +516,30 @@ pub async fn check_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id:
     set_visit(c, &v, "in_service", None).await?;
     set_status(c, ctx, &o, to).await?;
     let params = json!({"order_id": order_id, "volunteer": a.member.name, "visit": v.visit_no});
-    notify(c, ctx, &o.beneficiary_id, "volunteer_arrived", params.clone()).await?;
+    notify(
+        c,
+        ctx,
+        &o.beneficiary_id,
+        "volunteer_arrived",
+        params.clone(),
+    )
+    .await?;
     if o.posted_by != o.beneficiary_id {
         notify(c, ctx, &o.posted_by, "volunteer_arrived", params).await?;
     }
-    Ok((Outcome::id(order_id), Audit::of("order", order_id).detail(json!({"visit": v.visit_no}))))
+    Ok((
+        Outcome::id(order_id),
+        Audit::of("order", order_id).detail(json!({"visit": v.visit_no})),
+    ))
 }
 
-pub async fn check_out<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, note: Option<&str>) -> Result<(Outcome, Audit)> {
+pub async fn check_out<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    note: Option<&str>,
+) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let v = current_visit(c, order_id).await?;
     let att = visit_attendance::Entity::find_by_id(format!("{}:{}", v.id, a.id()))
@@ -378,7 +553,12 @@ pub async fn check_out<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id
         .all(c)
         .await?
         .len();
-    let to = next(&o, OrderEvent::CheckOut { all_out: still_in <= 1 })?;
+    let to = next(
+        &o,
+        OrderEvent::CheckOut {
+            all_out: still_in <= 1,
+        },
+    )?;
     let minutes = Ord::max((ctx.now_ms - att.checked_in_at) / 60_000, 0);
     let mut am = att.into_active_model();
     am.status = Set("awaiting_confirmation".into());
@@ -389,24 +569,47 @@ pub async fn check_out<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id
     if to == OrderStatus::AwaitingConfirmation {
         set_visit(c, &v, "awaiting_confirmation", None).await?;
         for who in [&o.beneficiary_id, &o.posted_by] {
-            notify(c, ctx, who, "visit_complete", json!({"order_id": order_id, "volunteer": a.member.name, "minutes": minutes})).await?;
+            notify(
+                c,
+                ctx,
+                who,
+                "visit_complete",
+                json!({"order_id": order_id, "volunteer": a.member.name, "minutes": minutes}),
+            )
+            .await?;
             if o.posted_by == o.beneficiary_id {
                 break;
             }
         }
     }
     set_status(c, ctx, &o, to).await?;
-    Ok((Outcome { id: order_id.into(), detail: json!({"minutes": minutes}) }, Audit::of("order", order_id).detail(json!({"minutes": minutes, "visit": v.visit_no}))))
+    Ok((
+        Outcome {
+            id: order_id.into(),
+            detail: json!({"minutes": minutes}),
+        },
+        Audit::of("order", order_id).detail(json!({"minutes": minutes, "visit": v.visit_no})),
+    ))
 }
 
 /// Who may confirm: the beneficiary or a proxy in the app, anyone holding the beneficiary's
 /// PIN (the volunteer's device handed over), staff, or the clock (auto).
-pub async fn confirm<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, method: ConfirmMethod, pin: Option<&str>) -> Result<(Outcome, Audit)> {
+pub async fn confirm<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    method: ConfirmMethod,
+    pin: Option<&str>,
+) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
     match method {
         ConfirmMethod::Pin => {
-            let hash = b.pin_hash.clone().ok_or_else(|| CoreError::new(Code::PinNotSet))?;
+            let hash = b
+                .pin_hash
+                .clone()
+                .ok_or_else(|| CoreError::new(Code::PinNotSet))?;
             match pin {
                 Some(p) if verify_pin(p, &hash) => {}
                 None if ctx.replay => {}
@@ -414,7 +617,11 @@ pub async fn confirm<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: 
             }
         }
         ConfirmMethod::App => {
-            if a.id() != b.id && super::members::relation_between(c, &b.id, a.id()).await?.is_none() {
+            if a.id() != b.id
+                && super::members::relation_between(c, &b.id, a.id())
+                    .await?
+                    .is_none()
+            {
                 return Err(CoreError::forbidden("confirm a visit for this resident"));
             }
         }
@@ -422,11 +629,30 @@ pub async fn confirm<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: 
             a.require_staff_for(&o.community_id, "confirm visits as staff")?;
         }
     }
-    let credited = finish_visit(c, ctx, a, &o, method, true, None, OrderEvent::Confirm { last_visit: o.visits_done + 1 >= o.visits_total }).await?;
-    let behalf = (method == ConfirmMethod::Pin || method == ConfirmMethod::App).then(|| b.id.clone()).filter(|id| id != a.id());
+    let credited = finish_visit(
+        c,
+        ctx,
+        a,
+        &o,
+        method,
+        true,
+        None,
+        OrderEvent::Confirm {
+            last_visit: o.visits_done + 1 >= o.visits_total,
+        },
+    )
+    .await?;
+    let behalf = (method == ConfirmMethod::Pin || method == ConfirmMethod::App)
+        .then(|| b.id.clone())
+        .filter(|id| id != a.id());
     Ok((
-        Outcome { id: order_id.into(), detail: json!({"credited": credited}) },
-        Audit::of("order", order_id).behalf(behalf).detail(json!({"method": method, "credited": credited})),
+        Outcome {
+            id: order_id.into(),
+            detail: json!({"credited": credited}),
+        },
+        Audit::of("order", order_id)
+            .behalf(behalf)
+            .detail(json!({"method": method, "credited": credited})),
     ))
 }
 
@@ -480,19 +706,35 @@ async fn finish_visit<C: ConnectionTrait>(
     }
     set_visit(c, &v, "completed", Some(ctx.now_ms)).await?;
     orders::Entity::update_many()
-        .col_expr(orders::Column::VisitsDone, Expr::col(orders::Column::VisitsDone).add(1))
+        .col_expr(
+            orders::Column::VisitsDone,
+            Expr::col(orders::Column::VisitsDone).add(1),
+        )
         .col_expr(orders::Column::Status, Expr::value(to.as_str()))
         .col_expr(orders::Column::UpdatedAt, Expr::value(ctx.now_ms))
         .filter(orders::Column::Id.eq(o.id.as_str()))
         .exec(c)
         .await?;
     if to == OrderStatus::Completed {
-        notify(c, ctx, &o.beneficiary_id, "order_completed", json!({"order_id": o.id})).await?;
+        notify(
+            c,
+            ctx,
+            &o.beneficiary_id,
+            "order_completed",
+            json!({"order_id": o.id}),
+        )
+        .await?;
     }
     Ok(out)
 }
 
-pub async fn dispute<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, reason: &str) -> Result<(Outcome, Audit)> {
+pub async fn dispute<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    reason: &str,
+) -> Result<(Outcome, Audit)> {
     let reason = super::nonempty("reason", reason, 1000)?;
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
@@ -510,27 +752,73 @@ pub async fn dispute<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: 
     set_visit(c, &v, "disputed", None).await?;
     set_status(c, ctx, &o, to).await?;
     for s in super::staff_of(c, &o.community_id).await? {
-        notify(c, ctx, &s, "dispute_filed", json!({"order_id": order_id, "reason": reason})).await?;
+        notify(
+            c,
+            ctx,
+            &s,
+            "dispute_filed",
+            json!({"order_id": order_id, "reason": reason}),
+        )
+        .await?;
     }
     let behalf = (b.id != a.id()).then(|| b.id.clone());
-    Ok((Outcome::id(order_id), Audit::of("order", order_id).behalf(behalf).detail(json!({"reason": reason}))))
+    Ok((
+        Outcome::id(order_id),
+        Audit::of("order", order_id)
+            .behalf(behalf)
+            .detail(json!({"reason": reason})),
+    ))
 }
 
-pub async fn resolve<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, credit: bool, minutes: Option<i64>, note: &str) -> Result<(Outcome, Audit)> {
+pub async fn resolve<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    credit: bool,
+    minutes: Option<i64>,
+    note: &str,
+) -> Result<(Outcome, Audit)> {
     let note = super::nonempty("note", note, 1000)?;
     let o = get_order(c, order_id).await?;
     a.require_staff_for(&o.community_id, "resolve disputes")?;
     if minutes.is_some_and(|m| !(0..=24 * 60).contains(&m)) {
-        return Err(CoreError::invalid("minutes", "时长须在0到24小时之间", "must be 0 to 24 hours"));
+        return Err(CoreError::invalid(
+            "minutes",
+            "时长须在0到24小时之间",
+            "must be 0 to 24 hours",
+        ));
     }
-    let credited = finish_visit(c, ctx, a, &o, ConfirmMethod::Resolution, credit, minutes, OrderEvent::Resolve { last_visit: o.visits_done + 1 >= o.visits_total }).await?;
+    let credited = finish_visit(
+        c,
+        ctx,
+        a,
+        &o,
+        ConfirmMethod::Resolution,
+        credit,
+        minutes,
+        OrderEvent::Resolve {
+            last_visit: o.visits_done + 1 >= o.visits_total,
+        },
+    )
+    .await?;
     Ok((
-        Outcome { id: order_id.into(), detail: json!({"credited": credited}) },
-        Audit::of("order", order_id).detail(json!({"credit": credit, "minutes": minutes, "note": note})),
+        Outcome {
+            id: order_id.into(),
+            detail: json!({"credited": credited}),
+        },
+        Audit::of("order", order_id)
+            .detail(json!({"credit": credit, "minutes": minutes, "note": note})),
     ))
 }
 
-pub async fn cancel<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &str, reason: &str) -> Result<(Outcome, Audit)> {
+pub async fn cancel<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    order_id: &str,
+    reason: &str,
+) -> Result<(Outcome, Audit)> {
     let reason = super::nonempty("reason", reason, 500)?;
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
@@ -551,11 +839,28 @@ pub async fn cancel<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor, order_id: &
         .filter(order_visits::Column::Status.eq("scheduled"))
         .exec(c)
         .await?;
-    for v in order_volunteers::Entity::find().filter(order_volunteers::Column::OrderId.eq(order_id)).filter(order_volunteers::Column::Status.eq("accepted")).all(c).await? {
-        notify(c, ctx, &v.volunteer_id, "order_cancelled", json!({"order_id": order_id, "reason": reason})).await?;
+    for v in order_volunteers::Entity::find()
+        .filter(order_volunteers::Column::OrderId.eq(order_id))
+        .filter(order_volunteers::Column::Status.eq("accepted"))
+        .all(c)
+        .await?
+    {
+        notify(
+            c,
+            ctx,
+            &v.volunteer_id,
+            "order_cancelled",
+            json!({"order_id": order_id, "reason": reason}),
+        )
+        .await?;
     }
     let behalf = (b.id != a.id()).then(|| b.id.clone());
-    Ok((Outcome::id(order_id), Audit::of("order", order_id).behalf(behalf).detail(json!({"reason": reason}))))
+    Ok((
+        Outcome::id(order_id),
+        Audit::of("order", order_id)
+            .behalf(behalf)
+            .detail(json!({"reason": reason})),
+    ))
 }
 
 /// The clock-driven rules, run by staff devices (and the city server) periodically:
@@ -568,7 +873,10 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
     let (_, rules) = super::admin::rules(c).await?;
     let in_scope = |community: &str| a.is_staff_for(community);
     // Auto-confirm.
-    let waiting = orders::Entity::find().filter(orders::Column::Status.eq(OrderStatus::AwaitingConfirmation.as_str())).all(c).await?;
+    let waiting = orders::Entity::find()
+        .filter(orders::Column::Status.eq(OrderStatus::AwaitingConfirmation.as_str()))
+        .all(c)
+        .await?;
     let mut confirmed = 0;
     let cutoff = ctx.now_ms - i64::from(rules.auto_confirm_minutes) * 60_000;
     for o in waiting.into_iter().filter(|o| in_scope(&o.community_id)) {
@@ -582,7 +890,19 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
             .max()
             .unwrap_or(o.updated_at);
         if last_out <= cutoff {
-            finish_visit(c, ctx, a, &o, ConfirmMethod::Auto, true, None, OrderEvent::Confirm { last_visit: o.visits_done + 1 >= o.visits_total }).await?;
+            finish_visit(
+                c,
+                ctx,
+                a,
+                &o,
+                ConfirmMethod::Auto,
+                true,
+                None,
+                OrderEvent::Confirm {
+                    last_visit: o.visits_done + 1 >= o.visits_total,
+                },
+            )
+            .await?;
             confirmed += 1;
         }
     }
@@ -596,7 +916,14 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
     for o in stale.into_iter().filter(|o| in_scope(&o.community_id)) {
         let to = next(&o, OrderEvent::Expire)?;
         set_status(c, ctx, &o, to).await?;
-        notify(c, ctx, &o.posted_by, "order_expired", json!({"order_id": o.id})).await?;
+        notify(
+            c,
+            ctx,
+            &o.posted_by,
+            "order_expired",
+            json!({"order_id": o.id}),
+        )
+        .await?;
         expired += 1;
     }
     // Escalate urgent orders.
@@ -630,10 +957,23 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
         .await?;
         for r in rows {
             let id: String = r.try_get("", "id")?;
-            notify(c, ctx, &id, "urgent_order", json!({"order_id": o.id, "place_hint": o.place_hint, "widened": true})).await?;
+            notify(
+                c,
+                ctx,
+                &id,
+                "urgent_order",
+                json!({"order_id": o.id, "place_hint": o.place_hint, "widened": true}),
+            )
+            .await?;
         }
         escalated += 1;
     }
     let d = json!({"auto_confirmed": confirmed, "expired": expired, "escalated": escalated});
-    Ok((Outcome { id: "tick".into(), detail: d.clone() }, Audit::of("scheduler", "tick").detail(d)))
+    Ok((
+        Outcome {
+            id: "tick".into(),
+            detail: d.clone(),
+        },
+        Audit::of("scheduler", "tick").detail(d),
+    ))
 }

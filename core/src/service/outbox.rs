@@ -15,13 +15,20 @@ pub const K_CENTER: &str = "center_id";
 pub const K_PROGRAMME: &str = "programme_id";
 
 pub async fn get_setting<C: ConnectionTrait>(c: &C, key: &str) -> Result<Option<String>> {
-    Ok(device_settings::Entity::find_by_id(key.to_owned()).one(c).await?.map(|m| m.value))
+    Ok(device_settings::Entity::find_by_id(key.to_owned())
+        .one(c)
+        .await?
+        .map(|m| m.value))
 }
 
 pub async fn set_setting<C: ConnectionTrait>(c: &C, key: &str, value: &str) -> Result<()> {
     use sea_orm::sea_query::OnConflict;
     device_settings::Entity::insert(
-        device_settings::Model { key: key.to_owned(), value: value.to_owned() }.into_active_model(),
+        device_settings::Model {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }
+        .into_active_model(),
     )
     .on_conflict(
         OnConflict::column(device_settings::Column::Key)
@@ -35,12 +42,17 @@ pub async fn set_setting<C: ConnectionTrait>(c: &C, key: &str, value: &str) -> R
 
 /// The device id of this database, or `device_not_initialised`.
 pub async fn device_id<C: ConnectionTrait>(c: &C) -> Result<String> {
-    get_setting(c, K_DEVICE_ID).await?.ok_or_else(|| CoreError::new(Code::DeviceNotInitialised))
+    get_setting(c, K_DEVICE_ID)
+        .await?
+        .ok_or_else(|| CoreError::new(Code::DeviceNotInitialised))
 }
 
 pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<()> {
     let device = device_id(c).await?;
-    let seq: i64 = get_setting(c, K_NEXT_SEQ).await?.and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seq: i64 = get_setting(c, K_NEXT_SEQ)
+        .await?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let last = get_setting(c, K_HLC)
         .await?
         .and_then(|s| Hlc::decode(&s))
@@ -70,5 +82,8 @@ pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Resu
 
 /// Pending mutations in sequence order.
 pub async fn pending<C: ConnectionTrait>(c: &C) -> Result<Vec<outbox::Model>> {
-    Ok(outbox::Entity::find().order_by_asc(outbox::Column::Seq).all(c).await?)
+    Ok(outbox::Entity::find()
+        .order_by_asc(outbox::Column::Seq)
+        .all(c)
+        .await?)
 }
