@@ -56,12 +56,29 @@ pub async fn board<C: ConnectionTrait>(c: &C, a: &Actor, q: &BoardQuery) -> Resu
         return Err(CoreError::new(crate::Code::OutOfScope).with("community", &community));
     }
     let per_page = q.per_page.clamp(1, 200);
-    let mut sql = String::from(
-        "SELECT o.id, o.service_code, s.name_zh, s.name_en, o.field_code, o.urgent, o.escalated, o.community_id, o.place_hint, \
+    const COLS: &str = "SELECT o.id, o.service_code, s.name_zh, s.name_en, o.field_code, o.urgent, o.escalated, o.community_id, o.place_hint, \
          o.window_start, o.window_end, o.expected_minutes, o.volunteers_needed, o.accepted_count, o.visits_total, o.created_at \
          FROM orders o JOIN services s ON s.code = o.service_code \
-         WHERE o.community_id = ? AND o.status IN ('open', 'accepted') AND o.accepted_count < o.volunteers_needed",
-    );
+         WHERE o.status IN ('open', 'accepted') AND o.accepted_count < o.volunteers_needed";
+    // Urgent orders nobody took in time are widened to the whole subdistrict: they head the
+    // first page of the neighbouring communities' boards.
+    let mut widened = Vec::new();
+    if q.page == 0 {
+        let place = crate::service::get_place(c, &community).await?;
+        if let Some(parent) = place.parent_id {
+            let mut sql = format!(
+                "{COLS} AND o.escalated = ? AND o.community_id IN (SELECT id FROM places WHERE parent_id = ? AND id <> ?)"
+            );
+            let mut vals: Vec<Value> = vec![true.into(), parent.into(), community.clone().into()];
+            if let Some(f) = &q.field_code {
+                sql.push_str(" AND o.field_code = ?");
+                vals.push(f.clone().into());
+            }
+            sql.push_str(" ORDER BY o.created_at ASC LIMIT 20");
+            widened = sql::all(c, &sql, vals).await?;
+        }
+    }
+    let mut sql = format!("{COLS} AND o.community_id = ?");
     let mut vals: Vec<Value> = vec![community.into()];
     if let Some(f) = &q.field_code {
         sql.push_str(" AND o.field_code = ?");
@@ -71,7 +88,7 @@ pub async fn board<C: ConnectionTrait>(c: &C, a: &Actor, q: &BoardQuery) -> Resu
     vals.push((per_page as i64).into());
     vals.push(((q.page * per_page) as i64).into());
     let rows = sql::all(c, &sql, vals).await?;
-    rows.iter().map(board_item).collect()
+    widened.iter().chain(rows.iter()).map(board_item).collect()
 }
 
 fn board_item(r: &QueryResult) -> Result<BoardItem> {
