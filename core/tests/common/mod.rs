@@ -16,13 +16,21 @@ pub struct TestDb {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("TIMEBANK_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TIMEBANK_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&db::sqlite_url(&dir.path().join("t.db"))).await.unwrap();
-    TestDb { db, backend: "sqlite", pg_name: None, _dir: Some(dir) }
+    let db = db::connect(&db::sqlite_url(&dir.path().join("t.db")))
+        .await
+        .unwrap();
+    TestDb {
+        db,
+        backend: "sqlite",
+        pg_name: None,
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh PostgreSQL database, or None when TIMEBANK_SKIP_PG=1. A connection failure fails
@@ -33,13 +41,23 @@ pub async fn postgres() -> Option<TestDb> {
         return None;
     }
     let name = format!("tb_test_{}", uuid::Uuid::now_v7().simple());
-    let admin = db::open(&pg_admin_url()).await.expect("PostgreSQL must be running on 127.0.0.1:5432 (or set TIMEBANK_SKIP_PG=1)");
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let admin = db::open(&pg_admin_url())
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (or set TIMEBANK_SKIP_PG=1)");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     admin.close().await.ok();
     let base = pg_admin_url();
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let db = db::connect(&url).await.unwrap();
-    Some(TestDb { db, backend: "postgres", pg_name: Some(name), _dir: None })
+    Some(TestDb {
+        db,
+        backend: "postgres",
+        pg_name: Some(name),
+        _dir: None,
+    })
 }
 
 pub async fn backends() -> Vec<TestDb> {
@@ -55,7 +73,10 @@ impl TestDb {
         self.db.close().await.ok();
         if let Some(name) = self.pg_name {
             let admin = db::open(&pg_admin_url()).await.unwrap();
-            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
             admin.close().await.ok();
         }
     }
@@ -85,15 +106,32 @@ impl World {
     pub fn fuyuan(&self) -> &str {
         &self.boot.community_ids[0]
     }
-    pub async fn exec(&self, db: &DatabaseConnection, who: &str, at: i64, cmd: Command) -> Result<Outcome, CoreError> {
+    pub async fn exec(
+        &self,
+        db: &DatabaseConnection,
+        who: &str,
+        at: i64,
+        cmd: Command,
+    ) -> Result<Outcome, CoreError> {
         execute(db, &Ctx::new(who, &self.boot.device_id, at), cmd).await
     }
     pub async fn balance(&self, db: &DatabaseConnection, member: &str) -> i64 {
-        timebank_core::service::ledger::member_account(db, member).await.unwrap().balance
+        timebank_core::service::ledger::member_account(db, member)
+            .await
+            .unwrap()
+            .balance
     }
 }
 
-pub fn reg(id: &str, name: &str, phone: &str, dob: (i32, u32, u32), roles: Vec<Role>, community: &str, volunteer: bool) -> Command {
+pub fn reg(
+    id: &str,
+    name: &str,
+    phone: &str,
+    dob: (i32, u32, u32),
+    roles: Vec<Role>,
+    community: &str,
+    volunteer: bool,
+) -> Command {
     Command::RegisterMember(RegisterMember {
         member_id: id.into(),
         name: name.into(),
@@ -104,7 +142,11 @@ pub fn reg(id: &str, name: &str, phone: &str, dob: (i32, u32, u32), roles: Vec<R
         roles,
         hardship: false,
         center_id: None,
-        volunteer: volunteer.then(|| VolunteerProfile { service_fields: vec!["daily_living".into()], skills: String::new(), availability: String::new() }),
+        volunteer: volunteer.then(|| VolunteerProfile {
+            service_fields: vec!["daily_living".into()],
+            skills: String::new(),
+            availability: String::new(),
+        }),
     })
 }
 
@@ -116,7 +158,10 @@ pub async fn world(db: &DatabaseConnection, rules: Rules) -> World {
             city: ("杭州市".into(), "Hangzhou".into()),
             district: ("西湖区".into(), "Xihu".into()),
             subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
-            communities: vec![("府苑新村".into(), "Fuyuanxincun".into()), ("蒋村花园".into(), "Jiangcun Garden".into())],
+            communities: vec![
+                ("府苑新村".into(), "Fuyuanxincun".into()),
+                ("蒋村花园".into(), "Jiangcun Garden".into()),
+            ],
             center: ("蒋村街道社区服务中心".into(), "Jiangcun center".into()),
             admin_name: "周建华".into(),
             admin_phone: "13900000001".into(),
@@ -135,32 +180,140 @@ pub async fn world(db: &DatabaseConnection, rules: Rules) -> World {
     let garden = boot.community_ids[1].clone();
     let run = |who: String, cmd: Command| {
         let dev = dev.clone();
-        async move { execute(db, &Ctx::new(&who, &dev, T0 + MIN), cmd).await.unwrap() }
+        async move {
+            execute(db, &Ctx::new(&who, &dev, T0 + MIN), cmd)
+                .await
+                .unwrap()
+        }
     };
     let staff = "staff-li".to_string();
-    run(admin.clone(), Command::RegisterMember(RegisterMember {
-        member_id: staff.clone(),
-        name: "李红".into(),
-        phone: "13900000002".into(),
-        date_of_birth: chrono::NaiveDate::from_ymd_opt(1982, 3, 12).unwrap(),
-        home_community_id: fuyuan.clone(),
-        address: None,
-        roles: vec![Role::Staff],
-        hardship: false,
-        center_id: Some(boot.center_id.clone()),
-        volunteer: None,
-    }))
+    run(
+        admin.clone(),
+        Command::RegisterMember(RegisterMember {
+            member_id: staff.clone(),
+            name: "李红".into(),
+            phone: "13900000002".into(),
+            date_of_birth: chrono::NaiveDate::from_ymd_opt(1982, 3, 12).unwrap(),
+            home_community_id: fuyuan.clone(),
+            address: None,
+            roles: vec![Role::Staff],
+            hardship: false,
+            center_id: Some(boot.center_id.clone()),
+            volunteer: None,
+        }),
+    )
     .await;
-    run(staff.clone(), reg("wang", "王德明", "13700000001", (1941, 8, 15), vec![Role::Resident], &fuyuan, false)).await;
-    run(staff.clone(), reg("xiuzhi", "王秀芝", "13700000002", (1968, 2, 20), vec![Role::Resident, Role::Family], &fuyuan, false)).await;
-    run(staff.clone(), reg("majun", "马军", "13700000003", (1985, 10, 1), vec![Role::Resident, Role::Volunteer], &fuyuan, true)).await;
-    run(staff.clone(), reg("zhao", "赵小明", "13700000004", (1981, 6, 1), vec![Role::Resident], &fuyuan, false)).await;
-    run(staff.clone(), reg("chen", "陈志强", "13700000005", (1990, 1, 1), vec![Role::Resident, Role::Volunteer], &garden, true)).await;
-    run(staff.clone(), reg("liu", "刘海燕", "13700000006", (1992, 1, 1), vec![Role::Resident, Role::Volunteer], &fuyuan, true)).await;
-    run(staff.clone(), Command::LinkFamily { member_id: "wang".into(), relative_id: "xiuzhi".into(), relation: Relation::Child }).await;
-    run(staff.clone(), Command::SetVetting { member_id: "majun".into(), vetting: Vetting::Verified }).await;
-    run(staff.clone(), Command::SetVetting { member_id: "chen".into(), vetting: Vetting::Verified }).await;
-    run(staff.clone(), Command::SetPin { member_id: "wang".into(), pin_hash: hash_pin("2468").unwrap() }).await;
+    run(
+        staff.clone(),
+        reg(
+            "wang",
+            "王德明",
+            "13700000001",
+            (1941, 8, 15),
+            vec![Role::Resident],
+            &fuyuan,
+            false,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        reg(
+            "xiuzhi",
+            "王秀芝",
+            "13700000002",
+            (1968, 2, 20),
+            vec![Role::Resident, Role::Family],
+            &fuyuan,
+            false,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        reg(
+            "majun",
+            "马军",
+            "13700000003",
+            (1985, 10, 1),
+            vec![Role::Resident, Role::Volunteer],
+            &fuyuan,
+            true,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        reg(
+            "zhao",
+            "赵小明",
+            "13700000004",
+            (1981, 6, 1),
+            vec![Role::Resident],
+            &fuyuan,
+            false,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        reg(
+            "chen",
+            "陈志强",
+            "13700000005",
+            (1990, 1, 1),
+            vec![Role::Resident, Role::Volunteer],
+            &garden,
+            true,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        reg(
+            "liu",
+            "刘海燕",
+            "13700000006",
+            (1992, 1, 1),
+            vec![Role::Resident, Role::Volunteer],
+            &fuyuan,
+            true,
+        ),
+    )
+    .await;
+    run(
+        staff.clone(),
+        Command::LinkFamily {
+            member_id: "wang".into(),
+            relative_id: "xiuzhi".into(),
+            relation: Relation::Child,
+        },
+    )
+    .await;
+    run(
+        staff.clone(),
+        Command::SetVetting {
+            member_id: "majun".into(),
+            vetting: Vetting::Verified,
+        },
+    )
+    .await;
+    run(
+        staff.clone(),
+        Command::SetVetting {
+            member_id: "chen".into(),
+            vetting: Vetting::Verified,
+        },
+    )
+    .await;
+    run(
+        staff.clone(),
+        Command::SetPin {
+            member_id: "wang".into(),
+            pin_hash: hash_pin("2468").unwrap(),
+        },
+    )
+    .await;
     World {
         boot,
         admin,
@@ -193,12 +346,23 @@ pub fn post(order_id: &str, for_whom: &str, minutes: i32) -> Command {
 
 /// Row count of a table (to check that refused commands wrote nothing).
 pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
-    timebank_core::sql::scalar_i64(db, &format!("SELECT COUNT(*) FROM {table}"), vec![]).await.unwrap()
+    timebank_core::sql::scalar_i64(db, &format!("SELECT COUNT(*) FROM {table}"), vec![])
+        .await
+        .unwrap()
 }
 
 pub async fn counts(db: &DatabaseConnection) -> Vec<i64> {
     let mut v = Vec::new();
-    for t in ["orders", "transfers", "ledger_entries", "audit_log", "outbox", "inbox_messages", "ledger_flags", "feedback"] {
+    for t in [
+        "orders",
+        "transfers",
+        "ledger_entries",
+        "audit_log",
+        "outbox",
+        "inbox_messages",
+        "ledger_flags",
+        "feedback",
+    ] {
         v.push(count(db, t).await);
     }
     v
