@@ -1,0 +1,250 @@
+//! HTTP routes, the error mapping and the OpenAPI document.
+use crate::auth::{self, Enrolled};
+use crate::push::{self, PushRequest, PushResponse};
+use crate::{AppState, Metrics, MAX_BODY, PROTOCOL};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use timebank_core::{Code, CoreError, Lang};
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::OpenApi;
+
+/// An error as the wire carries it: `{ "code", "detail", "message" }` with an HTTP status per
+/// code. Internal detail (database errors) is logged, never returned.
+pub struct ApiError {
+    status: StatusCode,
+    error: CoreError,
+    lang: Lang,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: CoreError, lang: Lang) -> Self {
+        ApiError {
+            status,
+            error,
+            lang,
+        }
+    }
+    fn from_core(e: CoreError, lang: Lang) -> Self {
+        let status = match e.code {
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::Forbidden | Code::OutOfScope => StatusCode::FORBIDDEN,
+            Code::Database | Code::Io => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError {
+            status,
+            error: e,
+            lang,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut e = self.error;
+        if e.code == Code::Database {
+            tracing::error!(detail = ?e.detail, "internal error");
+            e.detail.clear();
+        }
+        (self.status, Json(e.to_wire(self.lang))).into_response()
+    }
+}
+
+fn lang_of(h: &HeaderMap) -> Lang {
+    match h.get("accept-language").and_then(|v| v.to_str().ok()) {
+        Some(l) if l.to_ascii_lowercase().starts_with("en") => Lang::En,
+        _ => Lang::Zh,
+    }
+}
+
+fn now_ms() -> i64 {
+    timebank_core::service::now_ms()
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub protocol: u32,
+    pub schema_version: i32,
+}
+
+/// Liveness and the versions served.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+async fn health(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
+    use sea_orm::ConnectionTrait;
+    s.db.execute_unprepared("SELECT 1")
+        .await
+        .map_err(|e| ApiError::from_core(e.into(), Lang::En))?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        protocol: PROTOCOL,
+        schema_version: timebank_migrations::SCHEMA_VERSION,
+    }))
+}
+
+/// Counters in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, body = String, content_type = "text/plain")))]
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EnrolRequest {
+    pub code: String,
+    pub device_name: String,
+}
+
+/// Exchange a one-time enrolment code for a device token.
+#[utoipa::path(post, path = "/v1/enrol", request_body = EnrolRequest, responses((status = 200, body = Enrolled), (status = 403, description = "unknown, used or expired code")))]
+async fn enrol(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<EnrolRequest>,
+) -> Result<Json<Enrolled>, ApiError> {
+    let lang = lang_of(&headers);
+    let e = auth::enrol(&s.db, &req.code, &req.device_name, now_ms())
+        .await
+        .map_err(|e| {
+            Metrics::inc(&s.metrics.auth_failures);
+            ApiError::from_core(e, lang)
+        })?;
+    Metrics::inc(&s.metrics.enrolments);
+    Ok(Json(e))
+}
+
+async fn device(s: &AppState, headers: &HeaderMap) -> Result<auth::Device, ApiError> {
+    let lang = lang_of(headers);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let refused = |s: &AppState| {
+        Metrics::inc(&s.metrics.auth_failures);
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            CoreError::new(Code::Forbidden).with(
+                "action",
+                "sync without a valid device token (enrol the device first)",
+            ),
+            lang,
+        )
+    };
+    let Some(token) = token else {
+        return Err(refused(s));
+    };
+    match auth::authenticate(&s.db, token, now_ms()).await {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(refused(s)),
+        Err(e) => Err(ApiError::from_core(e, lang)),
+    }
+}
+
+/// Push outbox mutations; each is applied once and its result stored under (device, seq).
+#[utoipa::path(post, path = "/v1/push", request_body = PushRequest, responses((status = 200, body = PushResponse), (status = 401, description = "no or bad device token"), (status = 426, description = "client too old")), security(("device_token" = [])))]
+async fn push_handler(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    let lang = lang_of(&headers);
+    let d = device(&s, &headers).await?;
+    if req.mutations.len() > 5_000 {
+        return Err(ApiError::from_core(
+            CoreError::invalid(
+                "mutations",
+                "一次最多推送5000条",
+                "at most 5,000 mutations per push",
+            ),
+            lang,
+        ));
+    }
+    let r = push::push(&s.db, &d, req, lang, now_ms())
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    for x in r.results.iter() {
+        let c = match (x.duplicate, x.status.as_str()) {
+            (true, _) => &s.metrics.mutations_duplicate,
+            (false, "applied") => &s.metrics.mutations_applied,
+            _ => &s.metrics.mutations_rejected,
+        };
+        Metrics::inc(c);
+    }
+    Ok(Json(r))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Time bank city server",
+        description = "Device enrolment and offline-first sync of the time bank (时间银行)."
+    ),
+    paths(health, metrics, enrol, push_handler),
+    components(schemas(
+        Health,
+        EnrolRequest,
+        Enrolled,
+        PushRequest,
+        PushResponse,
+        push::PushMutation,
+        push::PushResult
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+/// Every sync request names its protocol version; the server serves this one and the one
+/// before. A client that is too old is told to update (it keeps its outbox meanwhile).
+async fn versions(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    Metrics::inc(&s.metrics.requests);
+    if req.uri().path().starts_with("/v1/") {
+        let lang = lang_of(req.headers());
+        let v = req
+            .headers()
+            .get("x-timebank-protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
+        match v {
+            Some(v) if (crate::MIN_PROTOCOL..=PROTOCOL).contains(&v) => {}
+            _ => {
+                let e = CoreError::invalid(
+                    "protocol",
+                    "软件版本过旧，请更新后再同步；未同步的数据会保留在本机",
+                    "this app is too old to sync; update it (unsynced changes stay on this device)",
+                )
+                .with("server_protocol", PROTOCOL);
+                return ApiError::new(StatusCode::UPGRADE_REQUIRED, e, lang).into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/push", post(push_handler))
+        .layer(middleware::from_fn_with_state(state.clone(), versions))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}

@@ -1,0 +1,129 @@
+//! The city server of the time bank (axum). It enrols devices with one-time codes, then
+//! accepts their pushed mutations and applies each through the same core service functions
+//! the devices use (`timebank_core::service::execute_in`), recording the result under
+//! (device, sequence) in the same transaction so a duplicate gets the stored result.
+//!
+//! Stateless: every request reads what it needs from the database, so several processes can
+//! serve one PostgreSQL database.
+pub mod api;
+pub mod auth;
+pub mod push;
+
+use sea_orm::DatabaseConnection;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The sync protocol version this server speaks. It serves this and the one before.
+pub const PROTOCOL: u32 = 1;
+/// The oldest client protocol still served: the last two versions (there is no version 0).
+pub const MIN_PROTOCOL: u32 = if PROTOCOL > 1 { PROTOCOL - 1 } else { 1 };
+/// Request bodies above this are refused (413).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub enrolments: AtomicU64,
+    pub mutations_applied: AtomicU64,
+    pub mutations_rejected: AtomicU64,
+    pub mutations_duplicate: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (name, help, v) in [
+            (
+                "timebank_http_requests_total",
+                "HTTP requests served",
+                &self.requests,
+            ),
+            (
+                "timebank_enrolments_total",
+                "Devices enrolled",
+                &self.enrolments,
+            ),
+            (
+                "timebank_mutations_applied_total",
+                "Pushed mutations applied",
+                &self.mutations_applied,
+            ),
+            (
+                "timebank_mutations_rejected_total",
+                "Pushed mutations rejected",
+                &self.mutations_rejected,
+            ),
+            (
+                "timebank_mutations_duplicate_total",
+                "Duplicate deliveries answered from the stored result",
+                &self.mutations_duplicate,
+            ),
+            (
+                "timebank_auth_failures_total",
+                "Requests refused for missing or bad credentials",
+                &self.auth_failures,
+            ),
+        ] {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        s
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection) -> Self {
+        AppState {
+            db,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// Serve `state` on `listener` until `shutdown` resolves (graceful: requests in flight finish).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

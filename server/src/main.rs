@@ -1,0 +1,167 @@
+//! `timebank-server`: the city server. `serve` runs it (SQLite in a data directory by default,
+//! PostgreSQL with --database-url or DATABASE_URL); `init` creates the city database; `enrol`
+//! issues a one-time device enrolment code; `revoke` withdraws a device's token.
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sea_orm::TransactionTrait;
+use std::path::PathBuf;
+use timebank_core::service::admin::Bootstrap;
+use timebank_server::{auth, serve, shutdown_signal, AppState};
+
+#[derive(Parser)]
+#[command(name = "timebank-server", version, about = "时间银行 city server")]
+struct Args {
+    /// Data directory of the embedded SQLite database.
+    #[arg(
+        long,
+        env = "TIMEBANK_DATA_DIR",
+        global = true,
+        default_value = "timebank-server-data"
+    )]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL (postgres://...) for production; overrides --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the sync API.
+    Serve {
+        #[arg(long, env = "TIMEBANK_LISTEN", default_value = "127.0.0.1:8700")]
+        listen: String,
+    },
+    /// Create the city database with one center (or the demo data with --demo).
+    Init {
+        #[arg(long)]
+        demo: bool,
+        #[arg(long, default_value = "蒋村街道")]
+        subdistrict: String,
+        #[arg(long = "community", default_value = "府苑新村")]
+        communities: Vec<String>,
+        #[arg(long, default_value = "蒋村街道社区服务中心")]
+        center: String,
+        #[arg(long, default_value = "管理员")]
+        admin_name: String,
+        #[arg(long, default_value = "13900000001")]
+        admin_phone: String,
+    },
+    /// Issue a one-time enrolment code for a center's device.
+    Enrol {
+        /// Center id (defaults to the first center).
+        #[arg(long)]
+        center: Option<String>,
+        #[arg(long, default_value = "center")]
+        role: String,
+        #[arg(long, default_value_t = 72)]
+        hours: i64,
+    },
+    /// Revoke a device's token.
+    Revoke { device: String },
+}
+
+fn url(a: &Args) -> Result<String> {
+    match &a.database_url {
+        Some(u) => Ok(u.clone()),
+        None => {
+            std::fs::create_dir_all(&a.data_dir)
+                .with_context(|| format!("create {}", a.data_dir.display()))?;
+            Ok(timebank_core::db::sqlite_url(&a.data_dir.join("city.db")))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let db = timebank_core::db::connect(&url(&args)?)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+    let now = timebank_core::service::now_ms();
+    match args.cmd {
+        Cmd::Serve { listen } => {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("listen on {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, "timebank-server listening");
+            println!("listening on http://{}", listener.local_addr()?);
+            serve(listener, AppState::new(db), shutdown_signal()).await?;
+        }
+        Cmd::Init {
+            demo,
+            subdistrict,
+            communities,
+            center,
+            admin_name,
+            admin_phone,
+        } => {
+            if demo {
+                let s = timebank_core::demo::seed(&db, now, &|_, _| {})
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                let txn = db.begin().await?;
+                let b = timebank_core::service::admin::bootstrap(
+                    &txn,
+                    &Bootstrap {
+                        city: ("杭州市".into(), "Hangzhou".into()),
+                        district: ("西湖区".into(), "Xihu".into()),
+                        subdistrict: (subdistrict.clone(), subdistrict),
+                        communities: communities.iter().map(|c| (c.clone(), c.clone())).collect(),
+                        center: (center.clone(), center),
+                        admin_name,
+                        admin_phone,
+                        admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 1, 1).context("date")?,
+                        programme_name: "时间银行".into(),
+                        rules: Default::default(),
+                    },
+                    now,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+                txn.commit().await?;
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            }
+        }
+        Cmd::Enrol {
+            center,
+            role,
+            hours,
+        } => {
+            let center = match center {
+                Some(c) => c,
+                None => timebank_core::sql::one(&db, "SELECT id FROM centers ORDER BY id", vec![])
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?
+                    .context("no center: run init first")?
+                    .try_get::<String>("", "id")?,
+            };
+            let code = auth::issue_code(&db, &center, &role, hours, now)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+            println!("{code}");
+        }
+        Cmd::Revoke { device } => {
+            let done = auth::revoke(&db, &device, now)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+            println!(
+                "{}",
+                if done {
+                    "revoked"
+                } else {
+                    "no such active device"
+                }
+            );
+        }
+    }
+    Ok(())
+}

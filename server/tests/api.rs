@@ -1,0 +1,424 @@
+//! The city server over real HTTP (each test spawns it on port 0 with its own database, on
+//! SQLite and PostgreSQL): enrolment, authentication, versions, limits, and idempotent push.
+#![allow(clippy::unwrap_used)]
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use serde_json::{json, Value};
+use timebank_core::domain::hlc::Hlc;
+use timebank_core::service::admin::{bootstrap, Bootstrap, Bootstrapped};
+use timebank_core::{db, sql};
+use timebank_server::{auth, AppState};
+
+struct Server {
+    base: String,
+    db: DatabaseConnection,
+    boot: Bootstrapped,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pg: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_admin() -> String {
+    std::env::var("TIMEBANK_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn start(postgres: bool) -> Option<Server> {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = if postgres {
+        if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
+            return None;
+        }
+        let name = format!("tb_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = db::open(&pg_admin()).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        (
+            format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0),
+            Some(name),
+        )
+    } else {
+        (db::sqlite_url(&dir.path().join("city.db")), None)
+    };
+    let db = db::connect(&url).await.unwrap();
+    let txn = db.begin().await.unwrap();
+    let boot = bootstrap(
+        &txn,
+        &Bootstrap {
+            city: ("杭州市".into(), "Hangzhou".into()),
+            district: ("西湖区".into(), "Xihu".into()),
+            subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
+            communities: vec![("府苑新村".into(), "Fuyuanxincun".into())],
+            center: ("蒋村街道社区服务中心".into(), "Jiangcun center".into()),
+            admin_name: "周建华".into(),
+            admin_phone: "13900000001".into(),
+            admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4).unwrap(),
+            programme_name: "t".into(),
+            rules: Default::default(),
+        },
+        timebank_core::service::now_ms() - 3_600_000,
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(db.clone());
+    tokio::spawn(async move {
+        timebank_server::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Some(Server {
+        base,
+        db,
+        boot,
+        stop: Some(tx),
+        pg,
+        _dir: dir,
+    })
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.db.close().await.ok();
+        if let Some(name) = self.pg {
+            let admin = db::open(&pg_admin()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("x-timebank-protocol", "1")
+    }
+    async fn enrol(&self) -> String {
+        let code = auth::issue_code(
+            &self.db,
+            &self.boot.center_id,
+            "center",
+            1,
+            timebank_core::service::now_ms(),
+        )
+        .await
+        .unwrap();
+        let r: Value = self
+            .post("/v1/enrol")
+            .json(&json!({"code": code, "device_name": "前台电脑"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn mutation(seq: i64, name: &str, args: Value, actor: &str) -> Value {
+    let hlc = Hlc {
+        millis: timebank_core::service::now_ms() - 1000,
+        counter: seq as u32,
+        node: "dev".into(),
+    };
+    json!({"id": uuid::Uuid::now_v7().to_string(), "seq": seq, "name": name, "args": args, "hlc": hlc.encode(), "schema_version": timebank_migrations::SCHEMA_VERSION, "actor_id": actor})
+}
+
+fn register(id: &str, phone: &str, community: &str) -> Value {
+    json!({"member_id": id, "name": "张桂英", "phone": phone, "date_of_birth": "1945-03-02", "home_community_id": community, "address": "3幢", "roles": ["resident"], "hardship": false, "center_id": null, "volunteer": null})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_the_openapi_document_are_served() {
+    let s = start(false).await.unwrap();
+    let h: Value = reqwest::get(format!("{}/health", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    let doc: Value = reqwest::get(format!("{}/openapi.json", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/push"]["post"].is_object(), "{doc}");
+    assert!(doc["components"]["schemas"]["PushMutation"].is_object());
+    let m = reqwest::get(format!("{}/metrics", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("# TYPE timebank_mutations_applied_total counter"),
+        "{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_enrols_one_device_once_and_bad_requests_are_refused() {
+    let s = start(false).await.unwrap();
+    let code = auth::issue_code(
+        &s.db,
+        &s.boot.center_id,
+        "center",
+        1,
+        timebank_core::service::now_ms(),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .post("/v1/enrol")
+        .json(&json!({"code": code, "device_name": "前台"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["communities"].as_array().unwrap().len(), 1);
+    let token = e["token"].as_str().unwrap().to_owned();
+    // The token is stored hashed only.
+    let stored = sql::scalar_i64(
+        &s.db,
+        "SELECT COUNT(*) FROM sync_devices WHERE token_hash = ?",
+        vec![token.clone().into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+    let again = s
+        .post("/v1/enrol")
+        .json(&json!({"code": code, "device_name": "另一台"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 403, "a code works once");
+    let bad = s
+        .post("/v1/enrol")
+        .json(&json!({"code": "AAAA-BBBB-CCCC", "device_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 403);
+    // Unauthenticated, a wrong token, an old protocol, a malformed and an oversized body.
+    let body = json!({"mutations": []});
+    assert_eq!(
+        s.post("/v1/push")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        s.post("/v1/push")
+            .bearer_auth("nope")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let old = reqwest::Client::new()
+        .post(format!("{}/v1/push", s.base))
+        .header("x-timebank-protocol", "0")
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 426);
+    let err: Value = old.json().await.unwrap();
+    assert!(
+        err["message"].as_str().unwrap().contains("软件版本过旧"),
+        "{err}"
+    );
+    let malformed = s
+        .post("/v1/push")
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(malformed.status().is_client_error());
+    // An oversized body is refused from its announced length, before it is read.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /v1/push HTTP/1.1\r\nhost: x\r\nx-timebank-protocol: 1\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            timebank_server::MAX_BODY + 10
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = tcp.read(&mut buf).await.unwrap();
+        let first = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(first.starts_with("HTTP/1.1 413"), "{first}");
+    }
+    // A revoked token is refused.
+    let device = e["device_id"].as_str().unwrap();
+    assert!(
+        auth::revoke(&s.db, device, timebank_core::service::now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.post("/v1/push")
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_mutations_apply_once_and_rejections_never_block() {
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let token = s.enrol().await;
+        let admin = s.boot.admin_id.clone();
+        let community = s.boot.community_ids[0].clone();
+        let batch = json!({"mutations": [
+            mutation(1, "register_member", register("m1", "13811112222", &community), &admin),
+            // Refused: the same phone again. It is stored and reported, and does not block seq 3.
+            mutation(2, "register_member", register("m2", "13811112222", &community), &admin),
+            mutation(3, "register_member", register("m3", "13811113333", &community), &admin),
+            mutation(4, "no_such_thing", json!({}), &admin),
+        ]});
+        let r: Value = s
+            .post("/v1/push")
+            .bearer_auth(&token)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let st: Vec<&str> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(st, ["applied", "rejected", "applied", "rejected"], "{r}");
+        assert_eq!(r["results"][1]["result"]["code"], "duplicate_phone");
+        assert_eq!(r["next_seq"], 5);
+        // The admin is told why, in the inbox.
+        let told = sql::scalar_i64(
+            &s.db,
+            "SELECT COUNT(*) FROM inbox_messages WHERE member_id = ? AND kind = 'sync_rejected'",
+            vec![admin.clone().into()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(told, 2);
+        // The same batch again: the stored results, nothing applied twice.
+        let members_before = sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM members", vec![])
+            .await
+            .unwrap();
+        let again: Value = s
+            .post("/v1/push")
+            .bearer_auth(&token)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            again["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["duplicate"] == true),
+            "{again}"
+        );
+        assert_eq!(again["results"][0]["result"], r["results"][0]["result"]);
+        assert_eq!(
+            sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM members", vec![])
+                .await
+                .unwrap(),
+            members_before
+        );
+        // A gap (seq 6 without 5) stops the batch and names the sequence to send.
+        let gap: Value = s.post("/v1/push").bearer_auth(&token).json(&json!({"mutations": [mutation(6, "register_member", register("m6", "13811116666", &community), &admin)]})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(gap["results"].as_array().unwrap().len(), 0);
+        assert_eq!(gap["next_seq"], 5);
+        // The audit trail names the device that made the change.
+        let dev = sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM audit_log a JOIN sync_devices d ON d.id = a.device_id WHERE a.entity_id = 'm1'", vec![]).await.unwrap();
+        assert_eq!(dev, 1);
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_write_for_another_community() {
+    let s = start(false).await.unwrap();
+    // A second center that serves no community of the first.
+    sql::exec(&s.db, "INSERT INTO centers (id, name_zh, name_en, subdistrict_id) VALUES ('c2', '别的中心', 'Other', ?)", vec![s.boot.subdistrict_id.clone().into()]).await.unwrap();
+    let code = auth::issue_code(&s.db, "c2", "center", 1, timebank_core::service::now_ms())
+        .await
+        .unwrap();
+    let e: Value = s
+        .post("/v1/enrol")
+        .json(&json!({"code": code, "device_name": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = e["token"].as_str().unwrap();
+    let community = s.boot.community_ids[0].clone();
+    let r: Value = s
+        .post("/v1/push")
+        .bearer_auth(token)
+        .json(&json!({"mutations": [mutation(1, "register_member", register("m1", "13811112222", &community), &s.boot.admin_id)]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][0]["status"], "rejected");
+    assert_eq!(r["results"][0]["result"]["code"], "out_of_scope");
+    assert_eq!(
+        sql::scalar_i64(
+            &s.db,
+            "SELECT COUNT(*) FROM members WHERE id = 'm1'",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        0
+    );
+    s.stop().await;
+}
