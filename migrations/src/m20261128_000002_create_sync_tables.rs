@@ -51,11 +51,53 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
+        // The change log: per community (or "*" for city-wide reference data), a gap-free
+        // sequence allocated in the writing transaction from change_heads.
+        m.create_table(
+            Table::create()
+                .table("change_heads")
+                .col(text("community_id").primary_key())
+                .col(big_integer("last_seq"))
+                .take(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("change_log")
+                .col(text("community_id"))
+                .col(big_integer("seq"))
+                .col(text("tbl"))
+                .col(text("pk"))
+                .col(text("op"))
+                .col(text("row_json"))
+                .col(big_integer("at"))
+                .primary_key(Index::create().col("community_id").col("seq"))
+                .take(),
+        )
+        .await?;
+        // Rows touched by the current transaction, filled by capture triggers (installed by the
+        // city server only) and emptied when the transaction's changes are logged.
+        m.create_table(
+            Table::create()
+                .table("change_queue")
+                .col(text("tbl"))
+                .col(text("pk"))
+                .col(text("op"))
+                .take(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for t in ["push_results", "enrolment_codes", "sync_devices"] {
+        for t in [
+            "change_queue",
+            "change_log",
+            "change_heads",
+            "push_results",
+            "enrolment_codes",
+            "sync_devices",
+        ] {
             m.drop_table(Table::drop().table(t).take()).await?;
         }
         Ok(())

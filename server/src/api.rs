@@ -1,8 +1,9 @@
 //! HTTP routes, the error mapping and the OpenAPI document.
 use crate::auth::{self, Enrolled};
+use crate::pull::{self, PullPage, PullQuery};
 use crate::push::{self, PushRequest, PushResponse};
 use crate::{AppState, Metrics, MAX_BODY, PROTOCOL};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -184,13 +185,29 @@ async fn push_handler(
     Ok(Json(r))
 }
 
+/// Changes of one partition after a sequence, in sequence order.
+#[utoipa::path(get, path = "/v1/pull", params(PullQuery), responses((status = 200, body = PullPage), (status = 401, description = "no or bad device token"), (status = 403, description = "a community the device may not read")), security(("device_token" = [])))]
+async fn pull_handler(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PullQuery>,
+) -> Result<Json<PullPage>, ApiError> {
+    let lang = lang_of(&headers);
+    let d = device(&s, &headers).await?;
+    Ok(Json(
+        pull::pull(&s.db, &d, &q)
+            .await
+            .map_err(|e| ApiError::from_core(e, lang))?,
+    ))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Time bank city server",
         description = "Device enrolment and offline-first sync of the time bank (时间银行)."
     ),
-    paths(health, metrics, enrol, push_handler),
+    paths(health, metrics, enrol, push_handler, pull_handler),
     components(schemas(
         Health,
         EnrolRequest,
@@ -241,6 +258,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/enrol", post(enrol))
         .route("/v1/push", post(push_handler))
+        .route("/v1/pull", get(pull_handler))
         .layer(middleware::from_fn_with_state(state.clone(), versions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

@@ -7,6 +7,8 @@
 //! serve one PostgreSQL database.
 pub mod api;
 pub mod auth;
+pub mod changes;
+pub mod pull;
 pub mod push;
 
 use sea_orm::DatabaseConnection;
@@ -86,11 +88,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection) -> Self {
-        AppState {
+    /// The state of a server on `db`: installs the change-capture triggers (idempotent).
+    pub async fn open(db: DatabaseConnection) -> Result<Self, timebank_core::CoreError> {
+        changes::install(&db).await?;
+        Ok(AppState {
             db,
             metrics: Arc::new(Metrics::default()),
-        }
+        })
     }
 }
 

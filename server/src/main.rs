@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use sea_orm::TransactionTrait;
 use std::path::PathBuf;
 use timebank_core::service::admin::Bootstrap;
-use timebank_server::{auth, serve, shutdown_signal, AppState};
+use timebank_server::{auth, changes, serve, shutdown_signal, AppState};
 
 #[derive(Parser)]
 #[command(name = "timebank-server", version, about = "时间银行 city server")]
@@ -92,7 +92,10 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("listen on {listen}"))?;
             tracing::info!(address = %listener.local_addr()?, "timebank-server listening");
             println!("listening on http://{}", listener.local_addr()?);
-            serve(listener, AppState::new(db), shutdown_signal()).await?;
+            let state = AppState::open(db)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+            serve(listener, state, shutdown_signal()).await?;
         }
         Cmd::Init {
             demo,
@@ -102,8 +105,15 @@ async fn main() -> Result<()> {
             admin_name,
             admin_phone,
         } => {
+            // Capture from the first row, so that the change log from 0 is a full snapshot.
+            changes::install(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
             if demo {
                 let s = timebank_core::demo::seed(&db, now, &|_, _| {})
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+                changes::log_changes(&db, now)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
                 println!("{}", serde_json::to_string_pretty(&s)?);
@@ -127,6 +137,9 @@ async fn main() -> Result<()> {
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+                changes::log_changes(&txn, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
                 txn.commit().await?;
                 println!("{}", serde_json::to_string_pretty(&b)?);
             }

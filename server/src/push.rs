@@ -176,6 +176,7 @@ async fn apply_one(
             };
             match res {
                 Ok(out) => {
+                    crate::changes::log_changes(&txn, now_ms).await?;
                     let result = serde_json::to_value(&out).unwrap_or(Value::Null);
                     if record(&txn, device, m, "applied", &result, now_ms)
                         .await
@@ -231,6 +232,7 @@ async fn apply_one(
     if actor_exists {
         let ctx = Ctx::new(&m.actor_id, &device.id, now_ms);
         service::notify(&txn, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
+        crate::changes::log_changes(&txn, now_ms).await?;
     }
     txn.commit().await?;
     Ok(PushResult {

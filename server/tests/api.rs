@@ -43,6 +43,8 @@ async fn start(postgres: bool) -> Option<Server> {
         (db::sqlite_url(&dir.path().join("city.db")), None)
     };
     let db = db::connect(&url).await.unwrap();
+    // Capture from the first row, as `timebank-server init` does.
+    timebank_server::changes::install(&db).await.unwrap();
     let txn = db.begin().await.unwrap();
     let boot = bootstrap(
         &txn,
@@ -62,11 +64,14 @@ async fn start(postgres: bool) -> Option<Server> {
     )
     .await
     .unwrap();
+    timebank_server::changes::log_changes(&txn, timebank_core::service::now_ms())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(db.clone());
+    let state = AppState::open(db.clone()).await.unwrap();
     tokio::spawn(async move {
         timebank_server::serve(listener, state, async {
             let _ = rx.await;
@@ -420,5 +425,193 @@ async fn a_device_cannot_write_for_another_community() {
         .unwrap(),
         0
     );
+    s.stop().await;
+}
+
+impl Server {
+    async fn pull(&self, token: &str, community: &str, after: i64, limit: i64) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/pull", self.base))
+            .query(&[
+                ("community", community.to_owned()),
+                ("after", after.to_string()),
+                ("limit", limit.to_string()),
+            ])
+            .header("x-timebank-protocol", "1")
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn seqs(page: &Value) -> Vec<i64> {
+    page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_follows_the_change_log_from_zero_in_pages() {
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let token = s.enrol().await;
+        let community = s.boot.community_ids[0].clone();
+        // City-wide reference data: the places, the catalogue, the programme.
+        let city = s.pull(&token, "*", 0, 5000).await;
+        let tables: std::collections::BTreeSet<&str> = city["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["table"].as_str().unwrap())
+            .collect();
+        for t in [
+            "places",
+            "centers",
+            "services",
+            "service_fields",
+            "programmes",
+        ] {
+            assert!(
+                tables.contains(t),
+                "{t} missing from the city partition: {tables:?}"
+            );
+        }
+        // The community: the administrator registered at bootstrap, with an account.
+        let full = s.pull(&token, &community, 0, 5000).await;
+        let n = full["changes"].as_array().unwrap().len() as i64;
+        assert!(n > 0);
+        assert_eq!(seqs(&full), (1..=n).collect::<Vec<_>>(), "gap-free from 1");
+        assert_eq!(full["head"], n);
+        assert_eq!(full["next_after"], n);
+        // Pages of 2 walk the same log, each with a checksum of its content.
+        let mut after = 0;
+        let mut walked = Vec::new();
+        loop {
+            let p = s.pull(&token, &community, after, 2).await;
+            let changes: Vec<timebank_server::pull::Change> =
+                serde_json::from_value(p["changes"].clone()).unwrap();
+            assert_eq!(p["checksum"], timebank_server::pull::checksum(&changes));
+            if changes.is_empty() {
+                break;
+            }
+            walked.extend(seqs(&p));
+            after = p["next_after"].as_i64().unwrap();
+        }
+        assert_eq!(walked, (1..=n).collect::<Vec<_>>());
+        // A push adds its rows after the head; pulling the same cursor twice gives the same page.
+        let admin = s.boot.admin_id.clone();
+        let r: Value = s.post("/v1/push").bearer_auth(&token).json(&json!({"mutations": [mutation(1, "register_member", register("m1", "13811112222", &community), &admin)]})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(r["results"][0]["status"], "applied");
+        let next = s.pull(&token, &community, n, 5000).await;
+        let again = s.pull(&token, &community, n, 5000).await;
+        assert_eq!(next, again);
+        let added: Vec<(String, String)> = next["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["table"].as_str().unwrap().to_owned(),
+                    c["pk"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            added.contains(&("members".into(), "m1".into())),
+            "{added:?}"
+        );
+        assert!(
+            added.contains(&("member_roles".into(), "m1|resident".into())),
+            "{added:?}"
+        );
+        assert!(
+            added.contains(&("accounts".into(), "acct-m1".into())),
+            "{added:?}"
+        );
+        assert_eq!(seqs(&next).first(), Some(&(n + 1)));
+        // Another community's partition is refused.
+        let other = reqwest::Client::new()
+            .get(format!("{}/v1/pull", s.base))
+            .query(&[("community", "not-mine")])
+            .header("x-timebank-protocol", "1")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 403);
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_database_keep_the_log_gap_free() {
+    let Some(s) = start(true).await else { return };
+    // A second server instance on the same database, on its own port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base2 = format!("http://{}", listener.local_addr().unwrap());
+    let state2 = AppState::open(s.db.clone()).await.unwrap();
+    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        timebank_server::serve(listener, state2, async {
+            let _ = rx2.await;
+        })
+        .await
+        .unwrap();
+    });
+    let community = s.boot.community_ids[0].clone();
+    let admin = s.boot.admin_id.clone();
+    let (t1, t2) = (s.enrol().await, s.enrol().await);
+    let push = |base: String, token: String, prefix: &'static str| {
+        let community = community.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            for i in 0..15i64 {
+                let body = json!({"mutations": [mutation(i + 1, "register_member", register(&format!("{prefix}{i}"), &format!("138{}{:07}", if prefix == "a" { 1 } else { 2 }, i), &community), &admin)]});
+                let r: Value = reqwest::Client::new()
+                    .post(format!("{base}/v1/push"))
+                    .header("x-timebank-protocol", "1")
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(r["results"][0]["status"], "applied", "{r}");
+            }
+        })
+    };
+    let a = push(s.base.clone(), t1.clone(), "a");
+    let b = push(base2.clone(), t2, "b");
+    a.await.unwrap();
+    b.await.unwrap();
+    let page = s.pull(&t1, &community, 0, 5000).await;
+    let n = page["head"].as_i64().unwrap();
+    assert_eq!(
+        seqs(&page),
+        (1..=n).collect::<Vec<_>>(),
+        "gap-free and unique across both servers"
+    );
+    let members = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["table"] == "members")
+        .count();
+    assert_eq!(
+        members, 31,
+        "the administrator and the 30 registered members"
+    );
+    let _ = tx2.send(());
     s.stop().await;
 }

@@ -1,0 +1,277 @@
+//! The server's change log. Capture triggers (installed on the city server's database only)
+//! queue every touched row; at the end of each writing transaction [`log_changes`] turns the
+//! queue into change-log entries of the communities the rows belong to, with a gap-free
+//! sequence allocated from `change_heads` in that same transaction (so sequence order is
+//! commit order: a second writer of the same community waits on the head row).
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use timebank_core::entities::*;
+use timebank_core::{sql, CoreError};
+
+/// The city-wide partition: places, centers, the catalogue, the programme.
+pub const CITY: &str = "*";
+
+/// Tables that are synced, with their primary key columns.
+pub const SYNCED: &[(&str, &[&str])] = &[
+    ("places", &["id"]),
+    ("centers", &["id"]),
+    ("center_communities", &["center_id", "community_id"]),
+    ("programmes", &["id"]),
+    ("service_fields", &["code"]),
+    ("services", &["code"]),
+    ("members", &["id"]),
+    ("member_roles", &["member_id", "role"]),
+    ("family_links", &["member_id", "relative_id"]),
+    ("volunteer_profiles", &["member_id"]),
+    ("orders", &["id"]),
+    ("order_visits", &["id"]),
+    ("order_volunteers", &["id"]),
+    ("visit_attendance", &["id"]),
+    ("activities", &["id"]),
+    ("activity_signups", &["activity_id", "member_id"]),
+    ("accounts", &["id"]),
+    ("transfers", &["id"]),
+    ("ledger_entries", &["id"]),
+    ("ledger_flags", &["id"]),
+    ("feedback", &["id"]),
+    ("safeguarding_reports", &["id"]),
+    ("inbox_messages", &["id"]),
+];
+
+/// Install the capture triggers (idempotent; run at server start).
+pub async fn install(db: &DatabaseConnection) -> Result<(), CoreError> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.execute_unprepared(
+                "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
+                 DECLARE r jsonb; k text := ''; i int; \
+                 BEGIN \
+                   IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF; \
+                   FOR i IN 0 .. TG_NARGS - 1 LOOP \
+                     IF i > 0 THEN k := k || '|'; END IF; \
+                     k := k || (r ->> TG_ARGV[i]); \
+                   END LOOP; \
+                   INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
+                   RETURN NULL; \
+                 END $$ LANGUAGE plpgsql",
+            )
+            .await?;
+            for (t, pk) in SYNCED {
+                let args = pk
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                db.execute_unprepared(&format!(
+                    "CREATE OR REPLACE TRIGGER cc_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION timebank_capture({args})"
+                ))
+                .await?;
+            }
+        }
+        _ => {
+            for (t, pk) in SYNCED {
+                for (op, row, kind) in [
+                    ("INSERT", "NEW", "upsert"),
+                    ("UPDATE", "NEW", "upsert"),
+                    ("DELETE", "OLD", "delete"),
+                ] {
+                    let key = pk
+                        .iter()
+                        .map(|c| format!("{row}.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER IF NOT EXISTS cc_{t}_{o} AFTER {op} ON {t} BEGIN \
+                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END",
+                        o = op.to_lowercase()
+                    ))
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parts(pk: &str) -> Vec<String> {
+    pk.split('|').map(str::to_owned).collect()
+}
+
+/// The current row of `tbl` with key `pk` as JSON (None if it no longer exists).
+pub async fn load_row<C: ConnectionTrait>(
+    c: &C,
+    tbl: &str,
+    pk: &str,
+) -> Result<Option<Value>, CoreError> {
+    macro_rules! one {
+        ($m:ident, $key:expr) => {
+            $m::Entity::find_by_id($key)
+                .one(c)
+                .await?
+                .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
+        };
+    }
+    let p = parts(pk);
+    let two = || {
+        (
+            p.first().cloned().unwrap_or_default(),
+            p.get(1).cloned().unwrap_or_default(),
+        )
+    };
+    Ok(match tbl {
+        "places" => one!(places, pk.to_owned()),
+        "centers" => one!(centers, pk.to_owned()),
+        "center_communities" => one!(center_communities, two()),
+        "programmes" => one!(programmes, pk.to_owned()),
+        "service_fields" => one!(service_fields, pk.to_owned()),
+        "services" => one!(services, pk.to_owned()),
+        "members" => one!(members, pk.to_owned()),
+        "member_roles" => one!(member_roles, two()),
+        "family_links" => one!(family_links, two()),
+        "volunteer_profiles" => one!(volunteer_profiles, pk.to_owned()),
+        "orders" => one!(orders, pk.to_owned()),
+        "order_visits" => one!(order_visits, pk.to_owned()),
+        "order_volunteers" => one!(order_volunteers, pk.to_owned()),
+        "visit_attendance" => one!(visit_attendance, pk.to_owned()),
+        "activities" => one!(activities, pk.to_owned()),
+        "activity_signups" => one!(activity_signups, two()),
+        "accounts" => one!(accounts, pk.to_owned()),
+        "transfers" => one!(transfers, pk.to_owned()),
+        "ledger_entries" => one!(ledger_entries, pk.to_owned()),
+        "ledger_flags" => one!(ledger_flags, pk.to_owned()),
+        "feedback" => one!(feedback, pk.to_owned()),
+        "safeguarding_reports" => one!(safeguarding_reports, pk.to_owned()),
+        "inbox_messages" => one!(inbox_messages, pk.to_owned()),
+        _ => None,
+    })
+}
+
+async fn member_community<C: ConnectionTrait>(
+    c: &C,
+    member: &str,
+) -> Result<Vec<String>, CoreError> {
+    col(
+        c,
+        "SELECT home_community_id AS v FROM members WHERE id = ?",
+        member,
+    )
+    .await
+}
+
+async fn col<C: ConnectionTrait>(c: &C, q: &str, key: &str) -> Result<Vec<String>, CoreError> {
+    Ok(sql::all(c, q, vec![key.into()])
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<Option<String>>("", "v").ok().flatten())
+        .collect())
+}
+
+fn s<'a>(row: &'a Value, k: &str) -> &'a str {
+    row.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The partitions (communities, or [`CITY`]) a row belongs to.
+pub async fn communities_of<C: ConnectionTrait>(
+    c: &C,
+    tbl: &str,
+    row: &Value,
+) -> Result<Vec<String>, CoreError> {
+    Ok(match tbl {
+        "places" | "centers" | "center_communities" | "programmes" | "service_fields" | "services" => vec![CITY.into()],
+        "members" => vec![s(row, "home_community_id").into()],
+        "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => member_community(c, s(row, "member_id")).await?,
+        "family_links" => {
+            let mut v = member_community(c, s(row, "member_id")).await?;
+            v.extend(member_community(c, s(row, "relative_id")).await?);
+            v
+        }
+        "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
+        "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => col(c, "SELECT community_id AS v FROM orders WHERE id = ?", s(row, "order_id")).await?,
+        "activity_signups" => col(c, "SELECT community_id AS v FROM activities WHERE id = ?", s(row, "activity_id")).await?,
+        "accounts" => match (row.get("member_id").and_then(Value::as_str), row.get("community_id").and_then(Value::as_str)) {
+            (Some(m), _) => member_community(c, m).await?,
+            (None, Some(cm)) => vec![cm.into()],
+            _ => vec![CITY.into()],
+        },
+        "ledger_entries" => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", s(row, "account_id")).await?,
+        "transfers" => col(
+            c,
+            "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
+            s(row, "id"),
+        )
+        .await?,
+        _ => vec![],
+    })
+}
+
+/// Allocate the next sequence of `community` inside the caller's transaction.
+async fn next_seq<C: ConnectionTrait>(c: &C, community: &str) -> Result<i64, CoreError> {
+    let n = sql::exec(
+        c,
+        "UPDATE change_heads SET last_seq = last_seq + 1 WHERE community_id = ?",
+        vec![community.into()],
+    )
+    .await?;
+    if n == 0 {
+        sql::exec(
+            c,
+            "INSERT INTO change_heads (community_id, last_seq) VALUES (?, 1)",
+            vec![community.into()],
+        )
+        .await?;
+        return Ok(1);
+    }
+    sql::scalar_i64(
+        c,
+        "SELECT last_seq FROM change_heads WHERE community_id = ?",
+        vec![community.into()],
+    )
+    .await
+}
+
+/// Turn the queued row changes of this transaction into change-log entries. Call it inside
+/// the writing transaction, after the write.
+pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize, CoreError> {
+    let queued = sql::all(c, "SELECT DISTINCT tbl, pk FROM change_queue", vec![]).await?;
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let mut by_partition: BTreeMap<String, Vec<(String, String, String, String)>> = BTreeMap::new();
+    for q in &queued {
+        let tbl: String = q.try_get("", "tbl")?;
+        let pk: String = q.try_get("", "pk")?;
+        let (op, row) = match load_row(c, &tbl, &pk).await? {
+            Some(r) => ("upsert", r),
+            None => ("delete", Value::Null),
+        };
+        let parts: BTreeSet<String> = if op == "upsert" {
+            communities_of(c, &tbl, &row).await?.into_iter().collect()
+        } else {
+            [CITY.to_owned()].into()
+        };
+        for p in parts {
+            by_partition.entry(p).or_default().push((
+                tbl.clone(),
+                pk.clone(),
+                op.to_owned(),
+                row.to_string(),
+            ));
+        }
+    }
+    let mut n = 0;
+    for (community, changes) in by_partition {
+        for (tbl, pk, op, row) in changes {
+            let seq = next_seq(c, &community).await?;
+            sql::exec(
+                c,
+                "INSERT INTO change_log (community_id, seq, tbl, pk, op, row_json, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![community.clone().into(), seq.into(), tbl.into(), pk.into(), op.into(), row.into(), now_ms.into()],
+            )
+            .await?;
+            n += 1;
+        }
+    }
+    sql::exec(c, "DELETE FROM change_queue", vec![]).await?;
+    Ok(n)
+}
