@@ -1,27 +1,59 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL accepts connections on 127.0.0.1:5432 for the store tests
-# (trust authentication for local TCP, as on the development machines).
+# Makes sure PostgreSQL accepts connections from the tests on 127.0.0.1:5432 as the `postgres`
+# user without a password (trust authentication for local TCP, as on the development
+# machines): starts the Debian cluster if it is down, and on a machine where local TCP asks for
+# a password, adds trust lines for 127.0.0.1 and ::1 at the top of pg_hba.conf and reloads.
+# Test machines only: never run this on a server that holds real data.
 set -euo pipefail
-if pg_isready -q -h 127.0.0.1 -p 5432; then
+
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
+else
+  SUDO=(sudo)
+fi
+connect() { psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; }
+
+if connect; then
   exit 0
 fi
-cluster_version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
-if [[ -z "$cluster_version" ]]; then
-  echo "pg: no PostgreSQL cluster found; run scripts/setup.sh first" >&2
+
+newest() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1; }
+version=$(newest /etc/postgresql)
+[[ -n "$version" ]] || version=$(newest /usr/lib/postgresql)
+if [[ -z "$version" ]]; then
+  echo "pg: PostgreSQL is not installed; run scripts/setup.sh first" >&2
   exit 1
 fi
-hba="/etc/postgresql/$cluster_version/main/pg_hba.conf"
-if ! grep -Eq '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
-  # Test machines only: trust local TCP connections (the recipe's setting).
-  sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/' "$hba"
-  grep -Eq '^host\s+all\s+all\s+127\.0\.0\.1/32' "$hba" || echo "host all all 127.0.0.1/32 trust" >>"$hba"
+if [[ ! -f "/etc/postgresql/$version/main/pg_hba.conf" ]]; then
+  echo "pg: creating the PostgreSQL $version cluster 'main'"
+  "${SUDO[@]}" pg_createcluster "$version" main >/dev/null
 fi
-pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main start || true
+
+hba="/etc/postgresql/$version/main/pg_hba.conf"
+marker="# timebank scripts/pg.sh: trust local TCP connections (test machines only)"
+if ! "${SUDO[@]}" grep -qF "$marker" "$hba" \
+  && ! "${SUDO[@]}" grep -Eq '^[[:space:]]*host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+  echo "pg: configuring trust authentication for 127.0.0.1 and ::1 in $hba"
+  # pg_hba.conf is read top down and the first matching line wins: put ours first.
+  tmp=$(mktemp)
+  printf '%s\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n\n' "$marker" >"$tmp"
+  "${SUDO[@]}" cat "$hba" >>"$tmp"
+  "${SUDO[@]}" cp "$tmp" "$hba"
+  rm -f "$tmp"
+fi
+
+if pg_isready -q -h 127.0.0.1 -p 5432; then
+  "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+else
+  echo "pg: starting PostgreSQL $version"
+  "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+fi
 for _ in $(seq 1 30); do
-  if pg_isready -q -h 127.0.0.1 -p 5432; then
+  if connect; then
     exit 0
   fi
   sleep 1
 done
-echo "pg: PostgreSQL did not start on 127.0.0.1:5432" >&2
+echo "pg: cannot connect to PostgreSQL on 127.0.0.1:5432 as postgres:" >&2
+psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'SELECT 1' >&2 || true
 exit 1

@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Installs what the time bank needs on a Debian 12 machine, as root, from the package
-# registries only. Idempotent: a second run installs nothing and takes a second.
+# Installs what the time bank needs on a Debian 12 machine, from the package registries only.
+# Run as root (or as a user with sudo). Idempotent: when everything is there it installs
+# nothing, does not even run `apt-get update`, and takes well under a second.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-if [[ $(id -u) -ne 0 ]]; then
-  SUDO=sudo
+say() { echo "setup: $*"; }
+die() {
+  echo "setup: $*" >&2
+  exit 1
+}
+
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
 else
-  SUDO=
+  SUDO=(sudo)
 fi
 
-# System packages: a C toolchain for the crates that build C (SQLite), Python for the test
-# scripts, PostgreSQL for the store tests and the production city server.
-PACKAGES=(build-essential pkg-config libssl-dev ca-certificates python3 postgresql postgresql-client sqlite3)
-# The desktop app (a later issue) adds: libwebkit2gtk-4.1-dev libgtk-3-dev
-# libayatana-appindicator3-dev librsvg2-dev xvfb xauth webkit2gtk-driver dbus-x11 fonts-noto-cjk ...
+# --- System packages ------------------------------------------------------------------------
+# A C toolchain and OpenSSL headers for the crates that build C code (SQLite is bundled),
+# ca-certificates so that cargo can reach crates.io, python3 for the scripts' JSON parsing
+# and the CLI story, PostgreSQL for the store tests and the production city server.
+PACKAGES=(build-essential pkg-config libssl-dev ca-certificates)
+
+# --- Desktop app (a later issue): uncomment when src-tauri/ gets its crate. ----------------
+# From ../shared/recipes/linux-desktop-build-and-test.md (libappindicator3-dev has no
+# candidate on bookworm; the ayatana package replaces it; fonts-noto-cjk renders Chinese):
+# PACKAGES+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
+#   libsoup-3.0-dev libjavascriptcoregtk-4.1-dev xvfb xauth webkit2gtk-driver dbus-x11
+#   at-spi2-core fonts-noto-cjk libnotify-bin imagemagick x11-utils xdotool chromium)
+# ---------------------------------------------------------------------------------------------
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,22 +37,50 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if ! command -v psql >/dev/null 2>&1 || ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  missing+=(postgresql)
 fi
 
-# Rust: these machines come with rustup and the toolchain named in rust-toolchain.toml;
-# nothing can be downloaded from rustup's servers here, so say so plainly if it is missing.
-if ! command -v cargo >/dev/null 2>&1; then
-  if [[ -f "$HOME/.cargo/env" ]]; then
-    # shellcheck disable=SC1091
-    source "$HOME/.cargo/env"
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ ${#SUDO[@]} -gt 0 ]] && ! command -v sudo >/dev/null 2>&1; then
+    die "missing Debian packages (${missing[*]}); run this script as root"
   fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  APT=(apt-get -qq -o DPkg::Lock::Timeout=300)
+  "${SUDO[@]}" "${APT[@]}" update
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  say "installed ${missing[*]}"
+fi
+
+# --- Rust --------------------------------------------------------------------------------------
+# These machines come with rustup and the toolchain named in rust-toolchain.toml. Nothing can
+# be downloaded from rustup's servers here, so a missing toolchain is reported, not fetched.
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+  # shellcheck disable=SC1091
+  source "$HOME/.cargo/env"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo (Rust) is not installed. Install Rust 1.95 with rustup or Debian's packages, then run this again." >&2
-  exit 1
+  die "cargo (Rust) is not installed or not on PATH. Install Rust 1.95 with rustup (with the
+       rustfmt and clippy components), then run this again. If Rust is installed for another
+       user, keep their PATH: sudo env \"PATH=\$PATH\" bash scripts/run.sh"
+fi
+channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if command -v rustup >/dev/null 2>&1 && [[ -n "$channel" ]]; then
+  if ! rustup toolchain list | grep -q "^$channel"; then
+    die "the Rust toolchain $channel named in rust-toolchain.toml is not installed
+       (rustup toolchain list), and rustup cannot download it from this machine.
+       Install it where rustup's servers are reachable: rustup toolchain install $channel -c rustfmt -c clippy"
+  fi
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed --toolchain "$channel" | grep -q "^$component"; then
+      die "the $component component of Rust $channel is missing: rustup component add $component --toolchain $channel"
+    fi
+  done
+fi
+rustc_version=$(rustc --version | awk '{print $2}')
+if [[ "$(printf '%s\n' 1.94.0 "$rustc_version" | sort -V | head -n 1)" != 1.94.0 ]]; then
+  die "rustc $rustc_version is too old: the workspace needs Rust 1.94 or newer (SeaORM 2.0)"
 fi

@@ -163,12 +163,7 @@ async fn apply_one(
                 .map(|h| h.millis)
                 .unwrap_or(now_ms)
                 .min(now_ms); // clocks ahead of the server's are clamped
-            let ctx = Ctx {
-                actor_id: m.actor_id.clone(),
-                device_id: device.id.clone(),
-                now_ms: at,
-                replay: true,
-            };
+            let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id);
             let txn = db.begin().await?;
             let res = match check_scope(&txn, device, &m.actor_id).await {
                 Ok(()) => service::execute_in(&txn, &ctx, &cmd).await,

@@ -229,7 +229,7 @@ pub async fn credit_service<C: ConnectionTrait>(
             c,
             ctx,
             NewTransfer {
-                id: super::new_id(),
+                id: ctx.derive_id(),
                 kind,
                 programme_id: programme_id.clone(),
                 legs: vec![(payer, -split.credited), (acct.id.clone(), split.credited)],
@@ -270,7 +270,7 @@ async fn flag<C: ConnectionTrait>(
     held: i64,
     detail: serde_json::Value,
 ) -> Result<()> {
-    let id = super::new_id();
+    let id = ctx.derive_id();
     ledger_flags::Entity::insert(
         ledger_flags::Model {
             id: id.clone(),

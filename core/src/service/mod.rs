@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// Who is acting, from which device, and when.
+/// Who is acting, from which device, and when; and the mutation being applied.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub actor_id: String,
@@ -34,7 +34,13 @@ pub struct Ctx {
     /// Set when the city server re-applies a device's mutation: device-verified secrets
     /// (the PIN) are trusted and the mutation is not appended to an outbox again.
     pub replay: bool,
+    /// The UUIDv7 of the mutation: the outbox id on the device, the pushed id on the server.
+    pub mutation_id: String,
+    derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// Namespace of the ids derived from a mutation id.
+const DERIVED_NS: uuid::Uuid = uuid::Uuid::from_u128(0x7f1c_2a4e_9b0d_4c3a_8e51_6d2f_0a9b_c3e4);
 
 impl Ctx {
     pub fn new(actor_id: impl Into<String>, device_id: impl Into<String>, now_ms: i64) -> Self {
@@ -43,7 +49,37 @@ impl Ctx {
             device_id: device_id.into(),
             now_ms,
             replay: false,
+            mutation_id: new_id(),
+            derived: Default::default(),
         }
+    }
+
+    /// The context in which the city server re-applies the pushed mutation `mutation_id`.
+    pub fn replaying(actor_id: &str, device_id: &str, now_ms: i64, mutation_id: &str) -> Self {
+        Ctx {
+            replay: true,
+            mutation_id: mutation_id.to_owned(),
+            ..Ctx::new(actor_id, device_id, now_ms)
+        }
+    }
+
+    /// A copy for a new mutation (fresh mutation id, derived ids counted from zero).
+    fn for_new_mutation(&self) -> Self {
+        Ctx {
+            mutation_id: new_id(),
+            derived: Default::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The next id of a row this mutation creates (an inbox message, a transfer, a flag, the
+    /// audit entry). Derived from the mutation id and a counter, so that the device and the
+    /// city server applying the same mutation to the same state create the same rows.
+    pub fn derive_id(&self) -> String {
+        let n = self
+            .derived
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        uuid::Uuid::new_v5(&DERIVED_NS, format!("{}:{n}", self.mutation_id).as_bytes()).to_string()
     }
 }
 
@@ -183,6 +219,13 @@ pub async fn execute(db: &DatabaseConnection, ctx: &Ctx, cmd: Command) -> Result
 
 /// Run one command inside a transaction the caller holds (imports, the server's push).
 pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
+    let fresh;
+    let ctx = if ctx.replay {
+        ctx
+    } else {
+        fresh = ctx.for_new_mutation();
+        &fresh
+    };
     let actor = load_actor(c, &ctx.actor_id).await?;
     let (out, audit) = dispatch(c, ctx, &actor, cmd).await?;
     write_audit(c, ctx, &cmd.name(), &audit).await?;
@@ -312,7 +355,7 @@ pub async fn write_audit<C: ConnectionTrait>(
 ) -> Result<()> {
     audit_log::Entity::insert(
         audit_log::Model {
-            id: new_id(),
+            id: ctx.derive_id(),
             at: ctx.now_ms,
             actor_id: ctx.actor_id.clone(),
             on_behalf_of: a.on_behalf_of.clone(),
@@ -339,7 +382,7 @@ pub async fn notify<C: ConnectionTrait>(
 ) -> Result<()> {
     inbox_messages::Entity::insert(
         inbox_messages::Model {
-            id: new_id(),
+            id: ctx.derive_id(),
             member_id: member_id.to_owned(),
             kind: kind.to_owned(),
             params: params.to_string(),

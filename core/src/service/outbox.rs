@@ -1,7 +1,7 @@
 //! The device side of sync: every command is appended to the outbox in the transaction that
 //! applies it, with a UUIDv7 id, the device id, a gap-free per-device sequence, the hybrid
 //! logical clock time and the schema version (see `shared/design/sync.md`).
-use super::{new_id, Command, Ctx};
+use super::{Command, Ctx};
 use crate::domain::hlc::Hlc;
 use crate::entities::{device_settings, outbox};
 use crate::error::{Code, CoreError, Result};
@@ -60,7 +60,7 @@ pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Resu
     let hlc = last.tick(ctx.now_ms);
     outbox::Entity::insert(
         outbox::Model {
-            id: new_id(),
+            id: ctx.mutation_id.clone(),
             device_id: device,
             seq,
             name: cmd.name(),

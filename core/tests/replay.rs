@@ -1,0 +1,152 @@
+//! Replaying a device's outbox on a copy of its prior state (as the city server does) creates
+//! exactly the same rows: ids of everything a mutation creates are derived from its id.
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::*;
+use timebank_core::domain::{ConfirmMethod, Rules};
+use timebank_core::service::{command::Command, execute_in, Ctx};
+use timebank_core::sql;
+
+async fn dump(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, key) in [
+        ("orders", "id"),
+        ("order_visits", "id"),
+        ("order_volunteers", "id"),
+        ("visit_attendance", "id"),
+        ("accounts", "id"),
+        ("transfers", "id"),
+        ("ledger_entries", "id"),
+        ("ledger_flags", "id"),
+        ("inbox_messages", "id"),
+        ("feedback", "id"),
+        ("audit_log", "id"),
+    ] {
+        for r in sql::all(db, &format!("SELECT * FROM {t} ORDER BY {key}"), vec![])
+            .await
+            .unwrap()
+        {
+            let id: String = r.try_get("", key).unwrap();
+            out.push(format!("{t}:{id}"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
+    let device = sqlite().await;
+    let db = &device.db;
+    let w = world(
+        db,
+        Rules {
+            max_per_visit: 60,
+            ..Rules::default()
+        },
+    )
+    .await;
+    // The "server": a copy of the device's state before the story.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("server.db");
+    timebank_core::backup::backup(db, &copy).await.unwrap();
+    let server = timebank_core::db::connect(&timebank_core::db::sqlite_url(&copy))
+        .await
+        .unwrap();
+    let first_seq = sql::scalar_i64(db, "SELECT COALESCE(MAX(seq), 0) FROM outbox", vec![])
+        .await
+        .unwrap();
+
+    let at = T0 + 10 * MIN;
+    w.exec(db, &w.xiuzhi, at, post("o1", &w.wang, 60))
+        .await
+        .unwrap();
+    w.exec(
+        db,
+        &w.majun,
+        at + MIN,
+        Command::AcceptOrder {
+            order_id: "o1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    w.exec(
+        db,
+        &w.majun,
+        at + 2 * MIN,
+        Command::CheckIn {
+            order_id: "o1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    w.exec(
+        db,
+        &w.majun,
+        at + 92 * MIN,
+        Command::CheckOut {
+            order_id: "o1".into(),
+            note: None,
+        },
+    )
+    .await
+    .unwrap();
+    // Over the visit maximum: 60 credited, 30 held (a flag, and staff are told).
+    w.exec(
+        db,
+        &w.wang,
+        at + 93 * MIN,
+        Command::ConfirmVisit {
+            order_id: "o1".into(),
+            method: ConfirmMethod::Pin,
+            pin: Some("2468".into()),
+        },
+    )
+    .await
+    .unwrap();
+    w.exec(
+        db,
+        &w.xiuzhi,
+        at + 94 * MIN,
+        Command::RateService {
+            feedback_id: "f1".into(),
+            order_id: "o1".into(),
+            rating: 5,
+            comment: "好".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Replay the outbox on the copy, as the server would: same mutation ids, replay mode.
+    let rows = sql::all(
+        db,
+        "SELECT id, name, args, actor_id, created_at FROM outbox WHERE seq > ? ORDER BY seq",
+        vec![first_seq.into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let name: String = r.try_get("", "name").unwrap();
+        let args: serde_json::Value =
+            serde_json::from_str(&r.try_get::<String>("", "args").unwrap()).unwrap();
+        let cmd: Command =
+            serde_json::from_value(serde_json::json!({"name": name, "args": args})).unwrap();
+        let ctx = Ctx::replaying(
+            &r.try_get::<String>("", "actor_id").unwrap(),
+            &w.boot.device_id,
+            r.try_get("", "created_at").unwrap(),
+            &r.try_get::<String>("", "id").unwrap(),
+        );
+        execute_in(&server, &ctx, &cmd).await.unwrap();
+    }
+    let (a, b) = (dump(db).await, dump(&server).await);
+    assert!(a.len() > 20);
+    assert_eq!(a, b, "the same rows with the same ids");
+    assert_eq!(
+        w.balance(db, &w.majun).await,
+        w.balance(&server, &w.majun).await
+    );
+    device.cleanup().await;
+}
