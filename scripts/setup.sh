@@ -21,7 +21,7 @@ fi
 # A C toolchain and OpenSSL headers for the crates that build C code (SQLite is bundled),
 # ca-certificates so that cargo can reach crates.io, python3 for the scripts' JSON parsing
 # and the CLI story, PostgreSQL for the store tests and the production city server.
-PACKAGES=(build-essential pkg-config libssl-dev ca-certificates)
+PACKAGES=(build-essential pkg-config libssl-dev ca-certificates curl)
 
 # --- Desktop app (a later issue): uncomment when src-tauri/ gets its crate. ----------------
 # From ../shared/recipes/linux-desktop-build-and-test.md (libappindicator3-dev has no

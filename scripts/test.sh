@@ -36,6 +36,8 @@ if [[ -f tests/cli_story.sh ]]; then
 else
   echo "notice: tests/cli_story.sh does not exist yet; skipping the CLI story"
 fi
+echo "== typhoon: the city server and a device as real processes"
+bash tests/typhoon.sh 2>&1 | grep -v "INFO" | tee -a "$LOG"
 echo "== cargo test"
 cargo test --workspace 2>&1 | tee -a "$LOG"
 

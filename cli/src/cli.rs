@@ -52,6 +52,26 @@ pub enum Cmd {
     Init(InitArgs),
     /// Create a database filled with realistic demo data (the database must not exist).
     Demo,
+    /// Enrol this device (a new database) with a city server using a one-time code, and pull
+    /// its communities.
+    Enrol {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long, default_value = "timebank-cli")]
+        name: String,
+    },
+    /// Sync with the city server: push the outbox, pull the changes (--watch: keep syncing).
+    Sync {
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between rounds with --watch.
+        #[arg(long, default_value_t = 30)]
+        every: u64,
+    },
+    /// Online or offline, changes waiting, last sync, last problem.
+    SyncStatus,
     #[command(subcommand)]
     Member(MemberCmd),
     #[command(subcommand)]
@@ -633,7 +653,7 @@ fn bar(total: u64, msg: &str) -> ProgressBar {
 }
 
 pub async fn run(args: Cli) -> Result<ExitCode> {
-    let fresh = matches!(args.cmd, Cmd::Demo | Cmd::Init(_));
+    let fresh = matches!(args.cmd, Cmd::Demo | Cmd::Init(_) | Cmd::Enrol { .. });
     if let Cmd::Restore { from } = &args.cmd {
         let report = timebank_core::backup::restore(from, &args.db).await?;
         println!(
@@ -717,6 +737,91 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                     "{}\n  管理员 admin      {}\n  工作人员 staff    {}\n  志愿者 马军       {}\n  家属 王秀芝       {}\n  老人 王德明       {} (PIN {})\n  {} members, {} orders, {} activities",
                     app.t("演示数据已生成。可以用下面的手机号作为 --as：", "Demo data created. Use these phone numbers with --as:"),
                     s.admin_phone, s.staff_phone, s.volunteer_phone, s.family_phone, s.elder_phone, s.elder_pin, s.members, s.orders, s.activities
+                )
+            });
+        }
+        Cmd::Enrol { server, code, name } => {
+            let r = timebank_core::sync::http::enrol(&app.db, &server, &code, &name).await?;
+            app.out(&r, || {
+                format!(
+                    "{} {} {}",
+                    app.t(
+                        "已登记到城市服务器，已同步",
+                        "Enrolled with the city server; pulled"
+                    ),
+                    r.pulled,
+                    app.t("条记录", "rows")
+                )
+            });
+        }
+        Cmd::Sync { watch, every } => {
+            if watch {
+                let (_tx, rx) = tokio::sync::watch::channel(false);
+                timebank_core::sync::http::run_loop(
+                    &app.db,
+                    std::time::Duration::from_secs(every.max(1)),
+                    rx,
+                )
+                .await;
+            } else {
+                let server = service::outbox::get_setting(&app.db, timebank_core::sync::K_SERVER)
+                    .await?
+                    .context(app.t(
+                        "本机还没有登记到城市服务器（timebank enrol）",
+                        "this device is not enrolled (timebank enrol)",
+                    ))?;
+                let r = timebank_core::sync::sync_once(
+                    &app.db,
+                    &timebank_core::sync::http::Http::new(&server),
+                )
+                .await;
+                match r {
+                    Ok(r) => app.out(&r, || {
+                        format!(
+                            "{}: {} {}, {} {}, {} {}",
+                            app.t("同步完成", "Synced"),
+                            r.pushed,
+                            app.t("条已上传", "pushed"),
+                            r.rejected,
+                            app.t("条被拒绝", "rejected"),
+                            r.pulled,
+                            app.t("条已更新", "pulled")
+                        )
+                    }),
+                    Err(e) => {
+                        let pending = timebank_core::sync::status(&app.db).await?.pending;
+                        eprintln!("{} {}", app.t("离线：", "Offline:"), e.message(app.lang));
+                        eprintln!(
+                            "{} {pending}",
+                            app.t("等待上传的更改：", "changes waiting:")
+                        );
+                        return Ok(ExitCode::from(4));
+                    }
+                }
+            }
+        }
+        Cmd::SyncStatus => {
+            let st = timebank_core::sync::status(&app.db).await?;
+            let last = match st.last_success_ms {
+                Some(ms) => app.fmt_time(ms).await,
+                None => "-".into(),
+            };
+            app.out(&st, || {
+                format!(
+                    "{}  {}: {}  {}: {}{}",
+                    if st.online {
+                        app.t("在线", "online")
+                    } else {
+                        app.t("离线", "offline")
+                    },
+                    app.t("等待上传", "waiting"),
+                    st.pending,
+                    app.t("上次同步", "last sync"),
+                    last,
+                    st.last_error
+                        .as_ref()
+                        .map(|e| format!("\n{e}"))
+                        .unwrap_or_default()
                 )
             });
         }

@@ -11,6 +11,7 @@ pub mod import;
 pub mod read;
 pub mod service;
 pub mod sql;
+pub mod sync;
 
 pub use error::{Code, CoreError, Lang, Result};
 pub use service::{execute, Command, Ctx, Outcome};

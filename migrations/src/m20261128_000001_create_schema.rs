@@ -505,7 +505,11 @@ impl MigrationTrait for Migration {
                 for t in ["ledger_entries", "transfers"] {
                     for op in ["UPDATE", "DELETE"] {
                         db.execute_unprepared(&format!(
-                            "CREATE TRIGGER {t}_no_{o} BEFORE {op} ON {t} BEGIN \
+                            // The one exception on a device: the sync client replacing a
+                            // pending entry by the city server's final one, inside its apply
+                            // transaction (marked by the `sync_applying` setting).
+                            "CREATE TRIGGER {t}_no_{o} BEFORE {op} ON {t} \
+                             WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
                              SELECT RAISE(ABORT, 'ledger_append_only: {op} on {t} is refused; correct by a reversing transfer'); END",
                             o = op.to_lowercase()
                         ))

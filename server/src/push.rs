@@ -26,6 +26,10 @@ pub struct PushMutation {
     pub hlc: String,
     pub schema_version: i32,
     pub actor_id: String,
+    /// The device's wall-clock time when the change was made (domain time: check-in and
+    /// check-out minutes, the day of a credit). Clamped to the server's clock.
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -159,10 +163,10 @@ async fn apply_one(
     let outcome: Result<(), CoreError> = match (reject_reason(m), parsed) {
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(cmd)) => {
-            let at = Hlc::decode(&m.hlc)
-                .map(|h| h.millis)
-                .unwrap_or(now_ms)
-                .min(now_ms); // clocks ahead of the server's are clamped
+            let at =
+                m.at.or_else(|| Hlc::decode(&m.hlc).map(|h| h.millis))
+                    .unwrap_or(now_ms)
+                    .min(now_ms); // clocks ahead of the server's are clamped
             let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id);
             let txn = db.begin().await?;
             let res = match check_scope(&txn, device, &m.actor_id).await {
