@@ -81,6 +81,31 @@ same "ledger entries converge" "SELECT id, transfer_id, account_id, amount FROM 
 check "Ma Jun was credited once (bonus + 60 min)" "120" "$(q "$CITY" "SELECT balance FROM accounts a JOIN members m ON m.id = a.member_id WHERE m.phone = '13700000003'")"
 "$TB" ledger verify >/dev/null && ok "the device's ledger verifies" || no "the device's ledger verifies"
 
+# Two devices accept the same order while the server is down: the first acceptance the server
+# commits wins, the other volunteer is told why, and the losing device converges.
+LAPTOP="$WORK/laptop.db"
+"$TB" --db "$LAPTOP" enrol --server "$URL" --code "$("$SRV" enrol --role volunteer)" --name 刘海燕的电脑 >/dev/null
+"$TB" --as $STAFF member add --name 刘海燕 --phone 13700000006 --birth 1992-01-01 --community 府苑新村 --roles resident,volunteer --fields daily_living >/dev/null
+"$TB" --as $STAFF member verify 13700000006 >/dev/null
+O2=$("$TB" --as $STAFF --json order post --for 13700000001 --service shopping --description "帮忙买菜" --place-hint 府苑新村12幢 --minutes 30 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$TB" sync >/dev/null
+"$TB" --db "$LAPTOP" sync >/dev/null
+check "the laptop sees the order on its volunteer's board" "1" "$("$TB" --db "$LAPTOP" --as 13700000006 --json order board | python3 -c "import json,sys; print(sum(1 for o in json.load(sys.stdin) if o['id'] == '$O2'))")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+"$TB" --as 13700000003 order accept "$O2" >/dev/null
+"$TB" --db "$LAPTOP" --as 13700000006 order accept "$O2" >/dev/null
+start_server
+"$TB" sync >/dev/null
+"$TB" --db "$LAPTOP" --json sync >"$WORK/laptop-sync.json"
+check "the laptop's acceptance is rejected: already taken" "order_full" "$(python3 -c "import json; print(json.load(open('$WORK/laptop-sync.json'))['rejections'][0]['error']['code'])")"
+INBOX=$("$TB" --db "$LAPTOP" --as 13700000006 inbox)
+[[ "$INBOX" == *"sync_rejected"* && "$INBOX" == *"马军"* ]] && ok "刘海燕 is told the order was taken by 马军" || { no "刘海燕 is told the order was taken by 马军"; echo "$INBOX"; }
+check "the laptop shows the order taken by 马军 only" "马军" "$("$TB" --db "$LAPTOP" --as 13700000006 --json order show "$O2" | python3 -c 'import json,sys; print("、".join(json.load(sys.stdin)["volunteers"]))')"
+DEV_SAVED="$DEV"; DEV="$LAPTOP"
+same "the losing device converges on the order" "SELECT id, status, accepted_count FROM orders ORDER BY id"
+same "the losing device converges on acceptances" "SELECT id, volunteer_id, status FROM order_volunteers ORDER BY id"
+DEV="$DEV_SAVED"
+
 # kill -9 of the server in the middle of a big push, then of the device; restart; converge.
 python3 - "$WORK/people.csv" <<'PY'
 import sys

@@ -12,7 +12,9 @@
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
 use crate::sql;
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value as SqlValue};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait, Value as SqlValue,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -93,6 +95,16 @@ pub struct Enrolled {
 pub trait Transport {
     async fn push(&self, token: &str, mutations: &[Mutation]) -> Result<PushResponse>;
     async fn pull(&self, token: &str, partition: &str, after: i64, limit: i64) -> Result<PullPage>;
+    /// The current server version of rows this device changed optimistically.
+    async fn rows(&self, token: &str, keys: &[(String, String)]) -> Result<Vec<RowState>>;
+}
+
+/// The server's current version of one row (None: the row does not exist there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowState {
+    pub table: String,
+    pub pk: String,
+    pub row: Option<Value>,
 }
 
 /// The checksum the server puts on a page (SHA-256 over `seq|table|pk|op|row` lines).
@@ -133,6 +145,63 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("safeguarding_reports", &["id"]),
     ("inbox_messages", &["id"]),
 ];
+
+/// Install the capture triggers that queue every touched row of a synced table in
+/// `change_queue` (idempotent). The city server logs the queue into its change log; a device
+/// tags it with the local mutation that made the change (its journal).
+pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.execute_unprepared(
+                "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
+                 DECLARE r jsonb; k text := ''; i int; \
+                 BEGIN \
+                   IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF; \
+                   FOR i IN 0 .. TG_NARGS - 1 LOOP \
+                     IF i > 0 THEN k := k || '|'; END IF; \
+                     k := k || (r ->> TG_ARGV[i]); \
+                   END LOOP; \
+                   INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
+                   RETURN NULL; \
+                 END $$ LANGUAGE plpgsql",
+            )
+            .await?;
+            for (t, pk) in TABLES {
+                let args = pk
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                db.execute_unprepared(&format!(
+                    "CREATE OR REPLACE TRIGGER cc_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION timebank_capture({args})"
+                ))
+                .await?;
+            }
+        }
+        _ => {
+            for (t, pk) in TABLES {
+                for (op, row, kind) in [
+                    ("INSERT", "NEW", "upsert"),
+                    ("UPDATE", "NEW", "upsert"),
+                    ("DELETE", "OLD", "delete"),
+                ] {
+                    let key = pk
+                        .iter()
+                        .map(|c| format!("{row}.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER IF NOT EXISTS cc_{t}_{o} AFTER {op} ON {t} BEGIN \
+                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END",
+                        o = op.to_lowercase()
+                    ))
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 fn sql_value(v: &Value) -> SqlValue {
     match v {
@@ -244,9 +313,80 @@ pub async fn apply_page(
         vec![],
     )
     .await?;
+    // Rows written by the apply are the server's, not a local mutation's.
+    sql::exec(
+        &txn,
+        "DELETE FROM change_queue WHERE mutation_id IS NULL",
+        vec![],
+    )
+    .await?;
     set_setting(&txn, &cursor_key(partition), &page.next_after.to_string()).await?;
     txn.commit().await?;
     Ok(n)
+}
+
+/// Replace rows a confirmed local mutation touched, and that the pull did not bring, by the
+/// server's version (or remove them when the server has none): what was optimistic and turned
+/// out otherwise (a rejected acceptance, a credit the server computed differently) converges.
+async fn repair<T: Transport>(
+    db: &DatabaseConnection,
+    t: &T,
+    token: &str,
+    pulled: &std::collections::HashSet<(String, String)>,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let rows = sql::all(
+        db,
+        "SELECT DISTINCT tbl, pk FROM change_queue WHERE mutation_id IN (SELECT id FROM outbox WHERE status IN ('applied', 'rejected'))",
+        vec![],
+    )
+    .await?;
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.try_get::<String>("", "tbl").ok()?,
+                r.try_get::<String>("", "pk").ok()?,
+            ))
+        })
+        .filter(|k| !pulled.contains(k))
+        .collect();
+    for chunk in keys.chunks(500) {
+        let states = t.rows(token, chunk).await?;
+        let txn = db.begin().await?;
+        txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+            .await?;
+        set_setting(&txn, "sync_applying", "1").await?;
+        for st in &states {
+            let ch = Change {
+                seq: 0,
+                table: st.table.clone(),
+                pk: st.pk.clone(),
+                op: if st.row.is_some() {
+                    "upsert".into()
+                } else {
+                    "delete".into()
+                },
+                row: st.row.clone().unwrap_or(Value::Null),
+            };
+            apply_change(&txn, &ch).await?;
+            report.repaired += 1;
+        }
+        sql::exec(
+            &txn,
+            "DELETE FROM device_settings WHERE key = 'sync_applying'",
+            vec![],
+        )
+        .await?;
+        sql::exec(
+            &txn,
+            "DELETE FROM change_queue WHERE mutation_id IS NULL",
+            vec![],
+        )
+        .await?;
+        txn.commit().await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -254,6 +394,8 @@ pub struct SyncReport {
     pub pushed: usize,
     pub rejected: usize,
     pub pulled: usize,
+    /// Optimistic rows replaced by the server's version after the server decided otherwise.
+    pub repaired: usize,
     pub rejections: Vec<Value>,
 }
 
@@ -314,7 +456,7 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
     )
     .await?;
     txn.commit().await?;
-    Ok(())
+    install_capture(db).await
 }
 
 async fn push_all<T: Transport>(
@@ -390,6 +532,7 @@ async fn pull_all<T: Transport>(
     t: &T,
     token: &str,
     report: &mut SyncReport,
+    pulled: &mut std::collections::HashSet<(String, String)>,
 ) -> Result<()> {
     let parts: Vec<String> = get_setting(db, K_PARTITIONS)
         .await?
@@ -403,6 +546,7 @@ async fn pull_all<T: Transport>(
                 .unwrap_or(0);
             let page = t.pull(token, &p, cursor, 2000).await?;
             let n = apply_page(db, &p, &page).await?;
+            pulled.extend(page.changes.iter().map(|c| (c.table.clone(), c.pk.clone())));
             report.pulled += n;
             if page.changes.is_empty() || page.next_after >= page.head {
                 break;
@@ -425,13 +569,18 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
     let mut report = SyncReport::default();
     let result = async {
         push_all(db, t, &token, &mut report).await?;
-        pull_all(db, t, &token, &mut report).await?;
+        let mut pulled = std::collections::HashSet::new();
+        pull_all(db, t, &token, &mut report, &mut pulled).await?;
+        repair(db, t, &token, &pulled, &mut report).await?;
+        let txn = db.begin().await?;
         sql::exec(
-            db,
-            "DELETE FROM outbox WHERE status IN ('applied', 'rejected')",
+            &txn,
+            "DELETE FROM change_queue WHERE mutation_id IN (SELECT id FROM outbox WHERE status IN ('applied', 'rejected'))",
             vec![],
         )
         .await?;
+        sql::exec(&txn, "DELETE FROM outbox WHERE status IN ('applied', 'rejected')", vec![]).await?;
+        txn.commit().await?;
         Ok::<(), CoreError>(())
     }
     .await;
@@ -504,6 +653,23 @@ pub mod http {
     }
 
     impl Transport for Http {
+        async fn rows(&self, token: &str, keys: &[(String, String)]) -> Result<Vec<RowState>> {
+            let body: Vec<Value> = keys
+                .iter()
+                .map(|(t, p)| serde_json::json!({"table": t, "pk": p}))
+                .collect();
+            let r = self
+                .client
+                .post(format!("{}/v1/rows", self.base))
+                .header("x-timebank-protocol", PROTOCOL.to_string())
+                .bearer_auth(token)
+                .json(&serde_json::json!({"rows": body}))
+                .send()
+                .await
+                .map_err(unreachable)?;
+            Self::answer(r).await
+        }
+
         async fn push(&self, token: &str, mutations: &[Mutation]) -> Result<PushResponse> {
             let r = self
                 .client

@@ -83,6 +83,9 @@ impl MigrationTrait for Migration {
                 .col(text("tbl"))
                 .col(text("pk"))
                 .col(text("op"))
+                // On a device: the local mutation that touched the row (its journal, used to
+                // repair optimistic rows the server decided otherwise).
+                .col(text_null("mutation_id"))
                 .take(),
         )
         .await?;

@@ -1,6 +1,6 @@
 //! HTTP routes, the error mapping and the OpenAPI document.
 use crate::auth::{self, Enrolled};
-use crate::pull::{self, PullPage, PullQuery};
+use crate::pull::{self, PullPage, PullQuery, RowState, RowsRequest};
 use crate::push::{self, PushRequest, PushResponse};
 use crate::{AppState, Metrics, MAX_BODY, PROTOCOL};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
@@ -201,13 +201,29 @@ async fn pull_handler(
     ))
 }
 
+/// The current version of rows the device changed optimistically (to repair them).
+#[utoipa::path(post, path = "/v1/rows", request_body = RowsRequest, responses((status = 200, body = Vec<RowState>)), security(("device_token" = [])))]
+async fn rows_handler(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<RowsRequest>,
+) -> Result<Json<Vec<RowState>>, ApiError> {
+    let lang = lang_of(&headers);
+    let d = device(&s, &headers).await?;
+    Ok(Json(
+        pull::rows(&s.db, &d, &req)
+            .await
+            .map_err(|e| ApiError::from_core(e, lang))?,
+    ))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Time bank city server",
         description = "Device enrolment and offline-first sync of the time bank (时间银行)."
     ),
-    paths(health, metrics, enrol, push_handler, pull_handler),
+    paths(health, metrics, enrol, push_handler, pull_handler, rows_handler),
     components(schemas(
         Health,
         EnrolRequest,
@@ -215,7 +231,12 @@ async fn pull_handler(
         PushRequest,
         PushResponse,
         push::PushMutation,
-        push::PushResult
+        push::PushResult,
+        PullPage,
+        pull::Change,
+        RowsRequest,
+        RowState,
+        pull::RowKey
     ))
 )]
 pub struct ApiDoc;
@@ -259,6 +280,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enrol", post(enrol))
         .route("/v1/push", post(push_handler))
         .route("/v1/pull", get(pull_handler))
+        .route("/v1/rows", post(rows_handler))
         .layer(middleware::from_fn_with_state(state.clone(), versions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

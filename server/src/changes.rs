@@ -3,7 +3,7 @@
 //! queue into change-log entries of the communities the rows belong to, with a gap-free
 //! sequence allocated from `change_heads` in that same transaction (so sequence order is
 //! commit order: a second writer of the same community waits on the head row).
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use timebank_core::entities::*;
@@ -12,87 +12,7 @@ use timebank_core::{sql, CoreError};
 /// The city-wide partition: places, centers, the catalogue, the programme.
 pub const CITY: &str = "*";
 
-/// Tables that are synced, with their primary key columns.
-pub const SYNCED: &[(&str, &[&str])] = &[
-    ("places", &["id"]),
-    ("centers", &["id"]),
-    ("center_communities", &["center_id", "community_id"]),
-    ("programmes", &["id"]),
-    ("service_fields", &["code"]),
-    ("services", &["code"]),
-    ("members", &["id"]),
-    ("member_roles", &["member_id", "role"]),
-    ("family_links", &["member_id", "relative_id"]),
-    ("volunteer_profiles", &["member_id"]),
-    ("orders", &["id"]),
-    ("order_visits", &["id"]),
-    ("order_volunteers", &["id"]),
-    ("visit_attendance", &["id"]),
-    ("activities", &["id"]),
-    ("activity_signups", &["activity_id", "member_id"]),
-    ("accounts", &["id"]),
-    ("transfers", &["id"]),
-    ("ledger_entries", &["id"]),
-    ("ledger_flags", &["id"]),
-    ("feedback", &["id"]),
-    ("safeguarding_reports", &["id"]),
-    ("inbox_messages", &["id"]),
-];
-
-/// Install the capture triggers (idempotent; run at server start).
-pub async fn install(db: &DatabaseConnection) -> Result<(), CoreError> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            db.execute_unprepared(
-                "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
-                 DECLARE r jsonb; k text := ''; i int; \
-                 BEGIN \
-                   IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF; \
-                   FOR i IN 0 .. TG_NARGS - 1 LOOP \
-                     IF i > 0 THEN k := k || '|'; END IF; \
-                     k := k || (r ->> TG_ARGV[i]); \
-                   END LOOP; \
-                   INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
-                   RETURN NULL; \
-                 END $$ LANGUAGE plpgsql",
-            )
-            .await?;
-            for (t, pk) in SYNCED {
-                let args = pk
-                    .iter()
-                    .map(|c| format!("'{c}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                db.execute_unprepared(&format!(
-                    "CREATE OR REPLACE TRIGGER cc_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION timebank_capture({args})"
-                ))
-                .await?;
-            }
-        }
-        _ => {
-            for (t, pk) in SYNCED {
-                for (op, row, kind) in [
-                    ("INSERT", "NEW", "upsert"),
-                    ("UPDATE", "NEW", "upsert"),
-                    ("DELETE", "OLD", "delete"),
-                ] {
-                    let key = pk
-                        .iter()
-                        .map(|c| format!("{row}.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(" || '|' || ");
-                    db.execute_unprepared(&format!(
-                        "CREATE TRIGGER IF NOT EXISTS cc_{t}_{o} AFTER {op} ON {t} BEGIN \
-                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END",
-                        o = op.to_lowercase()
-                    ))
-                    .await?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
+pub use timebank_core::sync::{install_capture as install, TABLES as SYNCED};
 
 fn parts(pk: &str) -> Vec<String> {
     pk.split('|').map(str::to_owned).collect()

@@ -109,3 +109,61 @@ pub async fn pull(
         checksum,
     })
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RowKey {
+    pub table: String,
+    pub pk: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RowsRequest {
+    pub rows: Vec<RowKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RowState {
+    pub table: String,
+    pub pk: String,
+    /// The current row, or null when the server has none.
+    #[schema(value_type = Object)]
+    pub row: Option<Value>,
+}
+
+/// The current version of rows a device changed optimistically. Rows of partitions the device
+/// may not read are left out (and so never reach it).
+pub async fn rows(
+    db: &DatabaseConnection,
+    device: &Device,
+    req: &RowsRequest,
+) -> Result<Vec<RowState>, CoreError> {
+    if req.rows.len() > 1000 {
+        return Err(CoreError::invalid(
+            "rows",
+            "一次最多查询1000行",
+            "at most 1,000 rows per request",
+        ));
+    }
+    let mut out = Vec::with_capacity(req.rows.len());
+    for k in &req.rows {
+        if !crate::changes::SYNCED.iter().any(|(t, _)| *t == k.table) {
+            continue;
+        }
+        let row = crate::changes::load_row(db, &k.table, &k.pk).await?;
+        if let Some(r) = &row {
+            let parts = crate::changes::communities_of(db, &k.table, r).await?;
+            let visible = parts
+                .iter()
+                .any(|p| p == CITY || device.communities.contains(p));
+            if !visible || (k.table == "safeguarding_reports" && device.role != "center") {
+                continue;
+            }
+        }
+        out.push(RowState {
+            table: k.table.clone(),
+            pk: k.pk.clone(),
+            row,
+        });
+    }
+    Ok(out)
+}

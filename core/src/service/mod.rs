@@ -231,6 +231,13 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
     write_audit(c, ctx, &cmd.name(), &audit).await?;
     if !ctx.replay {
         outbox::append(c, ctx, cmd).await?;
+        // The journal of an enrolled device: which rows this mutation touched.
+        crate::sql::exec(
+            c,
+            "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
+            vec![ctx.mutation_id.clone().into()],
+        )
+        .await?;
     }
     Ok(out)
 }
