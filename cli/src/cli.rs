@@ -714,8 +714,7 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                 programme_name: a.programme,
                 rules,
             };
-            use sea_orm::TransactionTrait;
-            let txn = app.db.begin().await?;
+            let txn = timebank_core::db::begin_write(&app.db).await?;
             let r = service::admin::bootstrap(&txn, &b, now_ms()).await?;
             txn.commit().await?;
             app.out(&r, || {

@@ -2,7 +2,10 @@
 //! on every pooled connection) and PostgreSQL on the city server. Migrations run on open.
 use crate::error::Result;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use std::time::Duration;
 use timebank_migrations::{Migrator, MigratorTrait};
 
@@ -45,4 +48,16 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     let db = open(url).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// Begin a writing transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at
+/// once, so concurrent writers wait for each other (busy timeout) instead of failing with
+/// "database is locked" when a read transaction tries to become a write transaction.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
 }

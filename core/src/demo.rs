@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::service::admin::{bootstrap, Bootstrap};
 use crate::service::command::*;
 use crate::service::{execute, members::hash_pin, new_id, Ctx};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 const SURNAMES: &[&str] = &[
@@ -75,7 +75,7 @@ pub async fn seed(
     const MIN: i64 = 60_000;
     const DAY: i64 = 86_400_000;
     let start = now_ms - 14 * DAY;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let boot = bootstrap(
         &txn,
         &Bootstrap {

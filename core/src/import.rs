@@ -12,7 +12,7 @@ use crate::service::{self, members as msvc, outbox as ob, Ctx};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -267,7 +267,7 @@ pub async fn import_members(
     data: &[u8],
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ImportReport> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let actor = service::load_actor(&txn, &ctx.actor_id).await?;
     let regs = match check(&txn, ctx, data).await? {
         Ok(r) => r,

@@ -12,9 +12,7 @@
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
 use crate::sql;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait, Value as SqlValue,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value as SqlValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -291,7 +289,7 @@ pub async fn apply_page(
             "a pulled page failed its checksum; it will be fetched again",
         ));
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let cursor: i64 = get_setting(&txn, &cursor_key(partition))
         .await?
         .and_then(|s| s.parse().ok())
@@ -353,7 +351,7 @@ async fn repair<T: Transport>(
         .collect();
     for chunk in keys.chunks(500) {
         let states = t.rows(token, chunk).await?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
             .await?;
         set_setting(&txn, "sync_applying", "1").await?;
@@ -442,9 +440,10 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
             "this database already belongs to a device; enrol into a new database file",
         ));
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     set_setting(&txn, outbox::K_DEVICE_ID, &e.device_id).await?;
     set_setting(&txn, outbox::K_CENTER, &e.center_id).await?;
+    set_setting(&txn, outbox::K_NEXT_SEQ, "1").await?;
     set_setting(&txn, K_SERVER, server.trim_end_matches('/')).await?;
     set_setting(&txn, K_TOKEN, &e.token).await?;
     let mut parts = vec!["*".to_owned()];
@@ -506,7 +505,7 @@ async fn push_all<T: Transport>(
                 ),
             ));
         }
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         for r in &resp.results {
             sql::exec(
                 &txn,
@@ -572,7 +571,7 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
         let mut pulled = std::collections::HashSet::new();
         pull_all(db, t, &token, &mut report, &mut pulled).await?;
         repair(db, t, &token, &pulled, &mut report).await?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         sql::exec(
             &txn,
             "DELETE FROM change_queue WHERE mutation_id IN (SELECT id FROM outbox WHERE status IN ('applied', 'rejected'))",

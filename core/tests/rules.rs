@@ -40,9 +40,7 @@ both_backends!(
     a_phone_number_already_registered_is_refused,
     a_malformed_phone_number_is_invalid_input,
     the_database_refuses_to_update_or_delete_ledger_rows,
-    #[ignore = "bug: credits paid by the beneficiary (kind spend) are not counted towards max_per_day"]
     the_daily_maximum_also_holds_when_the_beneficiary_pays,
-    #[ignore = "bug: a landline written with and without the area-code dash registers twice"]
     a_landline_already_registered_without_its_dash_is_refused,
     #[ignore = "bug: refusal messages mix languages (English action, field and event names in zh; Chinese amounts in en; raw ids)"]
     refusal_messages_are_written_in_one_language_and_name_places_by_name,
@@ -1428,7 +1426,6 @@ async fn the_database_refuses_to_update_or_delete_ledger_rows(t: &TestDb) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (migrations): the PostgreSQL append-only triggers are row triggers, TRUNCATE bypasses them"]
 async fn truncating_the_ledger_is_refused_on_postgresql() {
     let Some(t) = TestDb::postgres().await else {
         return;
@@ -1702,7 +1699,6 @@ mod volunteers_accepting_at_once_get_one_place_and_the_others_are_told_who_took_
     use super::common::TestDb;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "bug: on SQLite concurrent commands fail with `database` (database is locked) instead of order_full"]
     async fn sqlite() {
         let t = TestDb::sqlite().await;
         super::volunteers_accepting_at_once_get_one_place_and_the_others_are_told_who_took_it(&t)
@@ -1722,7 +1718,4 @@ mod volunteers_accepting_at_once_get_one_place_and_the_others_are_told_who_took_
     }
 }
 
-both_backends!(
-    #[ignore = "bug: concurrent commands fail with code `database`: SQLite `database is locked` (deferred transactions), PostgreSQL duplicate outbox seq (ix_outbox_device_seq)"]
-    commands_of_different_people_at_the_same_moment_all_go_through
-);
+both_backends!(commands_of_different_people_at_the_same_moment_all_go_through);

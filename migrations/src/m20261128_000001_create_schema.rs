@@ -495,6 +495,11 @@ impl MigrationTrait for Migration {
                 .await?;
                 for t in ["ledger_entries", "transfers"] {
                     db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION timebank_ledger_append_only()"
+                    ))
+                    .await?;
+                    db.execute_unprepared(&format!(
                         "CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} \
                          FOR EACH ROW EXECUTE FUNCTION timebank_ledger_append_only()"
                     ))
@@ -526,6 +531,8 @@ impl MigrationTrait for Migration {
         let db = m.get_connection();
         if m.get_database_backend() == DbBackend::Postgres {
             for t in ["ledger_entries", "transfers"] {
+                db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}"))
+                    .await?;
                 db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {t}_append_only ON {t}"))
                     .await?;
             }

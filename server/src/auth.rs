@@ -2,7 +2,7 @@
 //! a device exchanges it for a token scoped to the center's communities. Codes and tokens are
 //! stored as SHA-256 hashes only, and tokens can be revoked.
 use rand_core::{OsRng, RngCore};
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sha2::{Digest, Sha256};
 use timebank_core::{sql, Code, CoreError};
 
@@ -86,7 +86,7 @@ pub async fn enrol(
     device_name: &str,
     now_ms: i64,
 ) -> Result<Enrolled, CoreError> {
-    let txn = db.begin().await?;
+    let txn = timebank_core::db::begin_write(db).await?;
     let row = sql::one(
         &txn,
         "SELECT center_id, role, expires_at, used_at FROM enrolment_codes WHERE code_hash = ?",

@@ -3,7 +3,6 @@
 //! issues a one-time device enrolment code; `revoke` withdraws a device's token.
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sea_orm::TransactionTrait;
 use std::path::PathBuf;
 use timebank_core::service::admin::Bootstrap;
 use timebank_server::{auth, changes, serve, shutdown_signal, AppState};
@@ -119,7 +118,7 @@ async fn main() -> Result<()> {
                     .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                let txn = db.begin().await?;
+                let txn = timebank_core::db::begin_write(&db).await?;
                 let b = timebank_core::service::admin::bootstrap(
                     &txn,
                     &Bootstrap {

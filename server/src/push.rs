@@ -5,7 +5,7 @@
 //! the device which sequence to send next; a rejection is stored, put in the inbox of the
 //! member who made it, and never blocks the mutations after it.
 use crate::auth::Device;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use timebank_core::domain::hlc::Hlc;
@@ -168,7 +168,7 @@ async fn apply_one(
                     .unwrap_or(now_ms)
                     .min(now_ms); // clocks ahead of the server's are clamped
             let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id);
-            let txn = db.begin().await?;
+            let txn = timebank_core::db::begin_write(db).await?;
             let res = match check_scope(&txn, device, &m.actor_id).await {
                 Ok(()) => service::execute_in(&txn, &ctx, &cmd).await,
                 Err(e) => Err(e),
@@ -210,7 +210,7 @@ async fn apply_one(
         return Err(e); // not the mutation's fault: the device retries
     }
     let wire = e.to_wire(lang);
-    let txn = db.begin().await?;
+    let txn = timebank_core::db::begin_write(db).await?;
     if record(&txn, device, m, "rejected", &wire, now_ms)
         .await
         .is_err()

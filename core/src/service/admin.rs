@@ -358,6 +358,7 @@ pub async fn bootstrap<C: ConnectionTrait>(c: &C, b: &Bootstrap, now: i64) -> Re
     outbox::set_setting(c, outbox::K_DEVICE_ID, &device_id).await?;
     outbox::set_setting(c, outbox::K_CENTER, &center_id).await?;
     outbox::set_setting(c, outbox::K_PROGRAMME, &programme_id).await?;
+    outbox::set_setting(c, outbox::K_NEXT_SEQ, "1").await?;
     // The first administrator is created directly (there is nobody yet to authorise it);
     // the audit trail records it as done by the system on this device.
     let admin_id = super::new_id();

@@ -161,8 +161,14 @@ async fn credited_today<C: ConnectionTrait>(
     let v = crate::sql::scalar_i64(
         c,
         "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e JOIN transfers t ON t.id = e.transfer_id \
-         WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.amount > 0 AND t.kind = ?",
-        vec![account.into(), start.into(), end.into(), TransferKind::ServiceCredit.as_str().into()],
+         WHERE e.account_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.amount > 0 AND t.kind IN (?, ?)",
+        vec![
+            account.into(),
+            start.into(),
+            end.into(),
+            TransferKind::ServiceCredit.as_str().into(),
+            TransferKind::Spend.as_str().into(),
+        ],
     )
     .await?;
     Ok(v)

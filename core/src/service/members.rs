@@ -53,9 +53,12 @@ pub fn normalise_phone(raw: &str) -> Result<String> {
     let mobile = digits.len() == 11
         && digits.starts_with('1')
         && matches!(digits.as_bytes()[1], b'3'..=b'9');
-    let landline = (7..=12).contains(&digits.len()) && !digits.starts_with('1');
+    // A landline with its area code (0 + 2-3 digits + 7-8 digits), or a local number of 7-8
+    // digits. Stored as digits only, so that one number is one number however it is written.
+    let landline = (digits.starts_with('0') && (10..=12).contains(&digits.len()))
+        || ((7..=8).contains(&digits.len()) && !digits.starts_with(['0', '1']));
     if ok_chars && (mobile || landline) && p.matches('-').count() <= 1 {
-        Ok(if mobile { digits } else { p })
+        Ok(digits)
     } else {
         Err(CoreError::invalid(
             "phone",
@@ -456,9 +459,16 @@ mod tests {
         );
         assert_eq!(
             normalise_phone("0571-88886666").ok().as_deref(),
-            Some("0571-88886666")
+            Some("057188886666")
         );
-        for bad in ["12345", "1280013800", "23800138000x", "abc", "0571--8888"] {
+        for bad in [
+            "12345",
+            "1280013800",
+            "23800138000x",
+            "23800138000",
+            "abc",
+            "0571--8888",
+        ] {
             assert_eq!(
                 normalise_phone(bad).map_err(|e| e.code),
                 Err(Code::InvalidInput),

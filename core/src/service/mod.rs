@@ -19,7 +19,7 @@ use crate::entities::{
 use crate::error::{Code, CoreError, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, TransactionTrait,
+    IntoActiveModel, QueryFilter,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -211,7 +211,7 @@ impl Audit {
 
 /// Run one command in its own transaction. On any error nothing is written.
 pub async fn execute(db: &DatabaseConnection, ctx: &Ctx, cmd: Command) -> Result<Outcome> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let out = execute_in(&txn, ctx, &cmd).await?;
     txn.commit().await?;
     Ok(out)

@@ -49,10 +49,24 @@ pub async fn device_id<C: ConnectionTrait>(c: &C) -> Result<String> {
 
 pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<()> {
     let device = device_id(c).await?;
-    let seq: i64 = get_setting(c, K_NEXT_SEQ)
-        .await?
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    // Take the next sequence atomically: the UPDATE locks the counter row until commit on
+    // PostgreSQL (and SQLite writers are serialized by BEGIN IMMEDIATE).
+    let bumped = crate::sql::exec(
+        c,
+        "UPDATE device_settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = ?",
+        vec![K_NEXT_SEQ.into()],
+    )
+    .await?;
+    let seq: i64 = if bumped == 0 {
+        set_setting(c, K_NEXT_SEQ, "2").await?;
+        1
+    } else {
+        get_setting(c, K_NEXT_SEQ)
+            .await?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(1)
+            - 1
+    };
     let last = get_setting(c, K_HLC)
         .await?
         .and_then(|s| Hlc::decode(&s))
@@ -75,7 +89,6 @@ pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Resu
     )
     .exec_without_returning(c)
     .await?;
-    set_setting(c, K_NEXT_SEQ, &(seq + 1).to_string()).await?;
     set_setting(c, K_HLC, &hlc.encode()).await?;
     Ok(())
 }
