@@ -63,7 +63,7 @@ impl Code {
             (InvalidInput, Lang::Zh) => "“{field}”填写有误：{reason_zh}",
             (InvalidInput, Lang::En) => "The field '{field}' is not valid: {reason_en}",
             (IllegalTransition, Lang::Zh) => "订单当前状态为“{from}”，不能执行“{action}”。",
-            (IllegalTransition, Lang::En) => "The order is {from}; it cannot be {action} now.",
+            (IllegalTransition, Lang::En) => "This cannot be done now ({action}): it is {from}.",
             (OrderFull, Lang::Zh) => "这个订单已被{taken_by}接单，人数已满。",
             (OrderFull, Lang::En) => "This order was already taken by {taken_by}; no more volunteers are needed.",
             (AlreadyAccepted, Lang::Zh) => "您已经接过这个订单了。",
@@ -174,21 +174,68 @@ impl CoreError {
     pub fn not_found(entity: &str, id: &str) -> Self {
         Self::new(Code::NotFound)
             .with("entity", entity)
+            .with("entity_zh", zh_label(entity))
             .with("id", id)
     }
+    /// `action` in English ("register members"); its Chinese is looked up.
     pub fn forbidden(action: &str) -> Self {
-        Self::new(Code::Forbidden).with("action", action)
+        Self::new(Code::Forbidden)
+            .with("action", action)
+            .with("action_zh", zh_label(action))
     }
     /// Bad input: `field` names what was wrong; both languages are given.
     pub fn invalid(field: &str, reason_zh: &str, reason_en: &str) -> Self {
         Self::new(Code::InvalidInput)
             .with("field", field)
+            .with("field_zh", zh_label(field))
             .with("reason_zh", reason_zh)
             .with("reason_en", reason_en)
     }
-    /// The plain message in the given language.
+    /// Whole minutes as a parameter, written for people in each language.
+    pub fn with_minutes(self, k: &str, minutes: i64) -> Self {
+        self.with2(
+            k,
+            crate::domain::format_minutes(minutes, true),
+            crate::domain::format_minutes(minutes, false),
+        )
+    }
+    /// `illegal_transition`: `action` cannot be done in status `from` (an order status or an
+    /// activity or flag status, as stored).
+    pub fn illegal(from: &str, action: &str) -> Self {
+        let from_zh = crate::domain::OrderStatus::parse(from)
+            .map(|s| s.label_zh())
+            .unwrap_or_else(|| zh_label(from));
+        Self::new(Code::IllegalTransition)
+            .with("status", from)
+            .with2("from", from_zh, from.replace('_', " "))
+            .with2("action", zh_label(action), action.replace('_', " "))
+    }
+    /// Set a parameter in both languages (`k_zh` and `k_en`; the message picks its own).
+    pub fn with2(self, k: &str, zh: impl ToString, en: impl ToString) -> Self {
+        self.with(&format!("{k}_zh"), zh)
+            .with(&format!("{k}_en"), en)
+    }
+    /// The plain message in the given language. A parameter `k_zh` / `k_en` fills `{k}` in
+    /// that language; a plain `k` fills it in both.
     pub fn message(&self, lang: Lang) -> String {
         let mut s = self.code.template(lang).to_owned();
+        let suffix = match lang {
+            Lang::Zh => "_zh",
+            Lang::En => "_en",
+        };
+        for (k, v) in &self.detail {
+            if let Some(base) = k.strip_suffix(suffix) {
+                s = s.replace(&format!("{{{base}}}"), v);
+            }
+        }
+        // Words the core names in English get their Chinese even where no `_zh` was given.
+        if lang == Lang::Zh {
+            for k in ["entity", "action", "field"] {
+                if let Some(v) = self.detail.get(k) {
+                    s = s.replace(&format!("{{{k}}}"), zh_label(v));
+                }
+            }
+        }
         for (k, v) in &self.detail {
             s = s.replace(&format!("{{{k}}}"), v);
         }
@@ -222,6 +269,138 @@ impl From<sea_orm::DbErr> for CoreError {
 impl From<std::io::Error> for CoreError {
     fn from(e: std::io::Error) -> Self {
         CoreError::new(Code::Io).with("detail", e)
+    }
+}
+
+/// Chinese for the English words the core puts in messages (actions, fields, entities, order
+/// events and statuses). Unknown words get a neutral phrase rather than English in Chinese.
+pub fn zh_label(en: &str) -> &'static str {
+    match en {
+        // actions
+        "act as a deactivated member" => "以已停用的身份操作",
+        "assign volunteers" => "指派志愿者",
+        "cancel this order" => "取消这个订单",
+        "change the programme rules" => "修改项目规则",
+        "confirm a visit for this resident" => "为这位居民确认服务",
+        "confirm visits as staff" => "以工作人员身份确认服务",
+        "correct the ledger" => "更正账目",
+        "decide on held hours" => "处理暂扣的时间",
+        "dispute this visit" => "对这次服务提出异议",
+        "edit another member's profile" => "修改别人的资料",
+        "edit the service catalogue" => "修改服务目录",
+        "export all data" => "导出全部数据",
+        "export reports" => "导出报表",
+        "grant staff or administrator roles" => "授予工作人员或管理员身份",
+        "handle safeguarding reports" => "处理安全关怀报告",
+        "import members" => "导入居民和志愿者",
+        "list every order of a community" => "查看社区的全部订单",
+        "organise activities" => "组织活动",
+        "rate this service" => "评价这次服务",
+        "read another member's inbox" => "查看别人的消息",
+        "read safeguarding reports" => "查看安全关怀报告",
+        "read the audit trail" => "查看操作记录",
+        "record a hardship exception" => "登记困难情况",
+        "record family links" => "登记亲属关系",
+        "register members" => "登记居民和志愿者",
+        "request help for this resident" => "为这位居民求助",
+        "resolve disputes" => "处理异议",
+        "respond to feedback" => "回复评价",
+        "run the scheduled rules" => "运行定时规则",
+        "see another member's time account" => "查看别人的时间账户",
+        "see held hours" => "查看暂扣的时间",
+        "see residents' personal data" => "查看居民的个人信息",
+        "see this order" => "查看这个订单",
+        "set another member's PIN" => "设置别人的密码",
+        "sign up other members" => "替别人报名",
+        "take attendance" => "记录活动签到",
+        "verify volunteers" => "审核志愿者",
+        "leave a note on an order you did not serve" => "给不是您服务的订单留言",
+        "sync without a valid device token (enrol the device first)" => {
+            "在没有登记的设备上同步（请先登记设备）"
+        }
+        "enrol with a used or expired code" => "使用已用过或已过期的登记码",
+        "enrol with this code (unknown code)" => "使用这个登记码（登记码不存在）",
+        // order events and other steps
+        "accept" => "接单",
+        "release" => "放弃订单",
+        "check_in" => "签到",
+        "check_out" => "签退",
+        "confirm" => "确认服务",
+        "dispute" => "提出异议",
+        "resolve" => "处理异议",
+        "cancel" => "取消",
+        "expire" => "过期",
+        "decide" => "处理",
+        "sign_up" => "报名",
+        "attendance" => "记录签到",
+        "rate" => "评价",
+        // statuses of activities and held hours
+        "open" => "进行中",
+        "closed" => "已结束",
+        "approved" => "已批准",
+        "dismissed" => "已驳回",
+        // fields
+        "name" => "姓名",
+        "phone" => "电话",
+        "date_of_birth" => "出生日期",
+        "roles" => "身份",
+        "volunteer" => "志愿者资料",
+        "center_id" => "服务中心",
+        "home_community_id" | "community" | "communities" => "社区",
+        "pin" | "pin_hash" => "密码",
+        "description" => "需求描述",
+        "place_hint" => "大致位置",
+        "address" => "地址",
+        "expected_minutes" => "预计时长",
+        "volunteers_needed" => "需要的人数",
+        "visits" => "服务次数",
+        "window_end" => "结束时间",
+        "rating" => "评分",
+        "comment" => "留言",
+        "minutes" => "时长",
+        "to" => "接收人",
+        "reason" => "原因",
+        "note" => "说明",
+        "title" => "活动名称",
+        "capacity" => "名额",
+        "credit_minutes" => "记入时间",
+        "category" => "类别",
+        "details" => "详细情况",
+        "status" => "状态",
+        "response" => "回复",
+        "code" => "编号",
+        "name_zh" => "中文名称",
+        "name_en" => "英文名称",
+        "rounding_minutes" => "取整单位",
+        "limits" => "上限",
+        "max_per_visit" => "单次上限",
+        "overdraft_limit" => "透支额度",
+        "min_spend_age" => "兑换最低年龄",
+        "auto_confirm_minutes" => "自动确认时间",
+        "timezone" => "时区",
+        "reverses_id" => "要冲正的记录",
+        "database" | "backup" => "数据库",
+        "header" | "row" | "rows" | "mutation" | "mutations" => "数据",
+        "schema_version" | "protocol" => "软件版本",
+        "hlc" | "id" | "after" | "checksum" => "同步数据",
+        "device" | "role" => "设备",
+        // entities
+        "member" | "account of member" => "成员",
+        "order" | "open visit of order" => "订单",
+        "account" | "issuing account of programme" => "账户",
+        "activity" => "活动",
+        "feedback" => "评价",
+        "flag" => "暂扣记录",
+        "inbox message" => "消息",
+        "place" => "地点",
+        "programme" => "项目",
+        "report" => "报告",
+        "service" => "服务项目",
+        "service field" => "服务领域",
+        "transfer" => "转账记录",
+        "family link" => "亲属关系",
+        "center" => "服务中心",
+        _ => "这项内容",
     }
 }
 

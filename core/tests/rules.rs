@@ -42,7 +42,6 @@ both_backends!(
     the_database_refuses_to_update_or_delete_ledger_rows,
     the_daily_maximum_also_holds_when_the_beneficiary_pays,
     a_landline_already_registered_without_its_dash_is_refused,
-    #[ignore = "bug: refusal messages mix languages (English action, field and event names in zh; Chinese amounts in en; raw ids)"]
     refusal_messages_are_written_in_one_language_and_name_places_by_name,
 );
 

@@ -77,9 +77,7 @@ pub async fn sign_up<C: ConnectionTrait>(
         a.require_staff_for(&act.community_id, "sign up other members")?;
     }
     if act.status != "open" {
-        return Err(CoreError::new(Code::IllegalTransition)
-            .with("from", &act.status)
-            .with("action", "sign_up"));
+        return Err(CoreError::illegal(&act.status, "sign_up"));
     }
     if activity_signups::Entity::find_by_id((activity_id.to_owned(), member_id.to_owned()))
         .one(c)
@@ -127,9 +125,7 @@ pub async fn attend<C: ConnectionTrait>(
     let act = get(c, activity_id).await?;
     a.require_staff_for(&act.community_id, "take attendance")?;
     if act.status != "open" {
-        return Err(CoreError::new(Code::IllegalTransition)
-            .with("from", &act.status)
-            .with("action", "attendance"));
+        return Err(CoreError::illegal(&act.status, "attendance"));
     }
     let mut credited = Vec::new();
     for mid in member_ids {

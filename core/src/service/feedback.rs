@@ -31,9 +31,7 @@ pub async fn rate<C: ConnectionTrait>(
         return Err(CoreError::forbidden("rate this service"));
     }
     if o.status != OrderStatus::Completed.as_str() && o.visits_done == 0 {
-        return Err(CoreError::new(Code::IllegalTransition)
-            .with("from", &o.status)
-            .with("action", "rate"));
+        return Err(CoreError::illegal(&o.status, "rate"));
     }
     let dup = feedback::Entity::find()
         .filter(feedback::Column::OrderId.eq(order_id))

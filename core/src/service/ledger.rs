@@ -348,15 +348,12 @@ pub async fn gift<C: ConnectionTrait>(
     let from = member_account(c, a.id()).await?;
     if from.balance < minutes {
         return Err(CoreError::new(Code::InsufficientBalance)
-            .with("balance", crate::domain::format_minutes(from.balance, true))
-            .with("needed", crate::domain::format_minutes(minutes, true)));
+            .with_minutes("balance", from.balance)
+            .with_minutes("needed", minutes));
     }
     let dest = member_account(c, to).await?;
     if dest.balance + minutes > rules.balance_cap {
-        return Err(CoreError::new(Code::BalanceCapExceeded).with(
-            "cap",
-            crate::domain::format_minutes(rules.balance_cap, true),
-        ));
+        return Err(CoreError::new(Code::BalanceCapExceeded).with_minutes("cap", rules.balance_cap));
     }
     post(
         c,
@@ -473,9 +470,7 @@ async fn open_flag<C: ConnectionTrait>(
     let m = get_member(c, &f.member_id).await?;
     a.require_staff_for(&m.home_community_id, "decide on held hours")?;
     if f.status != "open" {
-        return Err(CoreError::new(Code::IllegalTransition)
-            .with("from", &f.status)
-            .with("action", "decide"));
+        return Err(CoreError::illegal(&f.status, "decide"));
     }
     Ok(f)
 }

@@ -227,7 +227,10 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
         &fresh
     };
     let actor = load_actor(c, &ctx.actor_id).await?;
-    let (out, audit) = dispatch(c, ctx, &actor, cmd).await?;
+    let (out, audit) = match dispatch(c, ctx, &actor, cmd).await {
+        Ok(x) => x,
+        Err(e) => return Err(name_places(c, e).await),
+    };
     write_audit(c, ctx, &cmd.name(), &audit).await?;
     if !ctx.replay {
         outbox::append(c, ctx, cmd).await?;
@@ -493,4 +496,18 @@ pub(crate) fn nonempty(field: &str, v: &str, max: usize) -> Result<String> {
         ));
     }
     Ok(t.to_owned())
+}
+
+/// Name a community by its names, not its id, in an `out_of_scope` refusal.
+async fn name_places<C: ConnectionTrait>(c: &C, e: CoreError) -> CoreError {
+    if e.code != Code::OutOfScope {
+        return e;
+    }
+    let Some(id) = e.detail.get("community").cloned() else {
+        return e;
+    };
+    match places::Entity::find_by_id(id).one(c).await {
+        Ok(Some(p)) => e.with2("community", p.name_zh, p.name_en),
+        _ => e,
+    }
 }

@@ -30,12 +30,8 @@ fn status_of(o: &orders::Model) -> OrderStatus {
 /// The next status or an `illegal_transition` error naming both.
 fn next(o: &orders::Model, e: OrderEvent) -> Result<OrderStatus> {
     let s = status_of(o);
-    s.apply(e).ok_or_else(|| {
-        CoreError::new(Code::IllegalTransition)
-            .with("from", s.label_zh())
-            .with("action", e.name())
-            .with("status", s.as_str())
-    })
+    s.apply(e)
+        .ok_or_else(|| CoreError::illegal(s.as_str(), e.name()))
 }
 
 async fn set_status<C: ConnectionTrait>(
@@ -138,12 +134,9 @@ pub async fn post<C: ConnectionTrait>(
             * i64::from(p.volunteers_needed);
         if !rules.may_pay(acct.balance, needed) {
             return Err(CoreError::new(Code::OverdraftLimit)
-                .with("balance", crate::domain::format_minutes(acct.balance, true))
-                .with("needed", crate::domain::format_minutes(needed, true))
-                .with(
-                    "limit",
-                    crate::domain::format_minutes(rules.overdraft_limit, true),
-                ));
+                .with_minutes("balance", acct.balance)
+                .with_minutes("needed", needed)
+                .with_minutes("limit", rules.overdraft_limit));
         }
     }
     let o = orders::Model {
