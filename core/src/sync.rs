@@ -241,6 +241,30 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
             "malformed row in a pulled change",
         ));
     };
+    // A local optimistic transfer that the server's decided otherwise (the same visit credited
+    // under another id, by another device's confirmation) gives way to the server's.
+    if ch.table == "transfers" {
+        for key in ["credit_key", "reverses_id"] {
+            if let Some(Value::String(k)) = row.get(key) {
+                let losers = sql::all(
+                    c,
+                    &format!("SELECT id FROM transfers WHERE {key} = ? AND id <> ?"),
+                    vec![k.clone().into(), ch.pk.clone().into()],
+                )
+                .await?;
+                for l in losers {
+                    let id: String = l.try_get("", "id")?;
+                    sql::exec(
+                        c,
+                        "DELETE FROM ledger_entries WHERE transfer_id = ?",
+                        vec![id.clone().into()],
+                    )
+                    .await?;
+                    sql::exec(c, "DELETE FROM transfers WHERE id = ?", vec![id.into()]).await?;
+                }
+            }
+        }
+    }
     let cols: Vec<&String> = row.keys().collect();
     let names = cols
         .iter()
