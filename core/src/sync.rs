@@ -321,30 +321,43 @@ pub async fn apply_page(
     if page.next_after <= cursor {
         return Ok(0); // already applied
     }
-    txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
-        .await?;
-    set_setting(&txn, "sync_applying", "1").await?;
+    begin_apply(&txn).await?;
     let mut n = 0;
     for ch in page.changes.iter().filter(|c| c.seq > cursor) {
         apply_change(&txn, ch).await?;
         n += 1;
     }
+    end_apply(&txn).await?;
+    set_setting(&txn, &cursor_key(partition), &page.next_after.to_string()).await?;
+    txn.commit().await?;
+    Ok(n)
+}
+
+/// Start writing the server's rows in `txn`: foreign keys are checked at commit (a page may
+/// hold a row before the row it refers to), and the append-only ledger triggers step aside so
+/// that a pending entry can be replaced by the final one.
+async fn begin_apply<C: ConnectionTrait>(txn: &C) -> Result<()> {
+    txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+        .await?;
+    set_setting(txn, "sync_applying", "1").await
+}
+
+/// Finish writing the server's rows: the ledger triggers are back, and the rows the apply
+/// queued are dropped from the journal (they are the server's, not a local mutation's).
+async fn end_apply<C: ConnectionTrait>(txn: &C) -> Result<()> {
     sql::exec(
-        &txn,
+        txn,
         "DELETE FROM device_settings WHERE key = 'sync_applying'",
         vec![],
     )
     .await?;
-    // Rows written by the apply are the server's, not a local mutation's.
     sql::exec(
-        &txn,
+        txn,
         "DELETE FROM change_queue WHERE mutation_id IS NULL",
         vec![],
     )
     .await?;
-    set_setting(&txn, &cursor_key(partition), &page.next_after.to_string()).await?;
-    txn.commit().await?;
-    Ok(n)
+    Ok(())
 }
 
 /// Replace rows a confirmed local mutation touched, and that the pull did not bring, by the
@@ -376,9 +389,7 @@ async fn repair<T: Transport>(
     for chunk in keys.chunks(500) {
         let states = t.rows(token, chunk).await?;
         let txn = crate::db::begin_write(db).await?;
-        txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
-            .await?;
-        set_setting(&txn, "sync_applying", "1").await?;
+        begin_apply(&txn).await?;
         for st in &states {
             let ch = Change {
                 seq: 0,
@@ -394,18 +405,7 @@ async fn repair<T: Transport>(
             apply_change(&txn, &ch).await?;
             report.repaired += 1;
         }
-        sql::exec(
-            &txn,
-            "DELETE FROM device_settings WHERE key = 'sync_applying'",
-            vec![],
-        )
-        .await?;
-        sql::exec(
-            &txn,
-            "DELETE FROM change_queue WHERE mutation_id IS NULL",
-            vec![],
-        )
-        .await?;
+        end_apply(&txn).await?;
         txn.commit().await?;
     }
     Ok(())
