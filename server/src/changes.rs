@@ -125,29 +125,36 @@ pub async fn communities_of<C: ConnectionTrait>(
     })
 }
 
-/// Allocate the next sequence of `community` inside the caller's transaction.
-async fn next_seq<C: ConnectionTrait>(c: &C, community: &str) -> Result<i64, CoreError> {
-    let n = sql::exec(
+/// Reserve `n` consecutive sequences of `community` inside the caller's transaction and return
+/// the first. The UPDATE holds the head row until commit, so sequences follow commit order.
+async fn reserve_seqs<C: ConnectionTrait>(
+    c: &C,
+    community: &str,
+    n: i64,
+) -> Result<i64, CoreError> {
+    let bumped = sql::exec(
         c,
-        "UPDATE change_heads SET last_seq = last_seq + 1 WHERE community_id = ?",
-        vec![community.into()],
+        "UPDATE change_heads SET last_seq = last_seq + ? WHERE community_id = ?",
+        vec![n.into(), community.into()],
     )
     .await?;
-    if n == 0 {
+    if bumped == 0 {
         sql::exec(
             c,
-            "INSERT INTO change_heads (community_id, last_seq) VALUES (?, 1)",
-            vec![community.into()],
+            "INSERT INTO change_heads (community_id, last_seq) VALUES (?, ?)",
+            vec![community.into(), n.into()],
         )
         .await?;
         return Ok(1);
     }
-    sql::scalar_i64(
+    Ok(sql::scalar_i64(
         c,
         "SELECT last_seq FROM change_heads WHERE community_id = ?",
         vec![community.into()],
     )
-    .await
+    .await?
+        - n
+        + 1)
 }
 
 /// Turn the queued row changes of this transaction into change-log entries. Call it inside
@@ -181,15 +188,25 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
     }
     let mut n = 0;
     for (community, changes) in by_partition {
-        for (tbl, pk, op, row) in changes {
-            let seq = next_seq(c, &community).await?;
-            sql::exec(
-                c,
-                "INSERT INTO change_log (community_id, seq, tbl, pk, op, row_json, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                vec![community.clone().into(), seq.into(), tbl.into(), pk.into(), op.into(), row.into(), now_ms.into()],
-            )
-            .await?;
-            n += 1;
+        // One allocation of the partition's next sequences, one insert per batch of rows.
+        let first = reserve_seqs(c, &community, changes.len() as i64).await?;
+        for (i, chunk) in changes.chunks(200).enumerate() {
+            let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut vals = Vec::with_capacity(chunk.len() * 7);
+            for (j, (tbl, pk, op, row)) in chunk.iter().enumerate() {
+                let seq = first + (i * 200 + j) as i64;
+                vals.extend([
+                    community.clone().into(),
+                    seq.into(),
+                    tbl.clone().into(),
+                    pk.clone().into(),
+                    op.clone().into(),
+                    row.clone().into(),
+                    now_ms.into(),
+                ]);
+            }
+            sql::exec(c, &format!("INSERT INTO change_log (community_id, seq, tbl, pk, op, row_json, at) VALUES {marks}"), vals).await?;
+            n += chunk.len();
         }
     }
     sql::exec(c, "DELETE FROM change_queue", vec![]).await?;
