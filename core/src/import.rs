@@ -297,6 +297,7 @@ pub async fn import_members(
     let mut volunteers = 0;
     let mut bonus_total = 0;
     let mut done = 0u64;
+    let mut last_mutation = String::new();
     for batch in regs.chunks(CHUNK) {
         let (mut ms, mut rs, mut vs, mut accts, mut ts, mut es, mut audits, mut outs) = (
             vec![],
@@ -396,7 +397,10 @@ pub async fn import_members(
             hlc = hlc.tick(ctx.now_ms);
             outs.push(
                 outbox::Model {
-                    id: service::new_id(),
+                    id: {
+                        last_mutation = service::new_id();
+                        last_mutation.clone()
+                    },
                     device_id: device.clone(),
                     seq,
                     name: cmd.name(),
@@ -434,6 +438,16 @@ pub async fn import_members(
     }
     ob::set_setting(&txn, ob::K_NEXT_SEQ, &seq.to_string()).await?;
     ob::set_setting(&txn, ob::K_HLC, &hlc.encode()).await?;
+    // On an enrolled device, the rows the import wrote join the journal under its last
+    // mutation (confirmed only once every import mutation before it is).
+    if !last_mutation.is_empty() {
+        crate::sql::exec(
+            &txn,
+            "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
+            vec![last_mutation.into()],
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(ImportReport {
         imported: regs.len(),
