@@ -33,10 +33,8 @@ async fn main() -> Result<()> {
     let city = db::connect(&db::sqlite_url(&dir.join("city.db")))
         .await
         .map_err(e)?;
-    timebank_server::changes::install(&city).await.map_err(e)?;
-    let txn = db::begin_write(&city).await.map_err(e)?;
-    let boot = service::admin::bootstrap(
-        &txn,
+    let boot = timebank_server::init_city(
+        &city,
         &Bootstrap {
             city: ("杭州市".into(), "Hangzhou".into()),
             district: ("西湖区".into(), "Xihu".into()),
@@ -57,10 +55,6 @@ async fn main() -> Result<()> {
     )
     .await
     .map_err(e)?;
-    timebank_server::changes::log_changes(&txn, service::now_ms())
-        .await
-        .map_err(e)?;
-    txn.commit().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let state = timebank_server::AppState::open(city.clone())

@@ -98,6 +98,22 @@ impl AppState {
     }
 }
 
+/// Create the city database: install change capture first, then bootstrap the place
+/// hierarchy, center, programme and administrator and log those rows, in one transaction, so
+/// that the change log from sequence 0 is a complete snapshot for a new device.
+pub async fn init_city(
+    db: &DatabaseConnection,
+    b: &timebank_core::service::admin::Bootstrap,
+    now_ms: i64,
+) -> Result<timebank_core::service::admin::Bootstrapped, timebank_core::CoreError> {
+    changes::install(db).await?;
+    let txn = timebank_core::db::begin_write(db).await?;
+    let boot = timebank_core::service::admin::bootstrap(&txn, b, now_ms).await?;
+    changes::log_changes(&txn, now_ms).await?;
+    txn.commit().await?;
+    Ok(boot)
+}
+
 /// Serve `state` on `listener` until `shutdown` resolves (graceful: requests in flight finish).
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -105,11 +105,11 @@ async fn main() -> Result<()> {
             admin_name,
             admin_phone,
         } => {
-            // Capture from the first row, so that the change log from 0 is a full snapshot.
-            changes::install(&db)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
             if demo {
+                // Capture from the first row, so that the change log from 0 is a full snapshot.
+                changes::install(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
                 let s = timebank_core::demo::seed(&db, now, &|_, _| {})
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
@@ -118,9 +118,8 @@ async fn main() -> Result<()> {
                     .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                let txn = timebank_core::db::begin_write(&db).await?;
-                let b = timebank_core::service::admin::bootstrap(
-                    &txn,
+                let b = timebank_server::init_city(
+                    &db,
                     &Bootstrap {
                         city: ("杭州市".into(), "Hangzhou".into()),
                         district: ("西湖区".into(), "Xihu".into()),
@@ -137,10 +136,6 @@ async fn main() -> Result<()> {
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
-                changes::log_changes(&txn, now)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
-                txn.commit().await?;
                 println!("{}", serde_json::to_string_pretty(&b)?);
             }
         }

@@ -1,10 +1,10 @@
 //! The city server over real HTTP (each test spawns it on port 0 with its own database, on
 //! SQLite and PostgreSQL): enrolment, authentication, versions, limits, and idempotent push.
 #![allow(clippy::unwrap_used)]
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{json, Value};
 use timebank_core::domain::hlc::Hlc;
-use timebank_core::service::admin::{bootstrap, Bootstrap, Bootstrapped};
+use timebank_core::service::admin::{Bootstrap, Bootstrapped};
 use timebank_core::{db, sql};
 use timebank_server::{auth, AppState};
 
@@ -44,10 +44,8 @@ async fn start(postgres: bool) -> Option<Server> {
     };
     let db = db::connect(&url).await.unwrap();
     // Capture from the first row, as `timebank-server init` does.
-    timebank_server::changes::install(&db).await.unwrap();
-    let txn = db.begin().await.unwrap();
-    let boot = bootstrap(
-        &txn,
+    let boot = timebank_server::init_city(
+        &db,
         &Bootstrap {
             city: ("杭州市".into(), "Hangzhou".into()),
             district: ("西湖区".into(), "Xihu".into()),
@@ -64,10 +62,6 @@ async fn start(postgres: bool) -> Option<Server> {
     )
     .await
     .unwrap();
-    timebank_server::changes::log_changes(&txn, timebank_core::service::now_ms())
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -139,10 +139,8 @@ async fn run(seed: u64) {
     let city = db::connect(&db::sqlite_url(&dir.path().join("city.db")))
         .await
         .unwrap();
-    sync::install_capture(&city).await.unwrap();
-    let txn = db::begin_write(&city).await.unwrap();
-    let boot = timebank_core::service::admin::bootstrap(
-        &txn,
+    let boot = timebank_server::init_city(
+        &city,
         &timebank_core::service::admin::Bootstrap {
             city: ("杭州市".into(), "Hangzhou".into()),
             district: ("西湖区".into(), "Xihu".into()),
@@ -162,10 +160,6 @@ async fn run(seed: u64) {
     )
     .await
     .unwrap();
-    timebank_server::changes::log_changes(&txn, timebank_core::service::now_ms())
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = timebank_server::AppState::open(city.clone()).await.unwrap();
