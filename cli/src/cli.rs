@@ -756,10 +756,18 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
         Cmd::Sync { watch, every } => {
             if watch {
                 let (_tx, rx) = tokio::sync::watch::channel(false);
+                let wake = tokio::sync::Notify::new();
                 timebank_core::sync::http::run_loop(
                     &app.db,
                     std::time::Duration::from_secs(every.max(1)),
+                    std::time::Duration::from_secs(300),
+                    &wake,
                     rx,
+                    |r| {
+                        if let Err(e) = r {
+                            eprintln!("{}", e.message(app.lang));
+                        }
+                    },
                 )
                 .await;
             } else {

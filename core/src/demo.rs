@@ -31,6 +31,7 @@ const COMMUNITIES: &[(&str, &str)] = &[
 
 /// Key people of the demo, printed so that one can sign in as them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct DemoSummary {
     pub device_id: String,
     pub admin_phone: String,
@@ -39,11 +40,16 @@ pub struct DemoSummary {
     pub family_phone: String,
     pub elder_phone: String,
     pub elder_pin: String,
+    /// The PIN of the demo's staff, volunteer, family member and administrator.
+    pub sign_in_pin: String,
     pub members: usize,
     pub orders: usize,
     pub activities: usize,
     pub fuyuanxincun_id: String,
 }
+
+/// The PIN with which the demo's staff, volunteer, family member and administrator sign in.
+pub const DEMO_SIGN_IN_PIN: &str = "1234";
 
 struct Lcg(u64);
 impl Lcg {
@@ -255,6 +261,18 @@ pub async fn seed(
         },
     )
     .await?;
+    // The people who sign in to the desktop app in the demo share one PIN.
+    for who in [&admin, &staff0, &xiuzhi, &majun] {
+        execute(
+            db,
+            &sctx(tick(MIN)),
+            Command::SetPin {
+                member_id: who.clone(),
+                pin_hash: hash_pin(DEMO_SIGN_IN_PIN)?,
+            },
+        )
+        .await?;
+    }
     progress(2, total_steps);
 
     // Residents, family and volunteers in every community.
@@ -730,6 +748,7 @@ pub async fn seed(
         family_phone: "13700000002".into(),
         elder_phone: "13700000001".into(),
         elder_pin: "2468".into(),
+        sign_in_pin: DEMO_SIGN_IN_PIN.into(),
         members,
         orders,
         activities,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 /// Stable machine codes. The wire form is the snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
     NotFound,
@@ -40,6 +41,10 @@ pub enum Code {
     CsvInvalid,
     Database,
     Io,
+    /// The desktop app: nobody is signed in, or the session was locked after inactivity.
+    SignInRequired,
+    /// The desktop app: too many wrong PINs in a row.
+    TooManyPinAttempts,
 }
 
 impl Code {
@@ -120,6 +125,10 @@ impl Code {
             (Database, Lang::En) => "A database error occurred and the change was not saved. Try again; if it keeps happening, call IT.",
             (Io, Lang::Zh) => "读写文件失败：{detail}",
             (Io, Lang::En) => "Could not read or write a file: {detail}",
+            (SignInRequired, Lang::Zh) => "请先选择您的名字并输入密码登录。",
+            (SignInRequired, Lang::En) => "Please sign in: choose your name and enter your PIN.",
+            (TooManyPinAttempts, Lang::Zh) => "密码连续输错次数太多，请{minutes}分钟后再试，或请工作人员帮助。",
+            (TooManyPinAttempts, Lang::En) => "Too many wrong PINs in a row. Try again in {minutes} minutes, or ask staff for help.",
         }
     }
 }
@@ -144,6 +153,7 @@ impl std::str::FromStr for Lang {
 
 /// A refusal or failure of the core.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[error("{code:?}: {detail:?}")]
 pub struct CoreError {
     pub code: Code,

@@ -29,6 +29,7 @@ pub const HEADER: [&str; 7] = [
 ];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RowError {
     pub line: u64,
     pub field: String,
@@ -37,6 +38,7 @@ pub struct RowError {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ImportReport {
     pub imported: usize,
     pub volunteers: usize,

@@ -10,8 +10,10 @@ pub mod error;
 pub mod import;
 pub mod read;
 pub mod service;
+pub mod session;
 pub mod sql;
 pub mod sync;
+pub mod views;
 
 pub use error::{Code, CoreError, Lang, Result};
 pub use service::{execute, Command, Ctx, Outcome};

@@ -14,6 +14,7 @@ fn get<T: sea_orm::TryGetable>(r: &QueryResult, col: &str) -> Result<T> {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct BoardItem {
     pub id: String,
     pub service_code: String,
@@ -33,7 +34,9 @@ pub struct BoardItem {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
 pub struct BoardQuery {
     /// Defaults to the actor's home community.
     pub community_id: Option<String>,
@@ -113,6 +116,7 @@ fn board_item(r: &QueryResult) -> Result<BoardItem> {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct OrderView {
     pub id: String,
     pub status: String,
@@ -191,6 +195,7 @@ pub async fn order_detail<C: ConnectionTrait>(c: &C, a: &Actor, id: &str) -> Res
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct OrderRow {
     pub id: String,
     pub status: String,
@@ -254,6 +259,7 @@ pub async fn list_orders<C: ConnectionTrait>(
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct EntryView {
     pub entry_id: String,
     pub transfer_id: String,
@@ -266,6 +272,7 @@ pub struct EntryView {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct BalanceView {
     pub member_id: String,
     pub name: String,
@@ -395,6 +402,7 @@ pub fn passbook_text(p: &BalanceView, tz: chrono_tz::Tz) -> String {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AccountMismatch {
     pub account_id: String,
     pub member_name: Option<String>,
@@ -403,6 +411,7 @@ pub struct AccountMismatch {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct VerifyReport {
     pub accounts: i64,
     pub transfers: i64,
@@ -483,6 +492,7 @@ pub async fn verify<C: ConnectionTrait>(
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Count {
     pub key: String,
     pub label_zh: String,
@@ -492,6 +502,7 @@ pub struct Count {
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Dashboard {
     pub volunteers_registered: i64,
     pub volunteers_active_30d: i64,
@@ -634,7 +645,9 @@ async fn grouped<C: ConnectionTrait>(
 }
 
 /// Report dimension for CSV exports to funders and government.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
 pub enum ReportBy {
     Field,
     Community,
@@ -777,6 +790,7 @@ pub async fn export_json<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<serde_j
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct InboxItem {
     pub id: String,
     pub kind: String,
@@ -801,6 +815,7 @@ pub async fn inbox<C: ConnectionTrait>(c: &C, a: &Actor, limit: u64) -> Result<V
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditRow {
     pub at: i64,
     pub actor: String,
@@ -888,6 +903,7 @@ pub async fn held<C: ConnectionTrait>(
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MemberRow {
     pub id: String,
     pub name: String,

@@ -30,10 +30,13 @@ pub const K_TOKEN: &str = "sync_token";
 pub const K_PARTITIONS: &str = "sync_partitions";
 pub const K_LAST_OK: &str = "sync_last_success";
 pub const K_LAST_ERROR: &str = "sync_last_error";
+/// The role the device was enrolled with (`staff` for a center workstation, `volunteer`).
+pub const K_ROLE: &str = "sync_role";
 const BATCH: usize = 500;
 
 /// Wire types (the server's JSON; `server/` defines the same shapes with their OpenAPI schema).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Mutation {
     pub id: String,
     pub seq: i64,
@@ -47,6 +50,7 @@ pub struct Mutation {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct PushResult {
     pub seq: i64,
     pub mutation_id: String,
@@ -56,12 +60,14 @@ pub struct PushResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct PushResponse {
     pub results: Vec<PushResult>,
     pub next_seq: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Change {
     pub seq: i64,
     pub table: String,
@@ -71,6 +77,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct PullPage {
     pub community: String,
     pub changes: Vec<Change>,
@@ -80,6 +87,7 @@ pub struct PullPage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Enrolled {
     pub device_id: String,
     pub token: String,
@@ -99,6 +107,7 @@ pub trait Transport {
 
 /// The server's current version of one row (None: the row does not exist there).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RowState {
     pub table: String,
     pub pk: String,
@@ -412,6 +421,7 @@ async fn repair<T: Transport>(
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct SyncReport {
     pub pushed: usize,
     pub rejected: usize,
@@ -422,6 +432,7 @@ pub struct SyncReport {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct SyncStatus {
     pub enrolled: bool,
     pub server: Option<String>,
@@ -470,6 +481,7 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
     set_setting(&txn, outbox::K_NEXT_SEQ, "1").await?;
     set_setting(&txn, K_SERVER, server.trim_end_matches('/')).await?;
     set_setting(&txn, K_TOKEN, &e.token).await?;
+    set_setting(&txn, K_ROLE, &e.role).await?;
     let mut parts = vec!["*".to_owned()];
     parts.extend(e.communities.iter().cloned());
     set_setting(
@@ -744,29 +756,38 @@ pub mod http {
     }
 
     /// Sync until `stop` turns true: a round every `every`, with exponential backoff (up to
-    /// five minutes, with jitter) while the server cannot be reached.
+    /// `max_backoff`, with jitter) while the server cannot be reached. `wake` starts a round at
+    /// once (after a local write, or when the user asks); `on_round` hears every round's result.
     pub async fn run_loop(
         db: &DatabaseConnection,
         every: std::time::Duration,
+        max_backoff: std::time::Duration,
+        wake: &tokio::sync::Notify,
         mut stop: tokio::sync::watch::Receiver<bool>,
+        on_round: impl Fn(&Result<SyncReport>),
     ) {
         let mut delay = every;
         loop {
             let server = get_setting(db, K_SERVER).await.ok().flatten();
             let ok = match server {
-                Some(s) => sync_once(db, &Http::new(&s)).await.is_ok(),
-                None => false,
+                Some(s) => {
+                    let r = sync_once(db, &Http::new(&s)).await;
+                    on_round(&r);
+                    r.is_ok()
+                }
+                None => true,
             };
             delay = if ok {
                 every
             } else {
-                (delay * 2).min(std::time::Duration::from_secs(300))
+                (delay * 2).min(max_backoff.max(every))
             };
             let jitter = std::time::Duration::from_millis(u64::from(
                 crate::service::now_ms().unsigned_abs() as u32 % 1000,
             ));
             tokio::select! {
                 _ = tokio::time::sleep(delay + jitter) => {}
+                _ = wake.notified() => {}
                 _ = stop.changed() => return,
             }
             if *stop.borrow() {

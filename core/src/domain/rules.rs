@@ -4,6 +4,7 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Rules {
     pub payer: Payer,
     /// Served time is rounded to the nearest multiple of this many minutes (half up).
@@ -44,6 +45,7 @@ impl Default for Rules {
 
 /// Why minutes of help that happened were held for staff instead of credited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum HoldReason {
     MaxPerVisit,

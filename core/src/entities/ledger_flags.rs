@@ -3,6 +3,7 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type), serde(rename = "LedgerFlag"))]
 #[sea_orm(table_name = "ledger_flags")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -3,6 +3,11 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "specta",
+    derive(specta::Type),
+    serde(rename = "SafeguardingReport")
+)]
 #[sea_orm(table_name = "safeguarding_reports")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -246,6 +246,7 @@ pub struct Bootstrap {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Bootstrapped {
     pub device_id: String,
     pub programme_id: String,

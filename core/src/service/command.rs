@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(tag = "name", content = "args", rename_all = "snake_case")]
 pub enum Command {
     RegisterMember(RegisterMember),
@@ -133,6 +134,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RegisterMember {
     pub member_id: String,
     pub name: String,
@@ -149,6 +151,7 @@ pub struct RegisterMember {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct VolunteerProfile {
     pub service_fields: Vec<String>,
     pub skills: String,
@@ -156,6 +159,7 @@ pub struct VolunteerProfile {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct UpdateMember {
     pub member_id: String,
     pub name: Option<String>,
@@ -164,6 +168,7 @@ pub struct UpdateMember {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct PostOrder {
     pub order_id: String,
     pub beneficiary_id: String,
@@ -184,6 +189,7 @@ pub struct PostOrder {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct CreateActivity {
     pub activity_id: String,
     pub community_id: String,
@@ -196,6 +202,7 @@ pub struct CreateActivity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct FileSafeguarding {
     pub report_id: String,
     pub subject_member_id: Option<String>,

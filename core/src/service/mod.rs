@@ -94,6 +94,7 @@ pub fn new_id() -> String {
 
 /// What a command produced: the main id it touched and any detail worth showing.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Outcome {
     pub id: String,
     pub detail: Value,

@@ -1,0 +1,142 @@
+//! Signing in on a shared workstation: pick a member, enter the PIN. The desktop app keeps the
+//! signed-in member for one session and locks it after inactivity; every command it runs acts
+//! as that member, and the core checks the member's roles and communities as for any caller.
+use std::collections::BTreeMap;
+
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
+
+use crate::error::{Code, CoreError, Result};
+use crate::service::{get_member, load_actor, members::verify_pin};
+use crate::sql;
+
+/// One member who can sign in here: only what the sign-in list needs (no phone, no address).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SignInChoice {
+    pub id: String,
+    pub name: String,
+    pub community: String,
+    pub roles: Vec<String>,
+}
+
+/// The signed-in member as the app shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Me {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub home_community_id: String,
+    pub home_community: String,
+    /// Communities the member may work in as staff (empty for everybody else).
+    pub staff_communities: Vec<Place>,
+    pub is_staff: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Place {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+/// Members with a PIN whose name contains `query` (all of them for an empty query), at most 60.
+pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignInChoice>> {
+    let q = query.trim();
+    let rows = sql::all(
+        c,
+        "SELECT m.id, m.name, p.name_zh, r.role FROM members m JOIN places p ON p.id = m.home_community_id \
+         JOIN member_roles r ON r.member_id = m.id \
+         WHERE m.active = ? AND m.pin_hash IS NOT NULL AND (? = '' OR m.name LIKE ?) ORDER BY m.name, m.id, r.role",
+        vec![true.into(), q.into(), format!("%{q}%").into()],
+    )
+    .await?;
+    let mut out: Vec<SignInChoice> = Vec::new();
+    for r in rows {
+        let id: String = r.try_get("", "id")?;
+        let role: String = r.try_get("", "role")?;
+        match out.last_mut() {
+            Some(last) if last.id == id => last.roles.push(role),
+            _ => {
+                if out.len() == 60 {
+                    break;
+                }
+                out.push(SignInChoice {
+                    id,
+                    name: r.try_get("", "name")?,
+                    community: r.try_get("", "name_zh")?,
+                    roles: vec![role],
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Check `pin` against the member's PIN hash and describe the member.
+pub async fn sign_in<C: ConnectionTrait>(c: &C, member_id: &str, pin: &str) -> Result<Me> {
+    let m = get_member(c, member_id).await?;
+    let Some(hash) = m.pin_hash.as_deref() else {
+        return Err(CoreError::new(Code::PinNotSet));
+    };
+    if !verify_pin(pin, hash) {
+        return Err(CoreError::new(Code::PinIncorrect));
+    }
+    me(c, member_id).await
+}
+
+/// The member's roles and places, for the app's header and menus.
+pub async fn me<C: ConnectionTrait>(c: &C, member_id: &str) -> Result<Me> {
+    let a = load_actor(c, member_id).await?;
+    let names = place_names(c).await?;
+    let home = names
+        .get(&a.member.home_community_id)
+        .map(|p| p.name_zh.clone())
+        .unwrap_or_default();
+    let staff_communities = if a.is_admin() {
+        names.values().cloned().collect()
+    } else {
+        a.staff_scope
+            .iter()
+            .filter_map(|id| names.get(id).cloned())
+            .collect()
+    };
+    Ok(Me {
+        id: a.member.id.clone(),
+        name: a.member.name.clone(),
+        roles: a.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        home_community_id: a.member.home_community_id.clone(),
+        home_community: home,
+        is_staff: a.is_admin() || !a.staff_scope.is_empty(),
+        staff_communities,
+    })
+}
+
+async fn place_names<C: ConnectionTrait>(c: &C) -> Result<BTreeMap<String, Place>> {
+    Ok(communities(c)
+        .await?
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect())
+}
+
+/// Every community, by Chinese name.
+pub async fn communities<C: ConnectionTrait>(c: &C) -> Result<Vec<Place>> {
+    sql::all(
+        c,
+        "SELECT id, name_zh, name_en FROM places WHERE level = 'community' ORDER BY name_zh",
+        vec![],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Place {
+            id: r.try_get("", "id")?,
+            name_zh: r.try_get("", "name_zh")?,
+            name_en: r.try_get("", "name_en")?,
+        })
+    })
+    .collect()
+}
