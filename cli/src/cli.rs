@@ -764,7 +764,7 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                     &wake,
                     rx,
                     |r| {
-                        if let Err(e) = r {
+                        if let Some(Err(e)) = r {
                             eprintln!("{}", e.message(app.lang));
                         }
                     },

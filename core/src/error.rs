@@ -41,6 +41,10 @@ pub enum Code {
     CsvInvalid,
     Database,
     Io,
+    /// The city server cannot be reached (offline, or the server is down).
+    ServerUnreachable,
+    /// The city server answered with an error it did not explain.
+    ServerRefused,
     /// The desktop app: nobody is signed in, or the session was locked after inactivity.
     SignInRequired,
     /// The desktop app: too many wrong PINs in a row.
@@ -125,6 +129,10 @@ impl Code {
             (Database, Lang::En) => "A database error occurred and the change was not saved. Try again; if it keeps happening, call IT.",
             (Io, Lang::Zh) => "读写文件失败：{detail}",
             (Io, Lang::En) => "Could not read or write a file: {detail}",
+            (ServerUnreachable, Lang::Zh) => "连不上城市服务器。数据已保存在本机，恢复连接后会自动同步。",
+            (ServerUnreachable, Lang::En) => "The city server cannot be reached. Everything is saved on this device and syncs when the connection is back.",
+            (ServerRefused, Lang::Zh) => "城市服务器拒绝了请求（{status}）：{detail}",
+            (ServerRefused, Lang::En) => "The city server refused the request ({status}): {detail}",
             (SignInRequired, Lang::Zh) => "请先选择您的名字并输入密码登录。",
             (SignInRequired, Lang::En) => "Please sign in: choose your name and enter your PIN.",
             (TooManyPinAttempts, Lang::Zh) => "密码连续输错次数太多，请{minutes}分钟后再试，或请工作人员帮助。",

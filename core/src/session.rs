@@ -42,7 +42,8 @@ pub struct Place {
     pub name_en: String,
 }
 
-/// Members with a PIN whose name contains `query` (all of them for an empty query), at most 60.
+/// Members with a PIN whose name contains `query` (all of them for an empty query), at most 60:
+/// staff, volunteers and family first (the people who use a workstation most), then residents.
 pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignInChoice>> {
     let q = query.trim();
     let rows = sql::all(
@@ -59,19 +60,16 @@ pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignI
         let role: String = r.try_get("", "role")?;
         match out.last_mut() {
             Some(last) if last.id == id => last.roles.push(role),
-            _ => {
-                if out.len() == 60 {
-                    break;
-                }
-                out.push(SignInChoice {
-                    id,
-                    name: r.try_get("", "name")?,
-                    community: r.try_get("", "name_zh")?,
-                    roles: vec![role],
-                })
-            }
+            _ => out.push(SignInChoice {
+                id,
+                name: r.try_get("", "name")?,
+                community: r.try_get("", "name_zh")?,
+                roles: vec![role],
+            }),
         }
     }
+    out.sort_by_key(|c| (c.roles.iter().all(|r| r == "resident"), c.name.clone()));
+    out.truncate(60);
     Ok(out)
 }
 

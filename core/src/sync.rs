@@ -30,6 +30,7 @@ pub const K_TOKEN: &str = "sync_token";
 pub const K_PARTITIONS: &str = "sync_partitions";
 pub const K_LAST_OK: &str = "sync_last_success";
 pub const K_LAST_ERROR: &str = "sync_last_error";
+pub const K_LAST_ERROR_EN: &str = "sync_last_error_en";
 /// The role the device was enrolled with (`staff` for a center workstation, `volunteer`).
 pub const K_ROLE: &str = "sync_role";
 const BATCH: usize = 500;
@@ -442,6 +443,8 @@ pub struct SyncStatus {
     pub last_success_ms: Option<i64>,
     /// The last problem in plain words (zh-CN), if the last attempt failed.
     pub last_error: Option<String>,
+    /// The same in English.
+    pub last_error_en: Option<String>,
 }
 
 pub async fn status(db: &DatabaseConnection) -> Result<SyncStatus> {
@@ -462,6 +465,13 @@ pub async fn status(db: &DatabaseConnection) -> Result<SyncStatus> {
         last_success_ms: get_setting(db, K_LAST_OK)
             .await?
             .and_then(|s| s.parse().ok()),
+        last_error_en: if last_error.is_some() {
+            get_setting(db, K_LAST_ERROR_EN)
+                .await?
+                .filter(|s| !s.is_empty())
+        } else {
+            None
+        },
         last_error,
     })
 }
@@ -623,8 +633,12 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
         Ok(()) => {
             set_setting(db, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
             set_setting(db, K_LAST_ERROR, "").await?;
+            set_setting(db, K_LAST_ERROR_EN, "").await?;
         }
-        Err(e) => set_setting(db, K_LAST_ERROR, &e.message(crate::Lang::Zh)).await?,
+        Err(e) => {
+            set_setting(db, K_LAST_ERROR, &e.message(crate::Lang::Zh)).await?;
+            set_setting(db, K_LAST_ERROR_EN, &e.message(crate::Lang::En)).await?;
+        }
     }
     result.map(|()| report)
 }
@@ -640,10 +654,7 @@ pub mod http {
     }
 
     fn unreachable(e: reqwest::Error) -> CoreError {
-        CoreError::new(Code::Io).with(
-            "detail",
-            format!("城市服务器连不上（{e}）。数据已保存在本机，恢复连接后会自动同步。"),
-        )
+        CoreError::new(Code::ServerUnreachable).with("internal", e)
     }
 
     impl Http {
@@ -664,13 +675,28 @@ pub mod http {
                 return r.json().await.map_err(unreachable);
             }
             let body: Value = r.json().await.unwrap_or(Value::Null);
+            // The server's own refusal (same codes and messages as the core's) when it gave one.
+            if let (Some(code), Some(detail)) = (
+                body.get("code")
+                    .and_then(|c| serde_json::from_value::<Code>(c.clone()).ok()),
+                body.get("detail").and_then(|d| {
+                    serde_json::from_value::<std::collections::BTreeMap<String, String>>(d.clone())
+                        .ok()
+                }),
+            ) {
+                let mut e = CoreError::new(code);
+                e.detail = detail;
+                e.data = body.get("data").cloned();
+                return Err(e);
+            }
             let msg = body
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
-            Err(CoreError::new(Code::Io)
-                .with("detail", format!("{status}: {msg}"))
+            Err(CoreError::new(Code::ServerRefused)
+                .with("status", status.as_u16())
+                .with("detail", msg)
                 .with_data(body))
         }
 
@@ -757,22 +783,24 @@ pub mod http {
 
     /// Sync until `stop` turns true: a round every `every`, with exponential backoff (up to
     /// `max_backoff`, with jitter) while the server cannot be reached. `wake` starts a round at
-    /// once (after a local write, or when the user asks); `on_round` hears every round's result.
+    /// once (after a local write, or when the user asks); `on_round` hears when a round starts
+    /// (`None`) and how it ended.
     pub async fn run_loop(
         db: &DatabaseConnection,
         every: std::time::Duration,
         max_backoff: std::time::Duration,
         wake: &tokio::sync::Notify,
         mut stop: tokio::sync::watch::Receiver<bool>,
-        on_round: impl Fn(&Result<SyncReport>),
+        on_round: impl Fn(Option<&Result<SyncReport>>),
     ) {
         let mut delay = every;
         loop {
             let server = get_setting(db, K_SERVER).await.ok().flatten();
             let ok = match server {
                 Some(s) => {
+                    on_round(None);
                     let r = sync_once(db, &Http::new(&s)).await;
-                    on_round(&r);
+                    on_round(Some(&r));
                     r.is_ok()
                 }
                 None => true,

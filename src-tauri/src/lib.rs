@@ -88,7 +88,7 @@ async fn open_db(
             }
         }
     }
-    let db = timebank_core::db::open(&timebank_core::db::sqlite_url(&db_path)).await?;
+    let db = timebank_core::db::connect(&timebank_core::db::sqlite_url(&db_path)).await?;
     Ok((db, db_path))
 }
 
@@ -105,25 +105,28 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
         Duration::from_secs(opts.sync_every.max(1)),
         Duration::from_secs(opts.sync_max_backoff.max(1)),
     );
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<usize>>();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     tauri::async_runtime::spawn(async move {
         let _keep = _stop_tx;
         timebank_core::sync::http::run_loop(&db, every, max_backoff, &wake, stop, |r| {
-            syncing.store(false, std::sync::atomic::Ordering::Relaxed);
+            syncing.store(r.is_none(), std::sync::atomic::Ordering::Relaxed);
             match r {
-                Ok(r) => {
+                None => {
+                    let _ = tx.send(None);
+                }
+                Some(Ok(r)) => {
                     tracing::info!(
                         pushed = r.pushed,
                         pulled = r.pulled,
                         rejected = r.rejected,
                         "synced"
                     );
-                    let _ = tx.send(r.pulled + r.repaired + r.rejected);
+                    let _ = tx.send(Some(r.pulled + r.repaired + r.rejected));
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(error = %e.message(timebank_core::Lang::En), "sync failed");
-                    let _ = tx.send(0);
+                    let _ = tx.send(Some(0));
                 }
             }
         })
@@ -132,7 +135,7 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
     tauri::async_runtime::spawn(async move {
         while let Some(changed) = rx.recv().await {
             let st = handle.state::<AppState>();
-            if changed > 0 {
+            if changed.is_some_and(|n| n > 0) {
                 st.changed("sync").await;
             } else {
                 st.emit_status().await;

@@ -78,6 +78,7 @@ pub struct SyncStatusView {
     pub pending: i64,
     pub last_success_ms: Option<i64>,
     pub last_error: Option<String>,
+    pub last_error_en: Option<String>,
     /// True while a sync round is running.
     pub syncing: bool,
 }
@@ -91,6 +92,7 @@ impl SyncStatusView {
             pending: s.pending,
             last_success_ms: s.last_success_ms,
             last_error: s.last_error,
+            last_error_en: s.last_error_en,
             syncing,
         }
     }

@@ -733,6 +733,7 @@ export type SyncStatusView_Deserialize = {
 	pending: number,
 	last_success_ms?: number | null,
 	last_error?: string | null,
+	last_error_en?: string | null,
 	/**  True while a sync round is running. */
 	syncing: boolean,
 };
@@ -745,6 +746,7 @@ export type SyncStatusView_Serialize = {
 	pending: number,
 	last_success_ms: number | null,
 	last_error: string | null,
+	last_error_en: string | null,
 	/**  True while a sync round is running. */
 	syncing: boolean,
 };

@@ -1,0 +1,41 @@
+import { useTranslation } from "react-i18next";
+import { call, commands } from "../api";
+import { dateTime } from "../format";
+import type { SyncStatus } from "../store";
+
+/** Always visible: online or offline, changes waiting, last sync, the last problem in words. */
+export function SyncIndicator({ sync }: { sync: SyncStatus | null }) {
+  const { t, i18n } = useTranslation();
+  if (!sync) return null;
+  const state = !sync.enrolled ? "local" : sync.syncing ? "syncing" : sync.online ? "online" : "offline";
+  const label =
+    state === "local"
+      ? t("sync.local")
+      : state === "syncing"
+        ? t("sync.syncing")
+        : state === "online"
+          ? sync.pending > 0
+            ? t("sync.onlineWaiting")
+            : t("sync.online")
+          : t("sync.offline");
+  return (
+    <div className={`sync sync-${state}`} role="status" aria-live="polite" data-testid="sync-indicator" data-state={state} data-pending={sync.pending}>
+      <span className="sync-dot" aria-hidden="true" />
+      <span className="sync-label">{label}</span>
+      {sync.enrolled && (
+        <span className="sync-detail">
+          {sync.pending > 0 ? t("sync.pending", { count: sync.pending }) : t("sync.nothingPending")}
+          {" · "}
+          {t("sync.last", { when: sync.last_success_ms ? dateTime(sync.last_success_ms) : t("sync.never") })}
+        </span>
+      )}
+      {state === "offline" && sync.last_error && <span className="sync-problem">{i18n.language === "en" ? sync.last_error_en ?? sync.last_error : sync.last_error}</span>}
+      {state === "offline" && <span className="sync-problem">{t("sync.offlineHelp")}</span>}
+      {sync.enrolled && (
+        <button type="button" className="btn btn-secondary btn-small" onClick={() => call(commands.syncNow()).catch(() => undefined)}>
+          {t("sync.now")}
+        </button>
+      )}
+    </div>
+  );
+}
