@@ -23,13 +23,14 @@ fi
 # and the CLI story, PostgreSQL for the store tests and the production city server.
 PACKAGES=(build-essential pkg-config libssl-dev ca-certificates curl)
 
-# --- Desktop app (a later issue): uncomment when src-tauri/ gets its crate. ----------------
+# --- Desktop app ------------------------------------------------------------------------------
 # From ../shared/recipes/linux-desktop-build-and-test.md (libappindicator3-dev has no
-# candidate on bookworm; the ayatana package replaces it; fonts-noto-cjk renders Chinese):
-# PACKAGES+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
-#   libsoup-3.0-dev libjavascriptcoregtk-4.1-dev xvfb xauth webkit2gtk-driver dbus-x11
-#   at-spi2-core fonts-noto-cjk libnotify-bin imagemagick x11-utils xdotool chromium)
-# ---------------------------------------------------------------------------------------------
+# candidate on bookworm; the ayatana package replaces it; fonts-noto-cjk renders Chinese;
+# webkit2gtk-driver is WebKitWebDriver for the end-to-end tests; dunst prints notifications;
+# chromium runs the UI's browser tests; nodejs/npm build the web-view).
+PACKAGES+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
+  libsoup-3.0-dev libjavascriptcoregtk-4.1-dev xvfb xauth webkit2gtk-driver dbus-x11
+  at-spi2-core fonts-noto-cjk libnotify-bin imagemagick x11-utils xdotool chromium dunst)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -83,4 +84,23 @@ fi
 rustc_version=$(rustc --version | awk '{print $2}')
 if [[ "$(printf '%s\n' 1.94.0 "$rustc_version" | sort -V | head -n 1)" != 1.94.0 ]]; then
   die "rustc $rustc_version is too old: the workspace needs Rust 1.94 or newer (SeaORM 2.0)"
+fi
+
+# --- Node.js and the web-view's packages -------------------------------------------------------
+# These machines come with Node 20 and npm 11; on a plain Debian machine Debian's nodejs/npm
+# are installed instead (Vite 8 needs Node 20.19+ and npm 10+; Debian 12 ships Node 18, so the
+# machine's own Node is preferred when present).
+if ! command -v npm >/dev/null 2>&1; then
+  say "installing nodejs npm"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=300 install -y --no-install-recommends nodejs npm >/dev/null
+fi
+if [[ ! -d ui/node_modules ]] || [[ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
+  say "installing the UI's npm packages"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- tauri-driver (WebDriver for the desktop app's end-to-end tests) ---------------------------
+if ! command -v tauri-driver >/dev/null 2>&1; then
+  say "installing tauri-driver (about 40 s)"
+  cargo install tauri-driver --version '^2' --locked --quiet
 fi

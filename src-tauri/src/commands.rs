@@ -11,7 +11,7 @@ use timebank_core::read::{
 use timebank_core::service::command::{
     CreateActivity, FileSafeguarding, PostOrder, RegisterMember,
 };
-use timebank_core::service::{members::hash_pin, new_id, now_ms};
+use timebank_core::service::{members::hash_pin, new_id};
 use timebank_core::session::{Me, Place, SignInChoice};
 use timebank_core::sync::SyncReport;
 use timebank_core::views::{
@@ -98,7 +98,7 @@ pub async fn sync_status(s: S<'_>) -> UiResult<SyncStatusView> {
 #[tauri::command]
 #[specta::specta]
 pub async fn dashboard(s: S<'_>, community_id: Option<String>) -> UiResult<Dashboard> {
-    Ok(views::dashboard_for(&s.db, &s.actor().await?, community_id.as_deref(), now_ms()).await?)
+    Ok(views::dashboard_for(&s.db, &s.actor().await?, community_id.as_deref(), s.now()).await?)
 }
 
 #[tauri::command]
@@ -192,7 +192,7 @@ pub async fn activity_signups(s: S<'_>, activity_id: String) -> UiResult<Vec<Sig
 #[tauri::command]
 #[specta::specta]
 pub async fn community_members(s: S<'_>, community_id: String) -> UiResult<Vec<MemberRow>> {
-    Ok(read::members_of(&s.db, &s.actor().await?, &community_id, now_ms()).await?)
+    Ok(read::members_of(&s.db, &s.actor().await?, &community_id, s.now()).await?)
 }
 
 #[tauri::command]

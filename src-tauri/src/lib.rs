@@ -35,6 +35,10 @@ pub struct Options {
     /// Longest wait between attempts while the server cannot be reached.
     #[arg(long, env = "TIMEBANK_SYNC_MAX_BACKOFF", default_value_t = 60)]
     pub sync_max_backoff: u64,
+    /// Run this device's clock this many minutes off (for demos and tests: devices drift, and
+    /// the core and the city server cope; the server clamps clocks that run ahead).
+    #[arg(long, env = "TIMEBANK_CLOCK_OFFSET_MINUTES", default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_minutes: i64,
 }
 
 /// The path of the TypeScript bindings, relative to this crate.
@@ -172,7 +176,9 @@ pub fn run() {
                 .map_err(|e| e.message(timebank_core::Lang::En))?;
             let p = tauri::async_runtime::block_on(prefs::load(&db)).unwrap_or_default();
             let role = tauri::async_runtime::block_on(prefs::device_role(&db)).unwrap_or_else(|_| "local".into());
-            let state = AppState::new(db, data_dir, db_path, app.handle().clone(), Duration::from_secs(60 * p.lock_minutes.max(1) as u64));
+            let lock = Duration::from_secs(60 * p.lock_minutes.max(1) as u64);
+            let offset = opts.clock_offset_minutes * 60_000;
+            let state = AppState::new(db, data_dir, db_path, app.handle().clone(), lock, offset);
             app.manage(state);
             // Staff-only commands exist on center workstations only; the core checks roles too.
             if role != "volunteer" {

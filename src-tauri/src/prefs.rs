@@ -202,7 +202,7 @@ pub async fn import_members(
 ) -> UiResult<timebank_core::import::ImportReport> {
     let who = s.member_id()?;
     let device = outbox::device_id(&s.db).await?;
-    let ctx = Ctx::new(who, device, timebank_core::service::now_ms());
+    let ctx = Ctx::new(who, device, s.now());
     let r = timebank_core::import::import_members(&s.db, &ctx, csv.as_bytes(), &|_, _| {}).await?;
     s.changed("local").await;
     Ok(r)

@@ -137,6 +137,8 @@ pub struct AppState {
     pub syncing: Arc<std::sync::atomic::AtomicBool>,
     session: Mutex<Session>,
     lock_after: Mutex<Duration>,
+    /// How far this device's clock is off (demos and tests; devices drift, the core copes).
+    clock_offset_ms: i64,
 }
 
 /// Wrong PINs in a row before sign-in pauses, and for how long.
@@ -150,6 +152,7 @@ impl AppState {
         db_path: PathBuf,
         handle: AppHandle,
         lock_after: Duration,
+        clock_offset_ms: i64,
     ) -> Self {
         AppState {
             db,
@@ -166,7 +169,13 @@ impl AppState {
                 blocked_until: None,
             }),
             lock_after: Mutex::new(lock_after),
+            clock_offset_ms,
         }
+    }
+
+    /// The device's time: the system clock, moved by the configured offset.
+    pub fn now(&self) -> i64 {
+        service::now_ms() + self.clock_offset_ms
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
@@ -248,7 +257,7 @@ impl AppState {
                 let mut s = self.session();
                 s.me = Some(me.clone());
                 s.last_active = Instant::now();
-                s.announced_until = service::now_ms();
+                s.announced_until = service::now_ms() + self.clock_offset_ms.min(0);
                 s.wrong_pins = 0;
                 tracing::info!(member = %me.id, "signed in");
                 Ok(me)
@@ -275,7 +284,7 @@ impl AppState {
     pub async fn run(&self, cmd: Command) -> UiResult<Outcome> {
         let who = self.member_id()?;
         let device = outbox::device_id(&self.db).await?;
-        let out = timebank_core::execute(&self.db, &Ctx::new(who, device, service::now_ms()), cmd)
+        let out = timebank_core::execute(&self.db, &Ctx::new(who, device, self.now()), cmd)
             .await?;
         self.changed("local").await;
         Ok(out)

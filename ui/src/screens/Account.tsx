@@ -5,6 +5,12 @@ import { Button, Card, Message, SelectField, TextField } from "../components/ui"
 import { dateTime, hours } from "../format";
 import { useAction, useData, useShared } from "../store";
 
+/** The core writes memos as "中文 / English"; show the part in the UI's language. */
+function memoIn(memo: string, lang: string): string {
+  const [zh, en] = memo.split(" / ");
+  return lang === "en" ? (en ?? zh) : zh;
+}
+
 /** The time account: balance, the passbook with every entry, gifts to family, printing. */
 export function Account() {
   const { t, i18n } = useTranslation();
@@ -52,7 +58,7 @@ export function Account() {
                   <td>{dateTime(e.at)}</td>
                   <td>
                     {t(`kinds.${e.kind}`, { defaultValue: e.kind })}
-                    {e.memo ? ` · ${e.memo}` : ""}
+                    {e.memo ? ` · ${memoIn(e.memo, lang)}` : ""}
                   </td>
                   <td className={e.amount < 0 ? "neg" : "pos"}>{e.amount > 0 ? "+" : ""}{hours(e.amount, lang)}</td>
                   <td>{e.balance_after === null ? "—" : hours(e.balance_after, lang)}</td>

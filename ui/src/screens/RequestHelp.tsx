@@ -102,7 +102,7 @@ export function RequestHelp() {
               </optgroup>
             ))}
           </SelectField>
-          <TextArea label={t("request.description")} hint={t("request.descriptionHint")} value={description} onChange={(e) => setDescription(e.target.value)} />
+          <TextArea label={t("request.description")} hint={t("request.descriptionHint")} value={description} onChange={(e) => setDescription(e.target.value)} required />
           <TextField label={t("request.placeHint")} hint={t("request.placeHintHint")} value={placeHint} onChange={(e) => setPlaceHint(e.target.value)} />
           <Check label={t("request.urgent")} checked={urgent} onChange={(e) => setUrgent(e.target.checked)} />
         </Card>
