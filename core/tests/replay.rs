@@ -150,3 +150,44 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
     );
     device.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_edit_carries_the_values_the_editor_saw_into_the_outbox() {
+    let device = sqlite().await;
+    let db = &device.db;
+    let w = world(db, Rules::default()).await;
+    let before: String = sql::all(
+        db,
+        "SELECT address FROM members WHERE id = ?",
+        vec![w.wang.clone().into()],
+    )
+    .await
+    .unwrap()[0]
+        .try_get("", "address")
+        .unwrap();
+    w.exec(
+        db,
+        &w.staff,
+        T0 + MIN,
+        Command::UpdateMember(timebank_core::service::command::UpdateMember {
+            member_id: w.wang.clone(),
+            address: Some("府苑新村12幢2单元302室".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let args: String = sql::all(
+        db,
+        "SELECT args FROM outbox WHERE name = 'update_member' ORDER BY seq DESC LIMIT 1",
+        vec![],
+    )
+    .await
+    .unwrap()[0]
+        .try_get("", "args")
+        .unwrap();
+    let args: serde_json::Value = serde_json::from_str(&args).unwrap();
+    // The city server compares these with its current values to find concurrent edits.
+    assert_eq!(args["seen"]["address"], serde_json::json!(before));
+    assert_eq!(args["address"], "府苑新村12幢2单元302室");
+}

@@ -4,9 +4,10 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_schema;
 mod m20261128_000002_create_sync_tables;
+mod m20261128_000003_field_versions;
 
 /// Schema version written into every outbox mutation. Bump it with every migration.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_schema::Migration),
             Box::new(m20261128_000002_create_sync_tables::Migration),
+            Box::new(m20261128_000003_field_versions::Migration),
         ]
     }
 }

@@ -167,7 +167,7 @@ async fn apply_one(
                 m.at.or_else(|| Hlc::decode(&m.hlc).map(|h| h.millis))
                     .unwrap_or(now_ms)
                     .min(now_ms); // clocks ahead of the server's are clamped
-            let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id);
+            let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id).with_hlc(&m.hlc);
             let txn = timebank_core::db::begin_write(db).await?;
             let res = match check_scope(&txn, device, &m.actor_id).await {
                 Ok(()) => service::execute_in(&txn, &ctx, &cmd).await,

@@ -609,3 +609,75 @@ async fn two_servers_on_one_postgres_database_keep_the_log_gap_free() {
     let _ = tx2.send(());
     s.stop().await;
 }
+
+fn mutation_at(seq: i64, name: &str, args: Value, actor: &str, millis: i64, node: &str) -> Value {
+    let hlc = Hlc {
+        millis,
+        counter: 0,
+        node: node.into(),
+    };
+    json!({"id": uuid::Uuid::now_v7().to_string(), "seq": seq, "name": name, "args": args, "hlc": hlc.encode(), "at": millis, "schema_version": timebank_migrations::SCHEMA_VERSION, "actor_id": actor})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_profile_edits_are_decided_per_field_by_hlc_and_the_loser_is_kept_for_staff() {
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let (a, b) = (s.enrol().await, s.enrol().await);
+        let admin = s.boot.admin_id.clone();
+        let community = s.boot.community_ids[0].clone();
+        let push = |token: String, body: Value| {
+            let req = s.post("/v1/push").bearer_auth(token).json(&body);
+            async move {
+                let r: Value = req.send().await.unwrap().json().await.unwrap();
+                r
+            }
+        };
+        let now = timebank_core::service::now_ms();
+        let r = push(a.clone(), json!({"mutations": [mutation_at(1, "register_member", register("m1", "13811112222", &community), &admin, now - 60_000, "devA")]})).await;
+        assert_eq!(r["results"][0]["status"], "applied", "{r}");
+        let seen = json!({"name": "张桂英", "phone": "13811112222", "address": "3幢"});
+        // Both devices edit the address and the name offline. B's address edit is the later
+        // one and arrives first; A's name edit is the later one and arrives second.
+        let r = push(b.clone(), json!({"mutations": [mutation_at(1, "update_member", json!({"member_id": "m1", "name": "张桂英B", "address": "B楼", "seen": seen}), &admin, now - 10_000, "devB")]})).await;
+        assert_eq!(r["results"][0]["status"], "applied", "{r}");
+        let r = push(a.clone(), json!({"mutations": [mutation_at(2, "update_member", json!({"member_id": "m1", "name": "张桂英A", "address": "A楼", "seen": seen}), &admin, now - 20_000, "devA")]})).await;
+        assert_eq!(r["results"][0]["status"], "applied", "{r}");
+        let r = push(a.clone(), json!({"mutations": [mutation_at(3, "update_member", json!({"member_id": "m1", "name": "张桂英A2", "seen": {"name": "张桂英A", "phone": "13811112222", "address": "3幢"}}), &admin, now - 5_000, "devA")]})).await;
+        assert_eq!(r["results"][0]["status"], "applied", "{r}");
+        let row = sql::all(
+            &s.db,
+            "SELECT name, address FROM members WHERE id = 'm1'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let name: String = row[0].try_get("", "name").unwrap();
+        let address: String = row[0].try_get("", "address").unwrap();
+        // The address: B's later edit stays although A's arrived after it.
+        assert_eq!(address, "B楼");
+        // The name: A's edits are later than B's; the last (seen 张桂英A, now 张桂英B) still wins by HLC.
+        assert_eq!(name, "张桂英A2");
+        // Nothing is lost: staff are told of every value that did not win.
+        let notes = sql::all(
+            &s.db,
+            "SELECT params FROM inbox_messages WHERE kind = 'profile_conflict'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert!(!notes.is_empty(), "staff were not told of the conflict");
+        let text: String = notes
+            .iter()
+            .map(|r| r.try_get::<String>("", "params").unwrap())
+            .collect();
+        assert!(text.contains("A楼"), "the losing address is kept: {text}");
+        assert!(
+            text.contains("张桂英B"),
+            "the overwritten name is kept: {text}"
+        );
+        s.stop().await;
+    }
+}

@@ -165,6 +165,19 @@ pub struct UpdateMember {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub address: Option<String>,
+    /// The values the editor saw before this edit, filled in by the device when the command is
+    /// executed. On the city server a field whose value is no longer the one seen was edited
+    /// concurrently elsewhere: last writer wins by HLC, and the other value is kept for staff.
+    #[serde(default)]
+    pub seen: Option<SeenProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SeenProfile {
+    pub name: String,
+    pub phone: String,
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
 //! Members: registration, profile, family links, vetting, PINs.
+use super::command::{Command, SeenProfile};
 use super::{get_member, get_place, Actor, Audit, Ctx, Outcome, RegisterMember, UpdateMember};
 use crate::domain::{PlaceLevel, Relation, Role, TransferKind, Vetting};
 use crate::entities::{family_links, member_roles, members, volunteer_profiles};
@@ -239,9 +240,77 @@ pub(crate) fn volunteer_model(r: &RegisterMember) -> Option<volunteer_profiles::
     })
 }
 
+/// On the device: the command with the values the editor saw (see `UpdateMember::seen`).
+pub async fn with_seen<C: ConnectionTrait>(c: &C, cmd: &Command) -> Result<Option<Command>> {
+    let Command::UpdateMember(u) = cmd else {
+        return Ok(None);
+    };
+    if u.seen.is_some() {
+        return Ok(None);
+    }
+    let Some(m) = members::Entity::find_by_id(u.member_id.clone())
+        .one(c)
+        .await?
+    else {
+        return Ok(None); // the update itself says what is missing
+    };
+    Ok(Some(Command::UpdateMember(UpdateMember {
+        seen: Some(SeenProfile {
+            name: m.name,
+            phone: m.phone,
+            address: m.address,
+        }),
+        ..u.clone()
+    })))
+}
+
+/// The winning write of one profile field on the city server.
+async fn field_version<C: ConnectionTrait>(
+    c: &C,
+    member_id: &str,
+    field: &str,
+) -> Result<Option<String>> {
+    let rows = crate::sql::all(
+        c,
+        "SELECT hlc FROM field_versions WHERE entity = 'member' AND entity_id = ? AND field = ?",
+        vec![member_id.into(), field.into()],
+    )
+    .await?;
+    Ok(match rows.first() {
+        Some(r) => Some(r.try_get("", "hlc")?),
+        None => None,
+    })
+}
+
+async fn set_field_version<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    member_id: &str,
+    field: &str,
+    hlc: &str,
+) -> Result<()> {
+    crate::sql::exec(
+        c,
+        "DELETE FROM field_versions WHERE entity = 'member' AND entity_id = ? AND field = ?",
+        vec![member_id.into(), field.into()],
+    )
+    .await?;
+    crate::sql::exec(
+        c,
+        "INSERT INTO field_versions (entity, entity_id, field, hlc, device_id, mutation_id) VALUES ('member', ?, ?, ?, ?, ?)",
+        vec![member_id.into(), field.into(), hlc.into(), ctx.device_id.clone().into(), ctx.mutation_id.clone().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Edit a member's name, phone or address. On the city server each field is decided on its
+/// own: a field changed since the editor saw it was edited concurrently on another device, and
+/// the later write by hybrid logical clock wins (whatever order the two arrive in); the other
+/// value is not lost but sent to the community's staff as a `profile_conflict`.
 pub async fn update<C: ConnectionTrait>(
     c: &C,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     a: &Actor,
     u: &UpdateMember,
 ) -> Result<(Outcome, Audit)> {
@@ -249,31 +318,103 @@ pub async fn update<C: ConnectionTrait>(
     if m.id != a.id() {
         a.require_staff_for(&m.home_community_id, "edit another member's profile")?;
     }
+    let name = u
+        .name
+        .as_deref()
+        .map(|n| super::nonempty("name", n, 40))
+        .transpose()?;
+    let phone = u.phone.as_deref().map(normalise_phone).transpose()?;
+    let address = u
+        .address
+        .as_deref()
+        .map(|ad| super::nonempty("address", ad, 200))
+        .transpose()?;
+    let seen = u.seen.as_ref();
+    // (field, the value now, the value seen by the editor, the new value)
+    let fields: [(&str, Option<String>, Option<Option<String>>, Option<String>); 3] = [
+        (
+            "name",
+            Some(m.name.clone()),
+            seen.map(|s| Some(s.name.clone())),
+            name,
+        ),
+        (
+            "phone",
+            Some(m.phone.clone()),
+            seen.map(|s| Some(s.phone.clone())),
+            phone,
+        ),
+        (
+            "address",
+            m.address.clone(),
+            seen.map(|s| s.address.clone()),
+            address,
+        ),
+    ];
     let mut am = m.clone().into_active_model();
-    if let Some(n) = &u.name {
-        am.name = Set(super::nonempty("name", n, 40)?);
-    }
-    if let Some(p) = &u.phone {
-        let p = normalise_phone(p)?;
-        if p != m.phone
-            && members::Entity::find()
-                .filter(members::Column::Phone.eq(p.as_str()))
-                .one(c)
-                .await?
-                .is_some()
-        {
-            return Err(CoreError::new(Code::DuplicatePhone).with("phone", &p));
+    let mut conflicts = Vec::new();
+    for (field, now, seen, new) in fields {
+        let Some(new) = new else { continue };
+        let concurrent = ctx.replay && seen.as_ref().is_some_and(|s| *s != now);
+        if let Some(hlc) = ctx.hlc.as_deref() {
+            let winner = field_version(c, &m.id, field).await?;
+            if concurrent && winner.as_deref().is_some_and(|w| w > hlc) {
+                // The other edit is the later one: it stays, this value goes to staff.
+                conflicts.push(json!({"field": field, "kept": now, "lost": new}));
+                continue;
+            }
+            set_field_version(c, ctx, &m.id, field, hlc).await?;
         }
-        am.phone = Set(p);
-    }
-    if let Some(ad) = &u.address {
-        am.address = Set(Some(super::nonempty("address", ad, 200)?));
+        if concurrent && now.as_deref() != Some(new.as_str()) {
+            conflicts.push(json!({"field": field, "kept": new, "lost": now}));
+        }
+        match field {
+            "name" => am.name = Set(new),
+            "phone" => {
+                if new != m.phone
+                    && members::Entity::find()
+                        .filter(members::Column::Phone.eq(new.as_str()))
+                        .one(c)
+                        .await?
+                        .is_some()
+                {
+                    return Err(CoreError::new(Code::DuplicatePhone).with("phone", &new));
+                }
+                am.phone = Set(new);
+            }
+            _ => am.address = Set(Some(new)),
+        }
     }
     am.update(c).await?;
+    if !conflicts.is_empty() {
+        for (i, staff) in super::staff_of(c, &m.home_community_id)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            let id = ctx.derive_tagged("conflict", i);
+            crate::entities::inbox_messages::Entity::insert(
+                crate::entities::inbox_messages::Model {
+                    id,
+                    member_id: staff,
+                    kind: "profile_conflict".into(),
+                    params: json!({"member_id": m.id, "member": m.name, "conflicts": conflicts})
+                        .to_string(),
+                    read_at: None,
+                    created_at: ctx.now_ms,
+                }
+                .into_active_model(),
+            )
+            .exec_without_returning(c)
+            .await?;
+        }
+    }
     Ok((
         Outcome::id(&m.id),
-        Audit::of("member", &m.id)
-            .detail(json!({"before": {"name": m.name, "phone": m.phone, "address": m.address}})),
+        Audit::of("member", &m.id).detail(json!({
+            "before": {"name": m.name, "phone": m.phone, "address": m.address},
+            "conflicts": conflicts,
+        })),
     ))
 }
 

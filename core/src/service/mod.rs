@@ -36,6 +36,9 @@ pub struct Ctx {
     pub replay: bool,
     /// The UUIDv7 of the mutation: the outbox id on the device, the pushed id on the server.
     pub mutation_id: String,
+    /// The mutation's hybrid-logical-clock time, when the city server replays it: decides
+    /// concurrent edits of one profile field (last writer wins). None on the device.
+    pub hlc: Option<String>,
     derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
@@ -50,8 +53,26 @@ impl Ctx {
             now_ms,
             replay: false,
             mutation_id: new_id(),
+            hlc: None,
             derived: Default::default(),
         }
+    }
+
+    /// The same context carrying the replayed mutation's HLC time.
+    pub fn with_hlc(mut self, hlc: &str) -> Self {
+        self.hlc = Some(hlc.to_owned());
+        self
+    }
+
+    /// An id derived from the mutation id under `tag`, outside the `derive_id` sequence: for
+    /// rows only the server's replay creates (conflict notices), so that the rows both sides
+    /// create keep the same ids.
+    pub fn derive_tagged(&self, tag: &str, n: usize) -> String {
+        uuid::Uuid::new_v5(
+            &DERIVED_NS,
+            format!("{}:{tag}:{n}", self.mutation_id).as_bytes(),
+        )
+        .to_string()
     }
 
     /// The context in which the city server re-applies the pushed mutation `mutation_id`.
@@ -226,6 +247,14 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
     } else {
         fresh = ctx.for_new_mutation();
         &fresh
+    };
+    let prepared;
+    let cmd = match (ctx.replay, members::with_seen(c, cmd).await?) {
+        (false, Some(p)) => {
+            prepared = p;
+            &prepared
+        }
+        _ => cmd,
     };
     let actor = load_actor(c, &ctx.actor_id).await?;
     let (out, audit) = match dispatch(c, ctx, &actor, cmd).await {
