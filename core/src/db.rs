@@ -14,15 +14,49 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// Connection pool and SQLite page cache sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// SQLite connections in the pool (PostgreSQL: 16).
+    pub sqlite_connections: u32,
+    /// SQLite page cache per connection, in KiB.
+    pub sqlite_cache_kib: u32,
+}
+
+impl Default for Tuning {
+    /// For the CLI and the city server: a few connections with a generous cache.
+    fn default() -> Self {
+        Tuning {
+            sqlite_connections: 4,
+            sqlite_cache_kib: 32_000,
+        }
+    }
+}
+
+impl Tuning {
+    /// For the desktop app, which shares the machine with a web-view: two connections, a
+    /// small cache (the device's database is small and mostly in the OS page cache anyway).
+    pub const DESKTOP: Tuning = Tuning {
+        sqlite_connections: 2,
+        sqlite_cache_kib: 4_000,
+    };
+}
+
 /// Open a database by URL (`sqlite://...` or `postgres://...`) without migrating.
 pub async fn open(url: &str) -> Result<DatabaseConnection> {
+    open_tuned(url, Tuning::default()).await
+}
+
+/// `open` with the given pool and cache sizes.
+pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection> {
     let mut opt = ConnectOptions::new(url.to_owned());
     opt.sqlx_logging(false);
     if url.starts_with("sqlite:") {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         // A read-only open (checking a backup) must not change the journal mode.
         let read_only = url.contains("mode=ro");
-        opt.max_connections(if memory { 1 } else { 4 })
+        let cache = format!("-{}", tuning.sqlite_cache_kib);
+        opt.max_connections(if memory { 1 } else { tuning.sqlite_connections })
             .min_connections(1)
             .map_sqlx_sqlite_opts(move |o| {
                 let o = o
@@ -30,7 +64,7 @@ pub async fn open(url: &str) -> Result<DatabaseConnection> {
                     .busy_timeout(Duration::from_secs(10))
                     .synchronous(SqliteSynchronous::Normal)
                     .pragma("temp_store", "memory")
-                    .pragma("cache_size", "-32000");
+                    .pragma("cache_size", cache.clone());
                 if memory || read_only {
                     o
                 } else {
@@ -45,7 +79,12 @@ pub async fn open(url: &str) -> Result<DatabaseConnection> {
 
 /// Open and bring the schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
-    let db = open(url).await?;
+    connect_tuned(url, Tuning::default()).await
+}
+
+/// `connect` with the given pool and cache sizes.
+pub async fn connect_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection> {
+    let db = open_tuned(url, tuning).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
 }

@@ -45,6 +45,7 @@ pub const STAFF: &[&str] = &[
     "community_orders",
     "assign_volunteer",
     "resolve_dispute",
+    "run_scheduled_rules",
     "community_members",
     "register_member",
     "link_family",

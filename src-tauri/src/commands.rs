@@ -351,6 +351,14 @@ pub async fn resolve_dispute(
     .await
 }
 
+/// Auto-confirm visits nobody confirmed, expire stale orders, widen urgent ones nobody took
+/// (the clock-driven rules of product.md) in the staff member's communities.
+#[tauri::command]
+#[specta::specta]
+pub async fn run_scheduled_rules(s: S<'_>) -> UiResult<Outcome> {
+    s.run(Command::Tick).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_order(s: S<'_>, order_id: String, reason: String) -> UiResult<Outcome> {
@@ -624,6 +632,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             confirm_visit,
             dispute_visit,
             resolve_dispute,
+            run_scheduled_rules,
             cancel_order,
             gift,
             reverse_transfer,

@@ -37,7 +37,12 @@ pub struct Options {
     pub sync_max_backoff: u64,
     /// Run this device's clock this many minutes off (for demos and tests: devices drift, and
     /// the core and the city server cope; the server clamps clocks that run ahead).
-    #[arg(long, env = "TIMEBANK_CLOCK_OFFSET_MINUTES", default_value_t = 0, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "TIMEBANK_CLOCK_OFFSET_MINUTES",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
     pub clock_offset_minutes: i64,
 }
 
@@ -92,8 +97,39 @@ async fn open_db(
             }
         }
     }
-    let db = timebank_core::db::connect(&timebank_core::db::sqlite_url(&db_path)).await?;
+    let url = timebank_core::db::sqlite_url(&db_path);
+    let db = timebank_core::db::connect_tuned(&url, timebank_core::db::Tuning::DESKTOP).await?;
     Ok((db, db_path))
+}
+
+/// Staff-only commands exist on center workstations only (enrolled as a center, or a
+/// stand-alone center database made with `timebank init`); never on a volunteer's computer or
+/// on a device not enrolled yet. The core checks the signed-in member's role as well.
+pub async fn grant_staff_commands(app: &tauri::AppHandle) {
+    let st = app.state::<AppState>();
+    let role = prefs::device_role(&st.db)
+        .await
+        .unwrap_or_else(|_| "volunteer".into());
+    let initialised = timebank_core::service::outbox::get_setting(
+        &st.db,
+        timebank_core::service::outbox::K_DEVICE_ID,
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    if !initialised
+        || role == "volunteer"
+        || st
+            .staff_granted
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    match app.add_capability(include_str!("../capabilities/staff.json")) {
+        Ok(()) => tracing::info!(role, "staff commands granted on this workstation"),
+        Err(e) => tracing::error!(error = %e, "could not grant the staff commands"),
+    }
 }
 
 /// The sync loop: rounds in the background, events to the UI after each.
@@ -113,6 +149,8 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     tauri::async_runtime::spawn(async move {
         let _keep = _stop_tx;
+        // Let the first screen load before the first round takes the database and the network.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         timebank_core::sync::http::run_loop(&db, every, max_backoff, &wake, stop, |r| {
             syncing.store(r.is_none(), std::sync::atomic::Ordering::Relaxed);
             match r {
@@ -175,15 +213,11 @@ pub fn run() {
             let (db, db_path) = tauri::async_runtime::block_on(open_db(&data_dir))
                 .map_err(|e| e.message(timebank_core::Lang::En))?;
             let p = tauri::async_runtime::block_on(prefs::load(&db)).unwrap_or_default();
-            let role = tauri::async_runtime::block_on(prefs::device_role(&db)).unwrap_or_else(|_| "local".into());
             let lock = Duration::from_secs(60 * p.lock_minutes.max(1) as u64);
             let offset = opts.clock_offset_minutes * 60_000;
             let state = AppState::new(db, data_dir, db_path, app.handle().clone(), lock, offset);
             app.manage(state);
-            // Staff-only commands exist on center workstations only; the core checks roles too.
-            if role != "volunteer" {
-                app.add_capability(include_str!("../capabilities/staff.json"))?;
-            }
+            tauri::async_runtime::block_on(grant_staff_commands(app.handle()));
             if let (Some(server), Some(code)) = (opts.enrol_server.clone(), opts.enrol_code.clone()) {
                 let st = app.state::<AppState>();
                 let enrolled = tauri::async_runtime::block_on(timebank_core::service::outbox::get_setting(&st.db, timebank_core::service::outbox::K_DEVICE_ID)).ok().flatten().is_some();
@@ -198,6 +232,16 @@ pub fn run() {
                         }
                     });
                 }
+            }
+            // WebKit's caches are sized for browsing many sites; this app shows one local page.
+            #[cfg(target_os = "linux")]
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.with_webview(|pw| {
+                    use webkit2gtk::{WebContextExt, WebViewExt};
+                    if let Some(ctx) = pw.inner().context() {
+                        ctx.set_cache_model(webkit2gtk::CacheModel::DocumentViewer);
+                    }
+                });
             }
             start_sync(app.handle(), &opts);
             // The automatic lock also happens when nobody touches the app at all.

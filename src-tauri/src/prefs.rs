@@ -130,6 +130,7 @@ pub async fn enrol(
     }
     let r = sync::http::enrol(&s.db, server, code.trim(), device_name.trim()).await?;
     tracing::info!(server, pulled = r.pulled, "enrolled");
+    crate::grant_staff_commands(&s.handle).await;
     s.changed("sync").await;
     Ok(r)
 }

@@ -135,6 +135,8 @@ pub struct AppState {
     pub handle: AppHandle,
     pub wake: Arc<tokio::sync::Notify>,
     pub syncing: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the staff capability has been added to the window.
+    pub staff_granted: std::sync::atomic::AtomicBool,
     session: Mutex<Session>,
     lock_after: Mutex<Duration>,
     /// How far this device's clock is off (demos and tests; devices drift, the core copes).
@@ -161,6 +163,7 @@ impl AppState {
             handle,
             wake: Arc::new(tokio::sync::Notify::new()),
             syncing: Arc::default(),
+            staff_granted: Default::default(),
             session: Mutex::new(Session {
                 me: None,
                 last_active: Instant::now(),
@@ -284,8 +287,7 @@ impl AppState {
     pub async fn run(&self, cmd: Command) -> UiResult<Outcome> {
         let who = self.member_id()?;
         let device = outbox::device_id(&self.db).await?;
-        let out = timebank_core::execute(&self.db, &Ctx::new(who, device, self.now()), cmd)
-            .await?;
+        let out = timebank_core::execute(&self.db, &Ctx::new(who, device, self.now()), cmd).await?;
         self.changed("local").await;
         Ok(out)
     }

@@ -242,6 +242,30 @@ ok &&= await check("the city server has the order completed and the rating", asy
   throw new Error(`server has ${n} completed and rated orders`);
 }, d);
 
+ok &&= await check("one instance at a time: a second start exits and the first window goes on", async () => {
+  const second = spawn(APP, ["--data-dir", appData], { stdio: "ignore" });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("still running"), 15000);
+    second.on("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  if (code === "still running") {
+    second.kill("SIGKILL");
+    throw new Error("the second instance kept running");
+  }
+  await d.find(`//*[@data-testid='signed-in-as'][contains(., '王秀芝')]`);
+}, d);
+
+ok &&= await check("the app logs to a file in its data directory", async () => {
+  const dir = path.join(appData, "logs");
+  const text = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), "utf8")).join("");
+  for (const want of ["enrolled", "signed in", "synced"]) {
+    if (!text.includes(want)) throw new Error(`no "${want}" in ${dir}`);
+  }
+}, d);
+
 // ----- the typhoon story -----
 const typhoon = `府苑新村3幢 台风-${TS}`;
 ok &&= await check("typhoon: with the city server stopped, requests are still taken; the indicator says offline and counts them", async () => {
@@ -264,6 +288,26 @@ ok &&= await check("typhoon: the server comes back, the indicator returns to syn
 }, d);
 
 await d.quit();
+
+// ----- a volunteer's own computer: staff-only commands do not exist there -----
+await check("on a device enrolled for a volunteer, staff-only commands are refused by the capability, others work", async () => {
+  const vcode = execFileSync(SERVER, ["enrol", "--data-dir", serverData, "--role", "volunteer"], { encoding: "utf8" }).trim().split("\n").pop();
+  await d.start(APP, ["--data-dir", path.join(WORK, "volunteer"), "--enrol-server", serverUrl, "--enrol-code", vcode]);
+  await d.find(person("马军"), 60000);
+  const invoke = (cmd, args) =>
+    d.execAsync(
+      `const done = arguments[arguments.length - 1];
+       window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then(() => done("allowed"), (e) => done("refused: " + (typeof e === "string" ? e : JSON.stringify(e))));`,
+      cmd,
+      args,
+    );
+  const staff = await invoke("community_members", { communityId: "any" });
+  if (!/not allowed/i.test(staff)) throw new Error(`community_members on a volunteer device: ${staff}`);
+  const everyone = await invoke("sync_status", {});
+  if (everyone !== "allowed") throw new Error(`sync_status on a volunteer device: ${everyone}`);
+}, d);
+await d.quit();
+
 for (const c of children) c.kill("SIGTERM");
 await sleep(300);
 for (const c of children) c.kill("SIGKILL");

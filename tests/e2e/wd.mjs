@@ -46,6 +46,11 @@ export class Driver {
     return this.req("POST", "/execute/sync", { script, args });
   }
 
+  /** Run an async script; it ends by calling its last argument with the result. */
+  async execAsync(script, ...args) {
+    return this.req("POST", "/execute/async", { script, args });
+  }
+
   async xpathAll(xpath) {
     const v = await this.req("POST", "/elements", { using: "xpath", value: xpath });
     return v.map((e) => e[ELEMENT]);

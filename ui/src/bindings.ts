@@ -54,6 +54,11 @@ export const commands = {
 	confirmVisit: (orderId: string, method: ConfirmMethod, pin: string | null) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("confirm_visit", { orderId, method, pin })),
 	disputeVisit: (orderId: string, reason: string) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("dispute_visit", { orderId, reason })),
 	resolveDispute: (orderId: string, credit: boolean, minutes: number | null, note: string) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("resolve_dispute", { orderId, credit, minutes, note })),
+	/**
+	 *  Auto-confirm visits nobody confirmed, expire stale orders, widen urgent ones nobody took
+	 *  (the clock-driven rules of product.md) in the staff member's communities.
+	 */
+	runScheduledRules: () => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("run_scheduled_rules")),
 	cancelOrder: (orderId: string, reason: string) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("cancel_order", { orderId, reason })),
 	gift: (toMemberId: string, minutes: number, note: string) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("gift", { toMemberId, minutes, note })),
 	reverseTransfer: (transferId: string, reason: string) => typedError<Outcome, UiError_Serialize>(__TAURI_INVOKE("reverse_transfer", { transferId, reason })),

@@ -264,6 +264,10 @@ pub async fn with_seen<C: ConnectionTrait>(c: &C, cmd: &Command) -> Result<Optio
     })))
 }
 
+/// One edited field: its name, the value now, the value the editor saw (None: not known), the
+/// new value (None: not edited).
+type FieldEdit = (&'static str, Option<String>, Option<Option<String>>, Option<String>);
+
 /// The winning write of one profile field on the city server.
 async fn field_version<C: ConnectionTrait>(
     c: &C,
@@ -330,8 +334,7 @@ pub async fn update<C: ConnectionTrait>(
         .map(|ad| super::nonempty("address", ad, 200))
         .transpose()?;
     let seen = u.seen.as_ref();
-    // (field, the value now, the value seen by the editor, the new value)
-    let fields: [(&str, Option<String>, Option<Option<String>>, Option<String>); 3] = [
+    let fields: [FieldEdit; 3] = [
         (
             "name",
             Some(m.name.clone()),
