@@ -16,10 +16,12 @@ fn typescript_bindings_match_the_rust_commands_and_types() {
 #[test]
 fn every_registered_command_has_a_permission_and_no_permission_lacks_a_command() {
     let text = timebank_app::bindings_text();
+    // Calls look like `__TAURI_INVOKE("name", ...)` or `__TAURI_INVOKE<Type>("name")`.
     let mut exported: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split("TAURI_INVOKE(\"").nth(1))
-        .filter_map(|rest| rest.split('"').next())
+        .split("__TAURI_INVOKE")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("(\"").map(|(_, after)| after))
+        .filter_map(|after| after.split('"').next())
         .map(str::to_owned)
         .collect();
     exported.sort();
