@@ -35,6 +35,7 @@ await shot("dashboard.png");
 await d.go("desk");
 await d.find("//table//tbody/tr");
 await d.click("(//table//tbody/tr//button[contains(@class,'link')])[1]");
+await d.exec("window.scrollTo(0, 0)");
 await shot("desk.png");
 await d.go("members");
 await d.find("//table//tbody/tr");

@@ -1,6 +1,8 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
+import type { MouseEvent } from "react";
 import { useTranslation } from "react-i18next";
 import { commands } from "./api";
+import type { Me } from "./bindings";
 import { SyncIndicator } from "./components/SyncIndicator";
 import { Button } from "./components/ui";
 import { useShared } from "./store";
@@ -21,11 +23,22 @@ export type Route =
   | "dashboard" | "request" | "board" | "my-orders" | "desk" | "members" | "account" | "activities" | "reports" | "inbox" | "settings";
 
 const STAFF_ONLY: Route[] = ["desk", "members", "reports"];
-const ALL: Route[] = ["dashboard", "request", "board", "my-orders", "desk", "members", "account", "activities", "reports", "inbox", "settings"];
+/** Every screen, in the order of the menu. */
+export const ALL: Route[] = ["dashboard", "request", "board", "my-orders", "desk", "members", "account", "activities", "reports", "inbox", "settings"];
 
 function readRoute(): Route {
   const r = window.location.hash.replace(/^#\/?/, "") as Route;
   return ALL.includes(r) ? r : "dashboard";
+}
+
+/** The routes a member may open here: staff screens need staff on a staff device; the order
+ * board is for volunteers (and staff). Everybody has their own orders: a resident or family
+ * member confirms and rates the visits they asked for there. */
+export function routesFor(me: Me | null, deviceRole: string | undefined): Route[] {
+  if (!me) return [];
+  const staffDevice = deviceRole !== "volunteer";
+  const volunteer = me.roles.includes("volunteer");
+  return ALL.filter((r) => (STAFF_ONLY.includes(r) ? me.is_staff && staffDevice : r === "board" ? volunteer || me.is_staff : true));
 }
 
 export function App() {
@@ -37,19 +50,40 @@ export function App() {
     window.addEventListener("hashchange", on);
     return () => window.removeEventListener("hashchange", on);
   }, []);
+  const signedIn = !!me;
+  const routes = routesFor(me, info?.device_role);
+  // A screen this member may not use (typed in, or left from the previous member): the dashboard.
+  const allowed = !me || routes.includes(route);
   useEffect(() => {
-    document.title = `${t("app.title")} · ${t(`nav.${route}`)}`;
+    if (!allowed) window.location.replace("#/dashboard");
+  }, [allowed]);
+  // Locking or signing out leaves the sign-in list on screen, whatever screen was open.
+  const wasSignedIn = useRef(signedIn);
+  useEffect(() => {
+    if (wasSignedIn.current && !signedIn && route === "settings") window.location.replace("#/dashboard");
+    wasSignedIn.current = signedIn;
+  }, [signedIn, route]);
+  const showSignIn = !me && route !== "settings";
+  useEffect(() => {
+    document.title = `${t("app.title")} · ${showSignIn ? t("signin.title") : t(`nav.${route}`)}`;
+  }, [route, showSignIn, t]);
+  // A new screen (or signing in or out) takes the focus to its content, as a new page would.
+  useEffect(() => {
     document.getElementById("main")?.focus();
-  }, [route, t]);
+  }, [route, signedIn]);
 
   const go = (r: Route) => {
     window.location.hash = `#/${r}`;
   };
-  const staffDevice = info?.device_role !== "volunteer";
-  const routes = ALL.filter((r) => !STAFF_ONLY.includes(r) || (me?.is_staff && staffDevice));
-  const isVolunteer = me?.roles.includes("volunteer");
+  // The skip link must not change the hash: that is the route.
+  const skip = (e: MouseEvent) => {
+    e.preventDefault();
+    const main = document.getElementById("main");
+    main?.focus();
+    main?.scrollIntoView?.();
+  };
 
-  if (!me && route !== "settings") {
+  if (showSignIn) {
     return (
       <div className="shell shell-signin">
         <header className="topbar">
@@ -64,7 +98,7 @@ export function App() {
   }
 
   const screen = (() => {
-    switch (route) {
+    switch (allowed ? route : "dashboard") {
       case "dashboard": return <Dashboard />;
       case "request": return <RequestHelp />;
       case "board": return <Board />;
@@ -81,7 +115,7 @@ export function App() {
 
   return (
     <div className="shell">
-      <a className="skip" href="#main">{t("app.skip")}</a>
+      <a className="skip" href="#main" onClick={skip}>{t("app.skip")}</a>
       <header className="topbar">
         <h1 className="brand">{t("app.title")}</h1>
         <SyncIndicator sync={sync} />
@@ -98,15 +132,13 @@ export function App() {
         {me && (
           <nav className="nav" aria-label={t("nav.label")}>
             <ul>
-              {routes
-                .filter((r) => (r === "board" || r === "my-orders" ? isVolunteer || me.is_staff : true))
-                .map((r) => (
-                  <li key={r}>
-                    <a href={`#/${r}`} aria-current={route === r ? "page" : undefined} className={route === r ? "active" : ""}>
-                      {t(`nav.${r}`)}
-                    </a>
-                  </li>
-                ))}
+              {routes.map((r) => (
+                <li key={r}>
+                  <a href={`#/${r}`} aria-current={route === r ? "page" : undefined} className={route === r ? "active" : ""}>
+                    {t(`nav.${r}`)}
+                  </a>
+                </li>
+              ))}
             </ul>
           </nav>
         )}

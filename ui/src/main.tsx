@@ -9,7 +9,7 @@ async function start() {
   // The browser tests and screenshots build the UI with an in-memory backend instead of Rust.
   if (import.meta.env.VITE_MOCK === "1") {
     const { installMockBackend } = await import("./mock/backend");
-    installMockBackend();
+    installMockBackend(undefined, { persist: true });
   }
   const root = document.getElementById("root");
   if (!root) return;

@@ -41,15 +41,23 @@ export function SharedProvider({ children }: { children: ReactNode }) {
   const [version, setVersion] = useState(0);
   const meRef = useRef<Me | null>(null);
   meRef.current = me;
+  // The listeners below stay subscribed for the app's life; a change of language must not
+  // unsubscribe and subscribe them again (events in between would be lost).
+  const tRef = useRef(t);
+  tRef.current = t;
   const bump = useCallback(() => setVersion((v) => v + 1), []);
 
+  // react-i18next hands out a new `i18n` object after every change of language: through a ref,
+  // the callbacks below (and the event listeners that depend on them) stay the same.
+  const i18nRef = useRef(i18n);
+  i18nRef.current = i18n;
   const reloadInfo = useCallback(async () => {
     const i = await call(commands.appInfo());
     setInfo(i);
     setSync(i.sync);
     applyPreferences(i.preferences);
-    if (i18n.language !== i.preferences.lang) await i18n.changeLanguage(i.preferences.lang);
-  }, [i18n]);
+    if (i18nRef.current.language !== i.preferences.lang) await i18nRef.current.changeLanguage(i.preferences.lang);
+  }, []);
 
   useEffect(() => {
     reloadInfo().catch(() => undefined);
@@ -60,7 +68,7 @@ export function SharedProvider({ children }: { children: ReactNode }) {
       events.sessionLocked.listen(() => setMe(null)),
       events.inboxArrived.listen((e) => {
         if (meRef.current && e.payload.member_id === meRef.current.id) {
-          notifyInbox(e.payload.items as InboxItemView[], t).catch(() => undefined);
+          notifyInbox(e.payload.items as InboxItemView[], tRef.current).catch(() => undefined);
         }
         bump();
       }),
@@ -68,7 +76,7 @@ export function SharedProvider({ children }: { children: ReactNode }) {
     return () => {
       unlisten.forEach((u) => u.then((f) => f()).catch(() => undefined));
     };
-  }, [reloadInfo, bump, t]);
+  }, [reloadInfo, bump]);
 
   // Any key or click is activity: it postpones the automatic lock (at most every 20 s).
   useEffect(() => {
@@ -93,10 +101,10 @@ export function SharedProvider({ children }: { children: ReactNode }) {
     async (p: Preferences) => {
       const saved = await call(commands.setPreferences(p));
       applyPreferences(saved);
-      await i18n.changeLanguage(saved.lang);
+      await i18nRef.current.changeLanguage(saved.lang);
       await reloadInfo();
     },
-    [i18n, reloadInfo],
+    [reloadInfo],
   );
 
   return (
@@ -144,8 +152,22 @@ export function useAction() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
+  // The button that started the action is disabled while it runs, and a disabled button loses
+  // the focus: give it back afterwards, so that a keyboard user stays where they were.
+  const focused = useRef<HTMLElement | null>(null);
+  useEffect(() => {
+    if (busy) return;
+    const el = focused.current;
+    focused.current = null;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (!el || !lost) return;
+    if (el.isConnected && !(el as HTMLButtonElement).disabled) el.focus();
+    // The control is gone (an order taken off the board, a message read): the screen takes it.
+    else if (!el.isConnected) document.getElementById("main")?.focus();
+  }, [busy]);
   const run = useCallback(
     async <T,>(f: () => Promise<T>, success?: string): Promise<T | null> => {
+      focused.current = document.activeElement instanceof HTMLElement && document.activeElement !== document.body ? document.activeElement : null;
       setBusy(true);
       setError(null);
       setDone(null);

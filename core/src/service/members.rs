@@ -266,7 +266,12 @@ pub async fn with_seen<C: ConnectionTrait>(c: &C, cmd: &Command) -> Result<Optio
 
 /// One edited field: its name, the value now, the value the editor saw (None: not known), the
 /// new value (None: not edited).
-type FieldEdit = (&'static str, Option<String>, Option<Option<String>>, Option<String>);
+type FieldEdit = (
+    &'static str,
+    Option<String>,
+    Option<Option<String>>,
+    Option<String>,
+);
 
 /// The winning write of one profile field on the city server.
 async fn field_version<C: ConnectionTrait>(

@@ -18,14 +18,21 @@ export function SyncIndicator({ sync }: { sync: SyncStatus | null }) {
             ? t("sync.onlineWaiting")
             : t("sync.online")
           : t("sync.offline");
+  // Only the state and the count of waiting changes are a live region: the time of the last
+  // sync changes after every round and must not be read out again and again.
   return (
-    <div className={`sync sync-${state}`} role="status" aria-live="polite" data-testid="sync-indicator" data-state={state} data-pending={sync.pending}>
-      <span className="sync-dot" aria-hidden="true" />
-      <span className="sync-label">{label}</span>
+    <div className={`sync sync-${state}`} role="group" aria-label={t("sync.title")} data-testid="sync-indicator" data-state={state} data-pending={sync.pending}>
+      <span className="sync-state" role="status">
+        <span className="sync-dot" aria-hidden="true" />
+        <span className="sync-label">{label}</span>
+        {sync.enrolled && (
+          <span className="sync-detail">
+            {sync.pending > 0 ? t("sync.pending", { count: sync.pending }) : t("sync.nothingPending")}
+          </span>
+        )}
+      </span>
       {sync.enrolled && (
         <span className="sync-detail">
-          {sync.pending > 0 ? t("sync.pending", { count: sync.pending }) : t("sync.nothingPending")}
-          {" · "}
           {t("sync.last", { when: sync.last_success_ms ? dateTime(sync.last_success_ms) : t("sync.never") })}
         </span>
       )}

@@ -1,8 +1,8 @@
 // The app's accessible building blocks: native elements with visible labels, large targets,
 // high-contrast colours and a visible focus ring (see styles.css). Nothing here hides meaning
 // in colour alone.
-import { useId } from "react";
-import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
+import { useEffect, useId, useRef, useState } from "react";
+import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, Ref, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger";
 
@@ -32,7 +32,7 @@ export function Field({ label, hint, children }: FieldProps) {
   );
 }
 
-export function TextField({ label, hint, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; hint?: string }) {
+export function TextField({ label, hint, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; hint?: string; ref?: Ref<HTMLInputElement> }) {
   return <Field label={label} hint={hint}>{(id, d) => <input id={id} aria-describedby={d} {...rest} />}</Field>;
 }
 
@@ -62,7 +62,11 @@ export function Check({ label, ...rest }: InputHTMLAttributes<HTMLInputElement> 
   );
 }
 
-/** An error (role=alert, read out at once) or a confirmation (role=status). */
+/**
+ * An error (role=alert, read out at once) or a confirmation (role=status). The status region is
+ * always there, empty until there is something to say: screen readers announce a change inside a
+ * live region they already know, and often miss a region that appears with its text.
+ */
 export function Message({ error, done }: { error?: string | null; done?: string | null }) {
   return (
     <>
@@ -72,12 +76,14 @@ export function Message({ error, done }: { error?: string | null; done?: string 
           {error}
         </div>
       )}
-      {done && (
-        <div className="msg msg-ok" role="status">
-          <span aria-hidden="true">✔ </span>
-          {done}
-        </div>
-      )}
+      <div role="status" className="msg-region">
+        {done && (
+          <div className="msg msg-ok">
+            <span aria-hidden="true">✔ </span>
+            {done}
+          </div>
+        )}
+      </div>
     </>
   );
 }
@@ -128,6 +134,32 @@ export function BarChart({ title, rows, format }: { title: string; rows: { label
         ))}
       </ul>
     </figure>
+  );
+}
+
+/**
+ * A data table that may be wider than the screen at a large text size: it scrolls sideways on its
+ * own (the page does not), and then it is a labelled region that takes the keyboard focus, so
+ * that it can be scrolled with the arrow keys.
+ */
+export function TableScroll({ label, children }: { label: string; children: ReactNode }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [scrolls, setScrolls] = useState(false);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const measure = () => setScrolls(el.scrollWidth > el.clientWidth + 1);
+    measure();
+    if (typeof ResizeObserver === "undefined") return;
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    if (el.firstElementChild) ro.observe(el.firstElementChild);
+    return () => ro.disconnect();
+  }, []);
+  return (
+    <div ref={ref} className="table-scroll" {...(scrolls ? { tabIndex: 0, role: "region", "aria-label": label } : {})}>
+      {children}
+    </div>
   );
 }
 

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
-import { Button, Card, Message, SelectField, TextField } from "../components/ui";
+import { Button, Card, Message, SelectField, TextField, TableScroll } from "../components/ui";
 import { dateTime, hours } from "../format";
 import { useAction, useData, useShared } from "../store";
 
@@ -42,30 +42,32 @@ export function Account() {
           <div className="actions no-print">
             <Button variant="secondary" onClick={() => window.print()}>{t("account.print")}</Button>
           </div>
-          <table className="table passbook">
-            <caption>{t("account.passbook")}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{t("account.when")}</th>
-                <th scope="col">{t("account.what")}</th>
-                <th scope="col">{t("account.amount")}</th>
-                <th scope="col">{t("account.after")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {acct.entries.map((e) => (
-                <tr key={e.entry_id}>
-                  <td>{dateTime(e.at)}</td>
-                  <td>
-                    {t(`kinds.${e.kind}`, { defaultValue: e.kind })}
-                    {e.memo ? ` · ${memoIn(e.memo, lang)}` : ""}
-                  </td>
-                  <td className={e.amount < 0 ? "neg" : "pos"}>{e.amount > 0 ? "+" : ""}{hours(e.amount, lang)}</td>
-                  <td>{e.balance_after === null ? "—" : hours(e.balance_after, lang)}</td>
+          <TableScroll label={t("account.passbook")}>
+            <table className="table passbook">
+              <caption>{t("account.passbook")}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">{t("account.when")}</th>
+                  <th scope="col">{t("account.what")}</th>
+                  <th scope="col">{t("account.amount")}</th>
+                  <th scope="col">{t("account.after")}</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {acct.entries.map((e) => (
+                  <tr key={e.entry_id}>
+                    <td>{dateTime(e.at)}</td>
+                    <td>
+                      {t(`kinds.${e.kind}`, { defaultValue: e.kind })}
+                      {e.memo ? ` · ${memoIn(e.memo, lang)}` : ""}
+                    </td>
+                    <td className={e.amount < 0 ? "neg" : "pos"}>{e.amount > 0 ? "+" : ""}{hours(e.amount, lang)}</td>
+                    <td>{e.balance_after === null ? "—" : hours(e.balance_after, lang)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
           {acct.entries.length === 0 && <p className="empty">{t("account.noEntries")}</p>}
         </>
       )}

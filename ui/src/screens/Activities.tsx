@@ -20,7 +20,7 @@ export function Activities() {
         <ul className="list" aria-label={t("activities.title")}>
           {items?.map((a) => (
             <li key={a.id} className="item">
-              <h3>{a.title}</h3>
+              <h3 id={`activity-${a.id}`}>{a.title}</h3>
               <p>
                 {dateTime(a.starts_at)} · {t("activities.credit", { hours: hours(a.credit_minutes, i18n.language) })} · {t("activities.places", { taken: a.signed_up, capacity: a.capacity })}
               </p>
@@ -29,10 +29,10 @@ export function Activities() {
                 {a.i_signed_up ? (
                   <span className="muted">{t("activities.signedUp")}</span>
                 ) : (
-                  <Button disabled={busy || !me} onClick={() => run(() => call(commands.signUpActivity(a.id, me?.id ?? "")), t("activities.signUpDone"))}>{t("activities.signUp")}</Button>
+                  <Button disabled={busy || !me} aria-describedby={`activity-${a.id}`} onClick={() => run(() => call(commands.signUpActivity(a.id, me?.id ?? "")), t("activities.signUpDone"))}>{t("activities.signUp")}</Button>
                 )}
                 {me?.is_staff && (
-                  <Button variant="secondary" onClick={() => setOpen(a.id)}>{t("activities.attendance")}</Button>
+                  <Button variant="secondary" aria-describedby={`activity-${a.id}`} aria-pressed={open === a.id} onClick={() => setOpen(a.id)}>{t("activities.attendance")}</Button>
                 )}
               </div>
             </li>
@@ -40,7 +40,7 @@ export function Activities() {
           {items && items.length === 0 && <li className="empty">{t("activities.empty")}</li>}
         </ul>
         <div>
-          {me?.is_staff && open && <Attendance activityId={open} />}
+          {me?.is_staff && open && <Attendance key={open} activityId={open} title={items?.find((a) => a.id === open)?.title ?? ""} />}
           {me?.is_staff && <Create community={me.home_community_id} />}
         </div>
       </div>
@@ -48,13 +48,13 @@ export function Activities() {
   );
 }
 
-function Attendance({ activityId }: { activityId: string }) {
+function Attendance({ activityId, title }: { activityId: string; title: string }) {
   const { t } = useTranslation();
   const { data: people, error: loadError } = useData(() => call(commands.activitySignups(activityId)), [activityId]);
   const { run, busy, error, done } = useAction();
   const [present, setPresent] = useState<string[]>([]);
   return (
-    <Card title={t("activities.attendance")}>
+    <Card title={title ? `${t("activities.attendance")} · ${title}` : t("activities.attendance")}>
       <Message error={error ?? loadError} done={done} />
       <fieldset className="choices">
         <legend>{t("activities.whoCame")}</legend>

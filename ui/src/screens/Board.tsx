@@ -48,7 +48,7 @@ export function Board() {
         {items?.map((o) => (
           <li key={o.id} className={`order ${o.urgent ? "order-urgent" : ""}`}>
             <div className="order-head">
-              <h3>{en ? o.service_en : o.service_zh}</h3>
+              <h3 id={`board-${o.id}`}>{en ? o.service_en : o.service_zh}</h3>
               {o.urgent && <Badge tone="urgent">{t("board.urgent")}</Badge>}
               {o.escalated && <Badge tone="warn">{t("board.escalated")}</Badge>}
             </div>
@@ -56,7 +56,8 @@ export function Board() {
               {t("board.where", { place: o.place_hint })} · {o.window_start ? dateTime(o.window_start) : t("board.asap")} · {hours(o.expected_minutes, i18n.language)}
             </p>
             <p>{t("board.people", { taken: o.accepted_count, needed: o.volunteers_needed })}{o.visits_total > 1 ? ` · ${t("board.visits", { count: o.visits_total })}` : ""}</p>
-            <Button disabled={busy} onClick={() => run(() => call(commands.acceptOrder(o.id)), t("board.accepted"))}>
+            {/* Every order has this button: its description says which order it takes. */}
+            <Button disabled={busy} aria-describedby={`board-${o.id}`} onClick={() => run(() => call(commands.acceptOrder(o.id)), t("board.accepted"))}>
               {t("board.accept")}
             </Button>
           </li>

@@ -21,12 +21,12 @@ export function Inbox() {
           return (
             <li key={m.id} className={`item ${m.read ? "read" : "unread"}`}>
               <p>
-                {!m.read && <span className="badge badge-urgent">{t("inbox.new")}</span>} <strong>{title}</strong>
+                {!m.read && <span className="badge badge-urgent">{t("inbox.new")}</span>} <strong id={`message-${m.id}`}>{title}</strong>
                 <span className="muted"> · {dateTime(m.created_at)}</span>
               </p>
               {body && <p>{body}</p>}
               {!m.read && (
-                <Button variant="secondary" disabled={busy} onClick={() => run(() => call(commands.markRead(m.id)))}>
+                <Button variant="secondary" disabled={busy} aria-describedby={`message-${m.id}`} onClick={() => run(() => call(commands.markRead(m.id)))}>
                   {t("inbox.markRead")}
                 </Button>
               )}

@@ -10,7 +10,7 @@ interface RowError {
   reason_zh: string;
   reason_en: string;
 }
-import { Button, Card, Check, Message, SelectField, TextField } from "../components/ui";
+import { Button, Card, Check, Message, SelectField, TextField, TableScroll } from "../components/ui";
 import { useAction, useData, useShared } from "../store";
 
 const ROLES: Role[] = ["resident", "family", "volunteer"];
@@ -43,29 +43,31 @@ export function Members() {
         </div>
         <div>
           <FamilyAndVetting members={members ?? []} />
-          <table className="table">
-            <caption>{t("members.caption", { count: members?.length ?? 0 })}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{t("members.name")}</th>
-                <th scope="col">{t("members.phone")}</th>
-                <th scope="col">{t("members.age")}</th>
-                <th scope="col">{t("members.roles")}</th>
-                <th scope="col">{t("members.vetting")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {members?.map((m) => (
-                <tr key={m.id}>
-                  <td>{m.name}</td>
-                  <td>{m.phone}</td>
-                  <td>{m.age}</td>
-                  <td>{m.roles.map((r) => t(`roles.${r}`)).join("、")}</td>
-                  <td>{m.vetting ? t(`vetting.${m.vetting}`) : "—"}</td>
+          <TableScroll label={t("members.caption", { count: members?.length ?? 0 })}>
+            <table className="table">
+              <caption>{t("members.caption", { count: members?.length ?? 0 })}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">{t("members.name")}</th>
+                  <th scope="col">{t("members.phone")}</th>
+                  <th scope="col">{t("members.age")}</th>
+                  <th scope="col">{t("members.roles")}</th>
+                  <th scope="col">{t("members.vetting")}</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {members?.map((m) => (
+                  <tr key={m.id}>
+                    <td>{m.name}</td>
+                    <td>{m.phone}</td>
+                    <td>{m.age}</td>
+                    <td>{m.roles.map((r) => t(`roles.${r}`)).join("、")}</td>
+                    <td>{m.vetting ? t(`vetting.${m.vetting}`) : "—"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
         </div>
       </div>
     </div>
@@ -217,6 +219,7 @@ function Import() {
         <input
           id="csv-file"
           type="file"
+          aria-describedby="csv-file-hint"
           accept=".csv,text/csv"
           onChange={async (e) => {
             const f = e.target.files?.[0];
@@ -224,29 +227,32 @@ function Import() {
             setText(f ? await f.text() : null);
           }}
         />
+        <p className="hint" id="csv-file-hint">{t("members.importColumns")}</p>
       </div>
       <Button disabled={busy || text === null} onClick={submit}>{t("members.importButton", { name: fileName })}</Button>
       <Message error={error} done={done} />
       {rows.length > 0 && (
-        <table className="table" data-testid="rejected-rows">
-          <caption>{t("members.rejected", { count: rows.length })}</caption>
-          <thead>
-            <tr>
-              <th scope="col">{t("members.line")}</th>
-              <th scope="col">{t("members.column")}</th>
-              <th scope="col">{t("members.problem")}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r, i) => (
-              <tr key={i}>
-                <td>{r.line}</td>
-                <td>{r.field}</td>
-                <td>{en ? r.reason_en : r.reason_zh}</td>
+        <TableScroll label={t("members.rejected", { count: rows.length })}>
+          <table className="table" data-testid="rejected-rows">
+            <caption>{t("members.rejected", { count: rows.length })}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{t("members.line")}</th>
+                <th scope="col">{t("members.column")}</th>
+                <th scope="col">{t("members.problem")}</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {rows.map((r, i) => (
+                <tr key={i}>
+                  <td>{r.line}</td>
+                  <td>{t(`members.fields.${r.field}`, { defaultValue: r.field })}</td>
+                  <td>{en ? r.reason_en : r.reason_zh}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
     </Card>
   );

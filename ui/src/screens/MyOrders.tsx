@@ -20,14 +20,14 @@ export function MyOrders() {
           {orders?.map((o) => (
             <li key={o.id}>
               <button type="button" className={`row-button ${open === o.id ? "active" : ""}`} aria-pressed={open === o.id} onClick={() => setOpen(o.id)}>
-                <strong>{o.service_zh}</strong> · {o.beneficiary_name} · {o.place_hint} · {t(`status.${o.status}`)}
+                <strong lang="zh-CN">{o.service_zh}</strong> · {o.beneficiary_name} · {o.place_hint} · {t(`status.${o.status}`)}
                 {o.urgent && <Badge tone="urgent">{t("board.urgent")}</Badge>}
                 <span className="muted"> · {dateTime(o.updated_at)}</span>
               </button>
             </li>
           ))}
         </ul>
-        {open && <OrderPanel orderId={open} />}
+        {open && <OrderPanel key={open} orderId={open} />}
       </div>
     </div>
   );

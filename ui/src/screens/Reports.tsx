@@ -2,12 +2,13 @@ import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
 import type { ReportBy } from "../bindings";
-import { Button, Message, SelectField } from "../components/ui";
+import { Button, Message, SelectField, TableScroll } from "../components/ui";
 import { useAction, useData } from "../store";
 
 function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
   let row: string[] = [];
+  text = text.replace(/^\uFEFF/, "");
   let cell = "";
   let quoted = false;
   for (let i = 0; i < text.length; i++) {
@@ -60,25 +61,27 @@ export function Reports() {
       </div>
       <Message error={error ?? loadError} done={done} />
       {head && (
-        <table className="table">
-          <caption>{t(`reports.${by === "field" ? "byField" : by === "community" ? "byCommunity" : "byMonth"}`)}</caption>
-          <thead>
-            <tr>
-              {head.map((h) => (
-                <th key={h} scope="col">{h}</th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {body.map((r, i) => (
-              <tr key={i}>
-                {r.map((c, j) => (
-                  <td key={j}>{c}</td>
+        <TableScroll label={t("reports.title")}>
+          <table className="table">
+            <caption>{t(`reports.${by === "field" ? "byField" : by === "community" ? "byCommunity" : "byMonth"}`)}</caption>
+            <thead>
+              <tr>
+                {head.map((h) => (
+                  <th key={h} scope="col">{t(`reports.columns.${h}`, { defaultValue: h })}</th>
                 ))}
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {body.map((r, i) => (
+                <tr key={i}>
+                  {r.map((c, j) => (
+                    <td key={j}>{c}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
     </div>
   );

@@ -7,7 +7,7 @@ import { useAction, useData, useShared } from "../store";
 
 /** Language, text size, automatic lock; city server and enrolment; backup and restore. */
 export function Settings({ onBack }: { onBack?: () => void }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const { info, savePrefs, me } = useShared();
   const [lang, setLang] = useState("zh-CN");
   const [font, setFont] = useState(100);
@@ -27,14 +27,19 @@ export function Settings({ onBack }: { onBack?: () => void }) {
       <Card title={t("settings.display")}>
         <form
           className="form narrow"
-          onSubmit={(e) => {
+          onSubmit={async (e) => {
             e.preventDefault();
-            prefs.run(() => savePrefs({ lang, font_scale: font, lock_minutes: lock }), t("settings.saved"));
+            const saved = await prefs.run(async () => {
+              await savePrefs({ lang, font_scale: font, lock_minutes: lock });
+              return true;
+            });
+            // Said in the language just chosen (the `t` of this render is the one before).
+            if (saved) prefs.setDone(i18n.t("settings.saved"));
           }}
         >
           <SelectField label={t("settings.language")} value={lang} onChange={(e) => setLang(e.target.value)}>
-            <option value="zh-CN">中文</option>
-            <option value="en">English</option>
+            <option value="zh-CN" lang="zh-CN">中文</option>
+            <option value="en" lang="en">English</option>
           </SelectField>
           <SelectField label={t("settings.fontSize")} value={font} onChange={(e) => setFont(Number(e.target.value))}>
             {[100, 125, 150, 175, 200].map((f) => (

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
 import type { SignInChoice } from "../bindings";
@@ -14,15 +14,35 @@ export function SignIn({ onSettings }: { onSettings: () => void }) {
   const [pin, setPin] = useState("");
   const { data: choices, error: loadError } = useData(() => call(commands.signInChoices(query)), [query]);
   const { run, busy, error } = useAction();
+  const pinField = useRef<HTMLInputElement>(null);
+  // Back from the PIN to the list: the focus returns to the name that was chosen.
+  const back = useRef<string | null>(null);
+  useEffect(() => {
+    if (chosen || !back.current || !choices) return;
+    const id = back.current;
+    [...document.querySelectorAll<HTMLElement>("[data-member]")].find((b) => b.dataset.member === id)?.focus();
+    back.current = null;
+  }, [chosen, choices]);
+
+  // For the start-up benchmark (bench/app): when the first names are on screen.
+  useEffect(() => {
+    if (choices && choices.length > 0 && performance.getEntriesByName("signin-interactive").length === 0) {
+      performance.mark("signin-interactive");
+    }
+  }, [choices]);
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     if (!chosen) return;
+    performance.mark("signin-submitted");
     const me = await run(() => call(commands.signIn(chosen.id, pin)));
     setPin("");
     if (me) {
       setMe(me);
       window.location.hash = "#/dashboard";
+    } else {
+      // Refused: the field is empty again and has the focus, for the next try.
+      pinField.current?.focus();
     }
   };
 
@@ -38,6 +58,7 @@ export function SignIn({ onSettings }: { onSettings: () => void }) {
             inputMode="numeric"
             autoComplete="off"
             autoFocus
+            ref={pinField}
             maxLength={6}
             value={pin}
             onChange={(e) => setPin(e.target.value.replace(/\D/g, ""))}
@@ -47,7 +68,7 @@ export function SignIn({ onSettings }: { onSettings: () => void }) {
             <Button type="submit" disabled={busy || pin.length < 4}>
               {t("signin.submit")}
             </Button>
-            <Button variant="secondary" onClick={() => { setChosen(null); setPin(""); }}>
+            <Button variant="secondary" onClick={() => { back.current = chosen.id; setChosen(null); setPin(""); }}>
               {t("signin.notMe")}
             </Button>
           </div>
@@ -73,7 +94,7 @@ export function SignIn({ onSettings }: { onSettings: () => void }) {
       <ul className="people" aria-label={t("signin.people")}>
         {choices?.map((c) => (
           <li key={c.id}>
-            <button type="button" className="person" onClick={() => setChosen(c)}>
+            <button type="button" className="person" data-member={c.id} onClick={() => setChosen(c)}>
               <span className="person-name">{c.name}</span>
               <span className="person-meta">
                 {c.community} · {c.roles.map((r) => t(`roles.${r}`)).join("、")}

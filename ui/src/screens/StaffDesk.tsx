@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
-import { Badge, Button, Card, Check, Message, SelectField, TextArea, TextField } from "../components/ui";
+import { Badge, Button, Card, Check, Message, SelectField, TextArea, TextField, TableScroll } from "../components/ui";
 import { dateTime, hours } from "../format";
 import { useAction, useData, useShared } from "../store";
 import { OrderPanel } from "./MyOrders";
@@ -22,10 +22,25 @@ export function StaffDesk() {
           </button>
         ))}
       </div>
+      <ScheduledRules />
       {tab === "orders" && <DeskOrders />}
       {tab === "held" && <Held />}
       {tab === "safeguarding" && <Safeguarding />}
       {tab === "feedback" && <Feedback />}
+    </div>
+  );
+}
+
+/** The clock-driven rules: auto-confirmation, expiry, widening of urgent orders nobody took. */
+function ScheduledRules() {
+  const { t } = useTranslation();
+  const { run, busy, error, done } = useAction();
+  return (
+    <div className="actions">
+      <Button variant="secondary" disabled={busy} onClick={() => run(() => call(commands.runScheduledRules()), t("desk.rulesDone"))}>
+        {t("desk.runRules")}
+      </Button>
+      <Message error={error} done={done} />
     </div>
   );
 }
@@ -56,32 +71,34 @@ function DeskOrders() {
       </div>
       <Message error={error} />
       <div className="columns">
-        <table className="table">
-          <caption>{t("desk.ordersCaption", { count: orders?.length ?? 0 })}</caption>
-          <thead>
-            <tr>
-              <th scope="col">{t("desk.service")}</th>
-              <th scope="col">{t("desk.resident")}</th>
-              <th scope="col">{t("desk.status")}</th>
-              <th scope="col">{t("desk.updated")}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {orders?.map((o) => (
-              <tr key={o.id} className={open === o.id ? "selected" : ""}>
-                <td>
-                  <button type="button" className="link" onClick={() => setOpen(o.id)}>{o.service_zh}</button>
-                  {o.urgent && <Badge tone="urgent">{t("board.urgent")}</Badge>}
-                </td>
-                <td>{o.beneficiary_name}</td>
-                <td>{t(`status.${o.status}`)}</td>
-                <td>{dateTime(o.updated_at)}</td>
+        <TableScroll label={t("desk.ordersCaption", { count: orders?.length ?? 0 })}>
+          <table className="table">
+            <caption>{t("desk.ordersCaption", { count: orders?.length ?? 0 })}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{t("desk.service")}</th>
+                <th scope="col">{t("desk.resident")}</th>
+                <th scope="col">{t("desk.status")}</th>
+                <th scope="col">{t("desk.updatedAt")}</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {orders?.map((o) => (
+                <tr key={o.id} className={open === o.id ? "selected" : ""}>
+                  <td>
+                    <button type="button" className="link" lang="zh-CN" aria-pressed={open === o.id} onClick={() => setOpen(o.id)}>{o.service_zh}</button>
+                    {o.urgent && <Badge tone="urgent">{t("board.urgent")}</Badge>}
+                  </td>
+                  <td>{o.beneficiary_name}</td>
+                  <td>{t(`status.${o.status}`)}</td>
+                  <td>{dateTime(o.updated_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
         {open && (
-          <div>
+          <div key={open}>
             <OrderPanel orderId={open} />
             <StaffOrderActions orderId={open} community={community} />
           </div>
@@ -138,6 +155,7 @@ function Held() {
   const { run, busy, error, done } = useAction();
   const [note, setNote] = useState("");
   const rejected = (inbox ?? []).filter((m) => m.kind === "sync_rejected");
+  const profiles = (inbox ?? []).filter((m) => m.kind === "profile_conflict");
   return (
     <>
       <Message error={error ?? loadError} done={done} />
@@ -158,13 +176,28 @@ function Held() {
         ))}
       </ul>
       <h3>{t("desk.syncConflicts")}</h3>
-      {rejected.length === 0 && <p className="empty">{t("desk.noConflicts")}</p>}
+      {rejected.length === 0 && profiles.length === 0 && <p className="empty">{t("desk.noConflicts")}</p>}
       <ul className="list">
         {rejected.map((m) => {
           const p = m.params as Record<string, string>;
           return (
             <li key={m.id} className="item">
               {dateTime(m.created_at)} · {i18n.language === "en" ? p.message_en : p.message_zh}
+            </li>
+          );
+        })}
+        {profiles.map((m) => {
+          const p = m.params as { member?: string; conflicts?: { field: string; kept: string | null; lost: string | null }[] };
+          return (
+            <li key={m.id} className="item">
+              <p>
+                {dateTime(m.created_at)} · {t("desk.profileConflict", { member: p.member ?? "" })}
+              </p>
+              <ul>
+                {(p.conflicts ?? []).map((c, i) => (
+                  <li key={i}>{t("desk.profileField", { field: t(`desk.fields.${c.field}`, { defaultValue: c.field }), kept: c.kept ?? "—", lost: c.lost ?? "—" })}</li>
+                ))}
+              </ul>
             </li>
           );
         })}
@@ -216,7 +249,7 @@ function Feedback() {
         {items?.map((f) => (
           <li key={f.id} className="item">
             <p>
-              <strong>{f.service_zh}</strong> · {f.author} · {f.rating ? t("order.stars", { count: f.rating }) : t("desk.noRating")} · {dateTime(f.created_at)}
+              <strong lang="zh-CN">{f.service_zh}</strong> · {f.author} · {f.rating ? t("order.stars", { count: f.rating }) : t("desk.noRating")} · {dateTime(f.created_at)}
             </p>
             <p>{f.comment || "—"}</p>
             {f.staff_response ? (
