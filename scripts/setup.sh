@@ -96,7 +96,10 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 if [[ ! -d ui/node_modules ]] || [[ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
   say "installing the UI's npm packages"
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install`, not `npm ci`: Vite names a Windows-only optional package that this
+  # registry does not have, which `npm ci` refuses while `npm install` skips it. The lock file
+  # still fixes every version.
+  (cd ui && npm install --no-audit --no-fund --loglevel=error)
 fi
 
 # --- tauri-driver (WebDriver for the desktop app's end-to-end tests) ---------------------------
