@@ -187,8 +187,12 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
 }
 
 pub fn run() {
+    let t0 = std::time::Instant::now();
     let opts = Options::parse();
     let builder = commands::builder();
+    if std::env::var_os("TIMEBANK_STARTUP_TRACE").is_some() {
+        eprintln!("startup: builder {} ms", t0.elapsed().as_millis());
+    }
     let data_dir_opt = opts.data_dir.clone();
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -201,6 +205,9 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
+            if std::env::var_os("TIMEBANK_STARTUP_TRACE").is_some() {
+                eprintln!("startup: setup {} ms", t0.elapsed().as_millis());
+            }
             builder.mount_events(app);
             let data_dir = match data_dir_opt {
                 Some(d) => d,
@@ -233,17 +240,10 @@ pub fn run() {
                     });
                 }
             }
-            // WebKit's caches are sized for browsing many sites; this app shows one local page.
-            #[cfg(target_os = "linux")]
-            if let Some(w) = app.get_webview_window("main") {
-                let _ = w.with_webview(|pw| {
-                    use webkit2gtk::{WebContextExt, WebViewExt};
-                    if let Some(ctx) = pw.inner().context() {
-                        ctx.set_cache_model(webkit2gtk::CacheModel::DocumentViewer);
-                    }
-                });
-            }
             start_sync(app.handle(), &opts);
+            if std::env::var_os("TIMEBANK_STARTUP_TRACE").is_some() {
+                eprintln!("startup: setup done {} ms", t0.elapsed().as_millis());
+            }
             // The automatic lock also happens when nobody touches the app at all.
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
