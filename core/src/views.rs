@@ -135,6 +135,29 @@ pub async fn residents_for<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// The member's family in both directions (whom they may give hours to), phones masked.
+pub async fn family_of<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<Vec<ResidentChoice>> {
+    let rows = sql::all(
+        c,
+        "SELECT m.id, m.name, m.phone, p.name_zh AS place FROM family_links f \
+         JOIN members m ON m.id = CASE WHEN f.member_id = ? THEN f.relative_id ELSE f.member_id END \
+         JOIN places p ON p.id = m.home_community_id WHERE (f.member_id = ? OR f.relative_id = ?) ORDER BY m.name",
+        vec![a.id().into(), a.id().into(), a.id().into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ResidentChoice {
+                id: r.try_get("", "id")?,
+                name: r.try_get("", "name")?,
+                phone: masked(&r.try_get::<String>("", "phone")?),
+                community: r.try_get("", "place")?,
+                because: "family".into(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ActivityItem {

@@ -164,7 +164,7 @@ pub async fn account(s: S<'_>, member_id: String) -> UiResult<BalanceView> {
 #[tauri::command]
 #[specta::specta]
 pub async fn family_of(s: S<'_>) -> UiResult<Vec<ResidentChoice>> {
-    Ok(prefs::family_of(&s.db, &s.actor().await?).await?)
+    Ok(views::family_of(&s.db, &s.actor().await?).await?)
 }
 
 #[tauri::command]

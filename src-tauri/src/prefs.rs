@@ -6,9 +6,8 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use tauri::Manager;
 use timebank_core::read::ReportBy;
-use timebank_core::service::{outbox, Actor};
+use timebank_core::service::outbox;
 use timebank_core::sync::{self, SyncReport};
-use timebank_core::views::ResidentChoice;
 use timebank_core::{Code, CoreError, Ctx};
 
 use crate::state::{AppState, UiResult};
@@ -133,41 +132,6 @@ pub async fn enrol(
     crate::grant_staff_commands(&s.handle).await;
     s.changed("sync").await;
     Ok(r)
-}
-
-/// Family of the member in both directions (whom they may give hours to).
-pub async fn family_of<C: ConnectionTrait>(
-    c: &C,
-    a: &Actor,
-) -> timebank_core::Result<Vec<ResidentChoice>> {
-    let rows = timebank_core::sql::all(
-        c,
-        "SELECT m.id, m.name, m.phone, p.name_zh AS place FROM family_links f \
-         JOIN members m ON m.id = CASE WHEN f.member_id = ? THEN f.relative_id ELSE f.member_id END \
-         JOIN places p ON p.id = m.home_community_id WHERE (f.member_id = ? OR f.relative_id = ?) ORDER BY m.name",
-        vec![a.id().into(), a.id().into(), a.id().into()],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let phone: String = r.try_get("", "phone")?;
-            let tail: String = phone
-                .chars()
-                .rev()
-                .take(4)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            Ok(ResidentChoice {
-                id: r.try_get("", "id")?,
-                name: r.try_get("", "name")?,
-                phone: format!("*******{tail}"),
-                community: r.try_get("", "place")?,
-                because: "family".into(),
-            })
-        })
-        .collect()
 }
 
 fn exports_dir(s: &AppState) -> PathBuf {
