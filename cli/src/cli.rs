@@ -1386,7 +1386,13 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
         }
         OrderCmd::CheckOut { order, note } => {
             let order_id = app.order(&order).await?;
-            let o = app.exec(Command::CheckOut { order_id, note }).await?;
+            let o = app
+                .exec(Command::CheckOut {
+                    order_id,
+                    note,
+                    served: None,
+                })
+                .await?;
             let m = o.detail["minutes"].as_i64().unwrap_or(0);
             app.out(&o, || {
                 format!(
@@ -1669,7 +1675,7 @@ async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
                             "{}  {}  {}  {}",
                             f.id,
                             f.kind,
-                            f.member_id,
+                            f.member_name,
                             format_minutes(f.held_minutes, app.zh())
                         )
                     })

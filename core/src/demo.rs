@@ -525,6 +525,7 @@ pub async fn seed(
                 Command::CheckOut {
                     order_id: oid.clone(),
                     note: None,
+                    served: None,
                 },
             )
             .await?;

@@ -6,7 +6,9 @@ use crate::entities::{members, volunteer_profiles};
 use crate::error::{CoreError, Result};
 use crate::service::{get_member, members::may_act_for, Actor};
 use crate::sql;
-use sea_orm::{ConnectionTrait, EntityTrait, QueryResult, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryResult, Value,
+};
 use serde::Serialize;
 
 fn get<T: sea_orm::TryGetable>(r: &QueryResult, col: &str) -> Result<T> {
@@ -883,20 +885,54 @@ pub async fn safeguarding<C: ConnectionTrait>(
         .collect())
 }
 
-/// Minutes held by limits, waiting for a staff decision.
-pub async fn held<C: ConnectionTrait>(
-    c: &C,
-    a: &Actor,
-) -> Result<Vec<crate::entities::ledger_flags::Model>> {
+/// One held amount waiting for a staff decision: minutes over a limit, or help whose order
+/// another volunteer took first while both were offline.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct HeldRow {
+    pub id: String,
+    /// `max_per_visit`, `max_per_day`, `balance_cap`, `paid_by_programme`, `contested_completion`.
+    pub kind: String,
+    pub member_id: String,
+    pub member_name: String,
+    pub order_id: Option<String>,
+    pub held_minutes: i64,
+    pub created_at: i64,
+    /// What is known of the help (for a contested completion: `taken_by`, `checked_in_at`,
+    /// `checked_out_at`, `note`, `resident_confirmed_at`).
+    pub info: serde_json::Value,
+}
+
+/// Held minutes and flagged help waiting for a staff decision, of the communities the actor
+/// is staff of.
+pub async fn held<C: ConnectionTrait>(c: &C, a: &Actor) -> Result<Vec<HeldRow>> {
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("see held hours"));
     }
-    let rows = crate::entities::ledger_flags::Entity::find().all(c).await?;
+    let rows = crate::entities::ledger_flags::Entity::find()
+        .filter(crate::entities::ledger_flags::Column::Status.eq("open"))
+        .order_by_asc(crate::entities::ledger_flags::Column::CreatedAt)
+        .all(c)
+        .await?;
     let mut out = Vec::new();
-    for f in rows.into_iter().filter(|f| f.status == "open") {
+    for f in rows {
         let m = get_member(c, &f.member_id).await?;
         if a.is_staff_for(&m.home_community_id) {
-            out.push(f);
+            let detail: serde_json::Value =
+                serde_json::from_str(&f.detail).unwrap_or(serde_json::Value::Null);
+            out.push(HeldRow {
+                id: f.id,
+                kind: f.kind,
+                member_id: f.member_id,
+                member_name: m.name,
+                order_id: f.order_id,
+                held_minutes: f.held_minutes,
+                created_at: f.created_at,
+                info: detail
+                    .get("info")
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+            });
         }
     }
     Ok(out)

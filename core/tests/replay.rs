@@ -87,6 +87,7 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
         Command::CheckOut {
             order_id: "o1".into(),
             note: None,
+            served: None,
         },
     )
     .await

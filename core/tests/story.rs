@@ -63,6 +63,7 @@ async fn wang_xiuzhi_asks_for_her_father_and_ma_jun_is_credited_the_hour_he_serv
             Command::CheckOut {
                 order_id: id.into(),
                 note: Some("老人精神不错，饭都吃完了".into()),
+                served: None,
             },
         )
         .await;

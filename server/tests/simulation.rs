@@ -340,6 +340,7 @@ async fn run(seed: u64) {
                             Command::CheckOut {
                                 order_id: o.clone(),
                                 note: None,
+                                served: None,
                             },
                         )
                         .await;

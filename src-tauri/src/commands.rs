@@ -211,7 +211,7 @@ pub async fn safeguarding_queue(
 
 #[tauri::command]
 #[specta::specta]
-pub async fn held_hours(s: S<'_>) -> UiResult<Vec<timebank_core::entities::ledger_flags::Model>> {
+pub async fn held_hours(s: S<'_>) -> UiResult<Vec<read::HeldRow>> {
     Ok(read::held(&s.db, &s.actor().await?).await?)
 }
 
@@ -306,7 +306,12 @@ pub async fn check_in(s: S<'_>, order_id: String) -> UiResult<Outcome> {
 #[tauri::command]
 #[specta::specta]
 pub async fn check_out(s: S<'_>, order_id: String, note: Option<String>) -> UiResult<Outcome> {
-    s.run(Command::CheckOut { order_id, note }).await
+    s.run(Command::CheckOut {
+        order_id,
+        note,
+        served: None,
+    })
+    .await
 }
 
 /// `pin`: the resident's PIN typed on the volunteer's device; None when family or staff

@@ -36,7 +36,7 @@ export const commands = {
 	communityMembers: (communityId: string) => typedError<MemberRow_Serialize[], UiError_Serialize>(__TAURI_INVOKE("community_members", { communityId })),
 	feedbackDesk: () => typedError<FeedbackItem_Serialize[], UiError_Serialize>(__TAURI_INVOKE("feedback_desk")),
 	safeguardingQueue: () => typedError<SafeguardingReport_Serialize[], UiError_Serialize>(__TAURI_INVOKE("safeguarding_queue")),
-	heldHours: () => typedError<LedgerFlag_Serialize[], UiError_Serialize>(__TAURI_INVOKE("held_hours")),
+	heldHours: () => typedError<HeldRow_Serialize[], UiError_Serialize>(__TAURI_INVOKE("held_hours")),
 	reportCsv: (by: ReportBy) => typedError<string, UiError_Serialize>(__TAURI_INVOKE("report_csv", { by })),
 	/**  Write the report to a CSV file in the user's documents folder; returns its path. */
 	saveReport: (by: ReportBy) => typedError<string, UiError_Serialize>(__TAURI_INVOKE("save_report", { by })),
@@ -395,6 +395,52 @@ export type FileSafeguarding_Serialize = {
 	details: string,
 };
 
+/**
+ *  One held amount waiting for a staff decision: minutes over a limit, or help whose order
+ *  another volunteer took first while both were offline.
+ */
+export type HeldRow = HeldRow_Serialize | HeldRow_Deserialize;
+
+/**
+ *  One held amount waiting for a staff decision: minutes over a limit, or help whose order
+ *  another volunteer took first while both were offline.
+ */
+export type HeldRow_Deserialize = {
+	id: string,
+	/**  `max_per_visit`, `max_per_day`, `balance_cap`, `paid_by_programme`, `contested_completion`. */
+	kind: string,
+	member_id: string,
+	member_name: string,
+	order_id?: string | null,
+	held_minutes: number,
+	created_at: number,
+	/**
+	 *  What is known of the help (for a contested completion: `taken_by`, `checked_in_at`,
+	 *  `checked_out_at`, `note`, `resident_confirmed_at`).
+	 */
+	info: Value,
+};
+
+/**
+ *  One held amount waiting for a staff decision: minutes over a limit, or help whose order
+ *  another volunteer took first while both were offline.
+ */
+export type HeldRow_Serialize = {
+	id: string,
+	/**  `max_per_visit`, `max_per_day`, `balance_cap`, `paid_by_programme`, `contested_completion`. */
+	kind: string,
+	member_id: string,
+	member_name: string,
+	order_id: string | null,
+	held_minutes: number,
+	created_at: number,
+	/**
+	 *  What is known of the help (for a contested completion: `taken_by`, `checked_in_at`,
+	 *  `checked_out_at`, `note`, `resident_confirmed_at`).
+	 */
+	info: Value,
+};
+
 export type ImportReport = {
 	imported: number,
 	volunteers: number,
@@ -412,40 +458,6 @@ export type InboxItemView = {
 	params: Value,
 	read: boolean,
 	created_at: number,
-};
-
-export type LedgerFlag = LedgerFlag_Serialize | LedgerFlag_Deserialize;
-
-export type LedgerFlag_Deserialize = {
-	id: string,
-	kind: string,
-	member_id: string,
-	order_id?: string | null,
-	visit_id?: string | null,
-	activity_id?: string | null,
-	held_minutes: number,
-	status: string,
-	detail: string,
-	created_at: number,
-	resolved_by?: string | null,
-	resolved_at?: number | null,
-	transfer_id?: string | null,
-};
-
-export type LedgerFlag_Serialize = {
-	id: string,
-	kind: string,
-	member_id: string,
-	order_id: string | null,
-	visit_id: string | null,
-	activity_id: string | null,
-	held_minutes: number,
-	status: string,
-	detail: string,
-	created_at: number,
-	resolved_by: string | null,
-	resolved_at: number | null,
-	transfer_id: string | null,
 };
 
 /**  The signed-in member as the app shows it. */

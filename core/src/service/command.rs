@@ -46,6 +46,12 @@ pub enum Command {
     CheckOut {
         order_id: String,
         note: Option<String>,
+        /// Filled on the device when the command is executed: the visit the volunteer served
+        /// and when they checked in. If another device's acceptance won the order meanwhile,
+        /// the city server keeps this help as a contested completion for staff instead of
+        /// refusing it (help that happened is never refused).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        served: Option<Served>,
     },
     ConfirmVisit {
         order_id: String,
@@ -178,6 +184,14 @@ pub struct SeenProfile {
     pub name: String,
     pub phone: String,
     pub address: Option<String>,
+}
+
+/// What the device knew of a check-out: see `Command::CheckOut::served`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Served {
+    pub visit_id: String,
+    pub checked_in_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -267,7 +267,7 @@ pub async fn credit_service<C: ConnectionTrait>(
     Ok((split.credited, held))
 }
 
-async fn flag<C: ConnectionTrait>(
+pub(crate) async fn flag<C: ConnectionTrait>(
     c: &C,
     ctx: &Ctx,
     kind: &str,

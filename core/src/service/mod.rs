@@ -249,7 +249,7 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
         &fresh
     };
     let prepared;
-    let cmd = match (ctx.replay, members::with_seen(c, cmd).await?) {
+    let cmd = match (ctx.replay, prepare(c, ctx, cmd).await?) {
         (false, Some(p)) => {
             prepared = p;
             &prepared
@@ -273,6 +273,16 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
         .await?;
     }
     Ok(out)
+}
+
+/// On the device: the command completed with what the device saw when it was executed, for
+/// the city server to decide conflicts with (None: nothing to add).
+async fn prepare<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<Option<Command>> {
+    match cmd {
+        Command::UpdateMember(_) => members::with_seen(c, cmd).await,
+        Command::CheckOut { .. } => orders::with_served(c, &ctx.actor_id, cmd).await,
+        _ => Ok(None),
+    }
 }
 
 async fn dispatch<C: ConnectionTrait>(
@@ -309,9 +319,11 @@ async fn dispatch<C: ConnectionTrait>(
         } => orders::accept(c, ctx, a, order_id, Some(volunteer_id)).await,
         K::ReleaseOrder { order_id } => orders::release(c, ctx, a, order_id).await,
         K::CheckIn { order_id } => orders::check_in(c, ctx, a, order_id).await,
-        K::CheckOut { order_id, note } => {
-            orders::check_out(c, ctx, a, order_id, note.as_deref()).await
-        }
+        K::CheckOut {
+            order_id,
+            note,
+            served,
+        } => orders::check_out(c, ctx, a, order_id, note.as_deref(), served.as_ref()).await,
         K::ConfirmVisit {
             order_id,
             method,

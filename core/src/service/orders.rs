@@ -2,11 +2,12 @@
 //! confirmation, disputes, cancellation, expiry, urgent escalation and auto-confirmation.
 //! Every status change goes through [`OrderStatus::apply`].
 use super::members::{may_act_for, verify_pin};
-use super::{get_member, get_place, notify, Actor, Audit, Ctx, Outcome, PostOrder};
+use super::{get_member, get_place, notify, Actor, Audit, Ctx, Outcome, PostOrder, Served};
 use crate::domain::rules::age_on;
 use crate::domain::{ConfirmMethod, OrderEvent, OrderStatus, Payer, Role, Vetting};
 use crate::entities::{
-    members, order_visits, order_volunteers, orders, services, visit_attendance, volunteer_profiles,
+    ledger_flags, members, order_visits, order_volunteers, orders, services, visit_attendance,
+    volunteer_profiles,
 };
 use crate::error::{Code, CoreError, Result};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -311,7 +312,22 @@ pub async fn accept<C: ConnectionTrait>(
     if existing.as_ref().is_some_and(|e| e.status == "accepted") {
         return Err(CoreError::new(Code::AlreadyAccepted));
     }
-    let to = next(&o, OrderEvent::Accept)?;
+    let to = match next(&o, OrderEvent::Accept) {
+        Ok(to) => to,
+        // Taken and already being served (two devices accepted it offline): say by whom.
+        Err(e)
+            if o.accepted_count > 0 && !["cancelled", "expired"].contains(&o.status.as_str()) =>
+        {
+            let names = accepted_names(c, order_id).await?;
+            return Err(CoreError::new(Code::OrderFull)
+                .with("taken_by", names)
+                .with(
+                    "status",
+                    e.detail.get("status").cloned().unwrap_or_default(),
+                ));
+        }
+        Err(e) => return Err(e),
+    };
     // Claim a place atomically: the first acceptance that commits wins.
     let claimed = orders::Entity::update_many()
         .col_expr(
@@ -376,6 +392,21 @@ pub async fn accept<C: ConnectionTrait>(
             .behalf(assignee.cloned())
             .detail(json!({"volunteer": volunteer.id, "status": to})),
     ))
+}
+
+/// The open contested completion of `volunteer` on an order, if any.
+async fn open_contest<C: ConnectionTrait>(
+    c: &C,
+    order_id: &str,
+    volunteer: &str,
+) -> Result<Option<ledger_flags::Model>> {
+    Ok(ledger_flags::Entity::find()
+        .filter(ledger_flags::Column::OrderId.eq(order_id))
+        .filter(ledger_flags::Column::MemberId.eq(volunteer))
+        .filter(ledger_flags::Column::Kind.eq("contested_completion"))
+        .filter(ledger_flags::Column::Status.eq("open"))
+        .one(c)
+        .await?)
 }
 
 async fn accepted_names<C: ConnectionTrait>(c: &C, order_id: &str) -> Result<String> {
@@ -526,14 +557,52 @@ pub async fn check_in<C: ConnectionTrait>(
     ))
 }
 
+/// On the device: a check-out carrying the visit and the check-in time it ends (see
+/// `Command::CheckOut::served`). None when the volunteer is not checked in here.
+pub async fn with_served<C: ConnectionTrait>(
+    c: &C,
+    actor_id: &str,
+    cmd: &super::Command,
+) -> Result<Option<super::Command>> {
+    let super::Command::CheckOut {
+        order_id,
+        note,
+        served: None,
+    } = cmd
+    else {
+        return Ok(None);
+    };
+    let Ok(v) = current_visit(c, order_id).await else {
+        return Ok(None);
+    };
+    let att = visit_attendance::Entity::find_by_id(format!("{}:{actor_id}", v.id))
+        .one(c)
+        .await?
+        .filter(|x| x.status == "in_service");
+    Ok(att.map(|x| super::Command::CheckOut {
+        order_id: order_id.clone(),
+        note: note.clone(),
+        served: Some(Served {
+            visit_id: v.id,
+            checked_in_at: x.checked_in_at,
+        }),
+    }))
+}
+
 pub async fn check_out<C: ConnectionTrait>(
     c: &C,
     ctx: &Ctx,
     a: &Actor,
     order_id: &str,
     note: Option<&str>,
+    served: Option<&Served>,
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
+    if let (true, Some(s)) = (ctx.replay, served) {
+        if my_acceptance(c, order_id, a.id()).await.is_err() {
+            return contested_completion(c, ctx, a, &o, s, note).await;
+        }
+    }
     let v = current_visit(c, order_id).await?;
     let att = visit_attendance::Entity::find_by_id(format!("{}:{}", v.id, a.id()))
         .one(c)
@@ -585,6 +654,73 @@ pub async fn check_out<C: ConnectionTrait>(
     ))
 }
 
+/// The city server replays the check-out of a volunteer whose acceptance lost to another
+/// device's while both were offline: the help happened, so it is not refused but held as a
+/// `contested_completion` flag for the community's staff. Approving it credits the minutes
+/// once (the flag's id derives from the mutation id, its credit is keyed by the flag); the
+/// order itself is not touched.
+async fn contested_completion<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    o: &orders::Model,
+    s: &Served,
+    note: Option<&str>,
+) -> Result<(Outcome, Audit)> {
+    let visit = order_visits::Entity::find_by_id(s.visit_id.clone())
+        .one(c)
+        .await?
+        .filter(|v| v.order_id == o.id)
+        .ok_or_else(|| CoreError::not_found("visit of order", &s.visit_id))?;
+    if visit_attendance::Entity::find_by_id(format!("{}:{}", visit.id, a.id()))
+        .one(c)
+        .await?
+        .is_some()
+    {
+        return Err(CoreError::new(Code::NotCheckedIn));
+    }
+    let (_, rules) = super::admin::rules(c).await?;
+    let checked_in_at = Ord::min(s.checked_in_at, ctx.now_ms);
+    let minutes = rules.round(Ord::max((ctx.now_ms - checked_in_at) / 60_000, 0));
+    let taken_by = accepted_names(c, &o.id).await?;
+    if minutes > 0 {
+        super::ledger::flag(
+            c,
+            ctx,
+            "contested_completion",
+            a.id(),
+            &super::ledger::CreditFor {
+                volunteer_id: a.id(),
+                beneficiary_id: Some(&o.beneficiary_id),
+                order_id: Some(&o.id),
+                visit_id: Some(&visit.id),
+                activity_id: None,
+                credit_key: format!("contest:{}", ctx.mutation_id),
+                memo: String::new(),
+            },
+            minutes,
+            json!({"checked_in_at": checked_in_at, "checked_out_at": ctx.now_ms, "note": note, "taken_by": taken_by}),
+        )
+        .await?;
+    }
+    notify(
+        c,
+        ctx,
+        a.id(),
+        "completion_contested",
+        json!({"order_id": o.id, "minutes": minutes, "taken_by": taken_by}),
+    )
+    .await?;
+    Ok((
+        Outcome {
+            id: o.id.clone(),
+            detail: json!({"contested": true, "minutes": minutes}),
+        },
+        Audit::of("order", &o.id)
+            .detail(json!({"contested": true, "minutes": minutes, "visit": visit.visit_no})),
+    ))
+}
+
 /// Who may confirm: the beneficiary or a proxy in the app, anyone holding the beneficiary's
 /// PIN (the volunteer's device handed over), staff, or the clock (auto).
 pub async fn confirm<C: ConnectionTrait>(
@@ -597,6 +733,25 @@ pub async fn confirm<C: ConnectionTrait>(
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
+    if ctx.replay && method == ConfirmMethod::Pin {
+        // The resident confirmed, on a device whose acceptance lost, help now held for staff:
+        // the confirmation goes with that held help, not to another volunteer's visit.
+        if let Some(f) = open_contest(c, order_id, a.id()).await? {
+            let mut detail: serde_json::Value =
+                serde_json::from_str(&f.detail).unwrap_or_else(|_| json!({}));
+            detail["info"]["resident_confirmed_at"] = json!(ctx.now_ms);
+            let mut am = f.into_active_model();
+            am.detail = Set(detail.to_string());
+            am.update(c).await?;
+            return Ok((
+                Outcome {
+                    id: order_id.into(),
+                    detail: json!({"contested": true}),
+                },
+                Audit::of("order", order_id).detail(json!({"method": method, "contested": true})),
+            ));
+        }
+    }
     match method {
         ConfirmMethod::Pin => {
             let hash = b

@@ -681,6 +681,7 @@ pub fn check_out(order_id: &str) -> Command {
     Command::CheckOut {
         order_id: order_id.into(),
         note: None,
+        served: None,
     }
 }
 

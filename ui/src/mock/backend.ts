@@ -7,7 +7,7 @@ import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type {
   ActivityItem, AppInfo, BalanceView_Serialize, BoardItem_Serialize, Dashboard_Serialize, EntryView_Serialize,
-  FeedbackItem_Serialize, InboxItemView, LedgerFlag_Serialize, Me, MemberRow_Serialize, NewOrder_Serialize, OrderRow,
+  FeedbackItem_Serialize, InboxItemView, HeldRow_Serialize, Me, MemberRow_Serialize, NewOrder_Serialize, OrderRow,
   OrderView_Serialize, Preferences, ResidentChoice, SafeguardingReport_Serialize, ServiceItem, SignInChoice,
   SignupItem, SyncStatusView_Serialize, UiError_Serialize,
 } from "../bindings";
@@ -41,7 +41,7 @@ export interface MockState {
   inbox: InboxItemView[];
   activities: ActivityItem[];
   signups: Record<string, SignupItem[]>;
-  flags: LedgerFlag_Serialize[];
+  flags: (HeldRow_Serialize & { status: string })[];
   reports: SafeguardingReport_Serialize[];
   feedback: FeedbackItem_Serialize[];
   calls: { cmd: string; args: unknown }[];
@@ -133,7 +133,11 @@ export function initialState(): MockState {
       "a-2": [{ member_id: "m-zhang", name: "张桂英", attended: false }],
     },
     flags: [
-      { id: "f-1", kind: "max_per_day", member_id: "m-majun", order_id: "o-4", visit_id: null, activity_id: null, held_minutes: 300, status: "open", detail: "马军当天服务超过4小时", created_at: NOW - 20 * H, resolved_by: null, resolved_at: null, transfer_id: null },
+      { id: "f-1", kind: "max_per_day", member_id: "m-majun", member_name: "马军", order_id: "o-4", held_minutes: 300, status: "open", info: { reason: "max_per_day" }, created_at: NOW - 20 * H },
+      {
+        id: "f-2", kind: "contested_completion", member_id: "m-majun", member_name: "马军", order_id: "o-3", held_minutes: 90, status: "open", created_at: NOW - 6 * H,
+        info: { taken_by: "赵强", checked_in_at: NOW - 8 * H, checked_out_at: NOW - 6.5 * H, note: "老人血压正常", resident_confirmed_at: NOW - 6.4 * H },
+      },
     ],
     reports: [
       { id: "s-1", reporter_id: "m-majun", subject_member_id: "m-zhang", order_id: null, community_id: FY.id, category: "neglect", details: "老人家里没有吃的，子女联系不上", status: "open", handled_by: null, resolution: null, created_at: NOW - 8 * H, updated_at: NOW - 8 * H },
@@ -455,7 +459,7 @@ export async function handle(s: MockState, cmd: string, args: Record<string, unk
     }
     case "held_hours":
       needStaff();
-      return s.flags.filter((f) => f.status === "open");
+      return s.flags.filter((f) => f.status === "open").map(({ status: _, ...row }) => row);
     case "approve_held":
     case "dismiss_held": {
       needStaff();

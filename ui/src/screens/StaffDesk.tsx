@@ -165,9 +165,9 @@ function Held() {
         {flags?.map((f) => (
           <li key={f.id} className="item">
             <p>
-              <strong>{t(`flags.${f.kind}`, { defaultValue: f.kind })}</strong> · {hours(f.held_minutes, i18n.language)} · {dateTime(f.created_at)}
+              <strong>{f.member_name}</strong> · {t(`flags.${f.kind}`, { defaultValue: f.kind })} · {hours(f.held_minutes, i18n.language)} · {dateTime(f.created_at)}
             </p>
-            <p>{f.detail}</p>
+            {f.kind === "contested_completion" && <ContestedInfo info={f.info} />}
             <div className="actions">
               <Button disabled={busy || !note.trim()} onClick={() => run(() => call(commands.approveHeld(f.id, note)), t("desk.approved"))}>{t("desk.approve")}</Button>
               <Button variant="secondary" disabled={busy || !note.trim()} onClick={() => run(() => call(commands.dismissHeld(f.id, note)), t("desk.dismissed"))}>{t("desk.dismiss")}</Button>
@@ -202,6 +202,19 @@ function Held() {
           );
         })}
       </ul>
+    </>
+  );
+}
+
+/** What staff need to decide on help whose order another volunteer took first, offline. */
+function ContestedInfo({ info }: { info: unknown }) {
+  const { t } = useTranslation();
+  const i = (info ?? {}) as { taken_by?: string; checked_in_at?: number; checked_out_at?: number; note?: string | null; resident_confirmed_at?: number };
+  return (
+    <>
+      <p>{t("desk.contested", { takenBy: i.taken_by ?? "—", from: i.checked_in_at ? dateTime(i.checked_in_at) : "—", to: i.checked_out_at ? dateTime(i.checked_out_at) : "—" })}</p>
+      {i.note && <p>{t("desk.volunteerNote", { note: i.note })}</p>}
+      <p>{i.resident_confirmed_at ? t("desk.residentConfirmed", { at: dateTime(i.resident_confirmed_at) }) : t("desk.residentNotConfirmed")}</p>
     </>
   );
 }

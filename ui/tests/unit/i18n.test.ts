@@ -59,8 +59,8 @@ const FAMILIES: Record<string, string[]> = {
   "settings.roles.": ["center", "volunteer", "local"],
   // core/src/import.rs: the columns, and "header" and "row" for the whole header or row
   "members.fields.": ["header", "row", "name", "phone", "date_of_birth", "community", "roles", "address", "service_fields"],
-  // core/src/domain/rules.rs HoldReason
-  "flags.": ["max_per_visit", "max_per_day", "balance_cap"],
+  // core/src/domain/rules.rs HoldReason, and the flags of core/src/service (ledger.rs, orders.rs)
+  "flags.": ["max_per_visit", "max_per_day", "balance_cap", "paid_by_programme", "contested_completion"],
   // core/src/service/feedback.rs SAFEGUARDING_CATEGORIES and update_safeguarding
   "safeguarding.categories.": ["neglect", "abuse", "fraud", "health", "conduct", "other"],
   "safeguarding.status.": ["open", "in_progress", "closed"],
@@ -77,8 +77,20 @@ const FAMILIES: Record<string, string[]> = {
 const INBOX_KINDS = [
   "order_accepted", "order_assigned", "order_released", "order_posted_for_you", "volunteer_arrived", "visit_complete", "order_completed",
   "hours_credited", "hours_gifted", "dispute_filed", "order_cancelled", "order_expired", "urgent_escalated", "urgent_order", "vetting_changed",
-  "ledger_flag", "feedback_answered", "safeguarding_filed", "sync_rejected", "profile_conflict",
+  "ledger_flag", "feedback_answered", "safeguarding_filed", "sync_rejected", "profile_conflict", "completion_contested",
 ];
+
+// The kinds the Rust sources pass to notify(c, ctx, member, "kind", …), read from the files.
+const RUST_SOURCES = Object.values(
+  import.meta.glob<string>(["../../../core/src/service/*.rs", "../../../server/src/*.rs"], { query: "?raw", import: "default", eager: true }),
+);
+function rustInboxKinds(): string[] {
+  const kinds = new Set<string>();
+  for (const text of RUST_SOURCES) {
+    for (const m of text.matchAll(/\bnotify\(\s*[^,;]+,\s*[^,;]+,\s*[^,;]+,\s*"([a-z_]+)"/g)) kinds.add(m[1]);
+  }
+  return [...kinds].sort();
+}
 
 describe("the translations (zh-CN.json and en.json)", () => {
   it("have exactly the same keys, plural forms included", () => {
@@ -154,6 +166,12 @@ describe("the keys the source uses", () => {
       const missing = values.filter((v) => !has(flat, `${prefix}${v}`));
       expect(missing, `${prefix}… missing in ${lang}`).toEqual([]);
     }
+  });
+
+  it("lists every inbox kind the core and the server send", () => {
+    const found = rustInboxKinds();
+    expect(found.length).toBeGreaterThan(15);
+    expect(found.filter((k) => !INBOX_KINDS.includes(k))).toEqual([]);
   });
 
   it("every kind of inbox message has a title in both languages, and a body unless it needs none", () => {

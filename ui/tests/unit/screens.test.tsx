@@ -78,12 +78,23 @@ describe("the staff desk's other sections", () => {
     const { user, state } = start({ as: "m-staff", route: "desk" });
     await user.click(await screen.findByRole("button", { name: "待审核时间与同步冲突" }));
     expect(screen.getByRole("button", { name: "待审核时间与同步冲突" })).toHaveAttribute("aria-pressed", "true");
-    const approve = await screen.findByRole("button", { name: "批准记入" });
+    const approve = (await screen.findAllByRole("button", { name: "批准记入" }))[0];
     expect(approve).toBeDisabled();
     expect(await screen.findByText(/这个订单已被赵强接单/)).toBeInTheDocument();
     await user.type(screen.getByLabelText("审核说明（批准或驳回都需要填写）"), "已核实");
     await user.click(approve);
     expect(await screen.findByText("已批准，时间已记入。")).toBeInTheDocument();
     expect(state.flags[0].status).toBe("approved");
+  });
+
+  it("help whose order another volunteer took first offline shows who took it, the times and the resident's confirmation", async () => {
+    const { user } = start({ as: "m-staff", route: "desk" });
+    await user.click(await screen.findByRole("button", { name: "待审核时间与同步冲突" }));
+    const item = (await screen.findByText(/接单冲突：离线时也服务了，待审核/)).closest("li") as HTMLElement;
+    expect(item).toHaveTextContent("马军");
+    expect(item).toHaveTextContent("订单已被赵强先接了");
+    expect(item).toHaveTextContent("志愿者备注：老人血压正常");
+    expect(item).toHaveTextContent("居民已在志愿者设备上用密码确认");
+    expect(item).toHaveTextContent("1小时30分钟");
   });
 });
