@@ -305,6 +305,87 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
     Ok(())
 }
 
+/// Rows of one table per multi-row upsert when a page is applied.
+const UPSERT_ROWS: usize = 100;
+
+/// Apply changes in order (inside the caller's transaction): consecutive upserts of one table
+/// with the same columns go in one multi-row statement (SQLite applies its rows one after the
+/// other, so a row twice in a run ends as its later version); deletes, and transfers while the
+/// device holds optimistic ones of its own, one by one.
+async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result<()> {
+    let own_transfers = sql::scalar_i64(
+        c,
+        "SELECT COUNT(*) FROM change_queue WHERE tbl = 'transfers' AND mutation_id IS NOT NULL",
+        vec![],
+    )
+    .await?
+        > 0;
+    fn batchable(
+        ch: &Change,
+        own_transfers: bool,
+    ) -> Option<(&'static [&'static str], Vec<&String>)> {
+        let (_, pk) = TABLES.iter().find(|(t, _)| *t == ch.table)?;
+        match (&ch.row, ch.op.as_str()) {
+            (Value::Object(row), "upsert") if !(own_transfers && ch.table == "transfers") => {
+                Some((pk, row.keys().collect()))
+            }
+            _ => None,
+        }
+    }
+    let mut i = 0;
+    while i < changes.len() {
+        let Some((pk, cols)) = batchable(changes[i], own_transfers) else {
+            apply_change(c, changes[i]).await?;
+            i += 1;
+            continue;
+        };
+        let table = &changes[i].table;
+        let mut j = i + 1;
+        while j < changes.len()
+            && j - i < UPSERT_ROWS
+            && changes[j].table == *table
+            && batchable(changes[j], own_transfers).is_some_and(|(_, k)| k == cols)
+        {
+            j += 1;
+        }
+        let names = cols
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        let marks = vec![one.as_str(); j - i].join(", ");
+        let updates = cols
+            .iter()
+            .filter(|c| !pk.contains(&c.as_str()))
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let action = if updates.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            format!("DO UPDATE SET {updates}")
+        };
+        let mut vals = Vec::with_capacity(cols.len() * (j - i));
+        for ch in &changes[i..j] {
+            if let Value::Object(row) = &ch.row {
+                vals.extend(cols.iter().map(|k| sql_value(&row[k.as_str()])));
+            }
+        }
+        sql::exec(
+            c,
+            &format!(
+                "INSERT INTO {table} ({names}) VALUES {marks} ON CONFLICT ({}) {action}",
+                pk.join(", ")
+            ),
+            vals,
+        )
+        .await?;
+        i = j;
+    }
+    Ok(())
+}
+
 fn cursor_key(partition: &str) -> String {
     format!("sync_cursor:{partition}")
 }
@@ -332,11 +413,9 @@ pub async fn apply_page(
         return Ok(0); // already applied
     }
     begin_apply(&txn).await?;
-    let mut n = 0;
-    for ch in page.changes.iter().filter(|c| c.seq > cursor) {
-        apply_change(&txn, ch).await?;
-        n += 1;
-    }
+    let fresh: Vec<&Change> = page.changes.iter().filter(|c| c.seq > cursor).collect();
+    apply_changes(&txn, &fresh).await?;
+    let n = fresh.len();
     end_apply(&txn).await?;
     set_setting(&txn, &cursor_key(partition), &page.next_after.to_string()).await?;
     txn.commit().await?;

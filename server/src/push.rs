@@ -1,11 +1,11 @@
 //! Push: a device sends its outbox mutations in sequence order. Each is applied in its own
-//! transaction through the core's `execute_in` and its result is stored under
-//! (device, sequence) in that same transaction. A duplicate delivery is answered from the
+//! savepoint of the batch's transaction through the core's `execute_in`, and its result is
+//! stored under (device, sequence) in that same savepoint. A duplicate delivery is answered from the
 //! stored result and changes nothing; a gap (a lost earlier message) stops the batch and tells
 //! the device which sequence to send next; a rejection is stored, put in the inbox of the
 //! member who made it, and never blocks the mutations after it.
 use crate::auth::Device;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use timebank_core::domain::hlc::Hlc;
@@ -57,13 +57,13 @@ pub struct PushResponse {
     pub next_seq: i64,
 }
 
-async fn stored(
-    db: &DatabaseConnection,
+async fn stored<C: ConnectionTrait>(
+    c: &C,
     device: &str,
     seq: i64,
 ) -> Result<Option<PushResult>, CoreError> {
     let row = sql::one(
-        db,
+        c,
         "SELECT mutation_id, status, result FROM push_results WHERE device_id = ? AND seq = ?",
         vec![device.into(), seq.into()],
     )
@@ -81,6 +81,10 @@ async fn stored(
     })
 }
 
+/// Apply a batch: one transaction for the whole batch, a savepoint for each mutation (so each
+/// is applied, with its recorded result, or not at all), and the change log written once at
+/// the end. A failure that is not the mutation's fault (the database) rolls the whole batch
+/// back and the device sends it again.
 pub async fn push(
     db: &DatabaseConnection,
     device: &Device,
@@ -90,8 +94,9 @@ pub async fn push(
 ) -> Result<PushResponse, CoreError> {
     let mut muts = req.mutations;
     muts.sort_by_key(|m| m.seq);
+    let txn = timebank_core::db::begin_write(db).await?;
     let mut next = sql::scalar_i64(
-        db,
+        &txn,
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM push_results WHERE device_id = ?",
         vec![device.id.clone().into()],
     )
@@ -99,7 +104,7 @@ pub async fn push(
     let mut results = Vec::with_capacity(muts.len());
     for m in muts {
         if m.seq < next {
-            if let Some(r) = stored(db, &device.id, m.seq).await? {
+            if let Some(r) = stored(&txn, &device.id, m.seq).await? {
                 results.push(r);
             }
             continue;
@@ -107,9 +112,11 @@ pub async fn push(
         if m.seq > next {
             break; // a gap: the device resends from `next_seq`
         }
-        results.push(apply_one(db, device, &m, lang, now_ms).await?);
+        results.push(apply_one(&txn, device, &m, lang, now_ms).await?);
         next += 1;
     }
+    crate::changes::log_changes(&txn, now_ms).await?;
+    txn.commit().await?;
     Ok(PushResponse {
         results,
         next_seq: next,
@@ -144,8 +151,9 @@ fn reject_reason(m: &PushMutation) -> Option<CoreError> {
     None
 }
 
+/// Apply one mutation in a savepoint of the batch's transaction and record its result there.
 async fn apply_one(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     device: &Device,
     m: &PushMutation,
     lang: Lang,
@@ -168,26 +176,25 @@ async fn apply_one(
                     .unwrap_or(now_ms)
                     .min(now_ms); // clocks ahead of the server's are clamped
             let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id).with_hlc(&m.hlc);
-            let txn = timebank_core::db::begin_write(db).await?;
-            let res = match check_scope(&txn, device, &m.actor_id).await {
-                Ok(()) => service::execute_in(&txn, &ctx, &cmd).await,
+            let sp = txn.begin().await?;
+            let res = match check_scope(&sp, device, &m.actor_id).await {
+                Ok(()) => service::execute_in(&sp, &ctx, &cmd).await,
                 Err(e) => Err(e),
             };
             match res {
                 Ok(out) => {
-                    crate::changes::log_changes(&txn, now_ms).await?;
                     let result = serde_json::to_value(&out).unwrap_or(Value::Null);
-                    if record(&txn, device, m, "applied", &result, now_ms)
+                    if record(&sp, device, m, "applied", &result, now_ms)
                         .await
                         .is_err()
                     {
                         // Another delivery of the same mutation committed first.
-                        drop(txn);
-                        return stored(db, &device.id, m.seq)
+                        sp.rollback().await?;
+                        return stored(txn, &device.id, m.seq)
                             .await?
                             .ok_or_else(|| CoreError::new(Code::Database));
                     }
-                    txn.commit().await?;
+                    sp.commit().await?;
                     return Ok(PushResult {
                         seq: m.seq,
                         mutation_id: m.id.clone(),
@@ -197,7 +204,7 @@ async fn apply_one(
                     });
                 }
                 Err(e) => {
-                    drop(txn);
+                    sp.rollback().await?;
                     Err(e)
                 }
             }
@@ -210,19 +217,19 @@ async fn apply_one(
         return Err(e); // not the mutation's fault: the device retries
     }
     let wire = e.to_wire(lang);
-    let txn = timebank_core::db::begin_write(db).await?;
-    if record(&txn, device, m, "rejected", &wire, now_ms)
+    let sp = txn.begin().await?;
+    if record(&sp, device, m, "rejected", &wire, now_ms)
         .await
         .is_err()
     {
-        drop(txn);
-        return stored(db, &device.id, m.seq)
+        sp.rollback().await?;
+        return stored(txn, &device.id, m.seq)
             .await?
             .ok_or_else(|| CoreError::new(Code::Database));
     }
     // The member who made it is told why, in the inbox (the record of every notification).
     let actor_exists = sql::scalar_i64(
-        &txn,
+        &sp,
         "SELECT COUNT(*) FROM members WHERE id = ?",
         vec![m.actor_id.clone().into()],
     )
@@ -230,10 +237,9 @@ async fn apply_one(
         > 0;
     if actor_exists {
         let ctx = Ctx::new(&m.actor_id, &device.id, now_ms);
-        service::notify(&txn, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
-        crate::changes::log_changes(&txn, now_ms).await?;
+        service::notify(&sp, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
     }
-    txn.commit().await?;
+    sp.commit().await?;
     Ok(PushResult {
         seq: m.seq,
         mutation_id: m.id.clone(),
