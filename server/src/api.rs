@@ -217,13 +217,67 @@ async fn rows_handler(
     ))
 }
 
+/// The dashboard figures of the whole city: every community, with the breakdown by
+/// community and by service field. Aggregates only (no one's personal data); for center
+/// devices, whose staff answer for the figures.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CityDashboard {
+    /// When the figures were computed (ms since the epoch, the server's clock).
+    pub at: i64,
+    /// Communities in the city.
+    pub communities: i64,
+    /// The figures, as the desktop app's dashboard shows them (`by_community` lists every
+    /// community of the city).
+    #[schema(value_type = Object)]
+    pub figures: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/v1/city/dashboard", responses((status = 200, body = CityDashboard), (status = 401, description = "no or bad device token"), (status = 403, description = "not a center device")), security(("device_token" = [])))]
+async fn city_dashboard(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<CityDashboard>, ApiError> {
+    let lang = lang_of(&headers);
+    let d = device(&s, &headers).await?;
+    if d.role != "center" {
+        return Err(ApiError::from_core(
+            CoreError::forbidden("see the city-wide dashboard (center devices only)"),
+            lang,
+        ));
+    }
+    let at = now_ms();
+    let figures = timebank_core::read::dashboard(&s.db, None, at)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    let communities = timebank_core::sql::scalar_i64(
+        &s.db,
+        "SELECT COUNT(*) FROM places WHERE level = 'community'",
+        vec![],
+    )
+    .await
+    .map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(CityDashboard {
+        at,
+        communities,
+        figures: serde_json::to_value(figures).unwrap_or_default(),
+    }))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Time bank city server",
         description = "Device enrolment and offline-first sync of the time bank (时间银行)."
     ),
-    paths(health, metrics, enrol, push_handler, pull_handler, rows_handler),
+    paths(
+        health,
+        metrics,
+        enrol,
+        push_handler,
+        pull_handler,
+        rows_handler,
+        city_dashboard
+    ),
     components(schemas(
         Health,
         EnrolRequest,
@@ -236,7 +290,8 @@ async fn rows_handler(
         pull::Change,
         RowsRequest,
         RowState,
-        pull::RowKey
+        pull::RowKey,
+        CityDashboard
     ))
 )]
 pub struct ApiDoc;
@@ -281,6 +336,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/push", post(push_handler))
         .route("/v1/pull", get(pull_handler))
         .route("/v1/rows", post(rows_handler))
+        .route("/v1/city/dashboard", get(city_dashboard))
         .layer(middleware::from_fn_with_state(state.clone(), versions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

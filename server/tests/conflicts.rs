@@ -4,119 +4,27 @@
 //! who took it, and the help they gave is held for staff as a contested completion: credited
 //! only when staff approve, and once, however many devices approve it.
 #![allow(clippy::unwrap_used)]
-use sea_orm::{ConnectionTrait, DatabaseConnection};
-use timebank_core::domain::{ConfirmMethod, Role, Vetting};
+use sea_orm::DatabaseConnection;
+use timebank_core::domain::{ConfirmMethod, Vetting};
 use timebank_core::service::command::*;
 use timebank_core::service::members::hash_pin;
 use timebank_core::service::{execute, outbox, Ctx};
+use timebank_core::sql;
 use timebank_core::sync::{self, http::Http};
-use timebank_core::{db, sql};
+
+mod common;
+use common::{order, register, rows, City};
 
 const MIN: i64 = 60_000;
 
-fn pg_admin() -> String {
-    std::env::var("TIMEBANK_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// The city database: SQLite in `dir`, or a fresh PostgreSQL database (None when skipped).
-async fn city_url(dir: &std::path::Path, postgres: bool) -> Option<(String, Option<String>)> {
-    if !postgres {
-        return Some((db::sqlite_url(&dir.join("city.db")), None));
-    }
-    if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
-        return None;
-    }
-    let name = format!("tb_conflict_{}", uuid::Uuid::now_v7().simple());
-    let admin = db::open(&pg_admin()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    admin.close().await.ok();
-    Some((
-        format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0),
-        Some(name),
-    ))
-}
-
-/// The rows of `q`, whose columns are named c0, c1, …, each as `v0|v1|…`.
-async fn rows(db: &DatabaseConnection, q: &str) -> Vec<String> {
-    let n = q.matches(" AS c").count();
-    sql::all(db, q, vec![])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (0..n)
-                .map(|i| {
-                    let c = format!("c{i}");
-                    r.try_get::<Option<String>>("", &c)
-                        .ok()
-                        .flatten()
-                        .or_else(|| {
-                            r.try_get::<Option<i64>>("", &c)
-                                .ok()
-                                .flatten()
-                                .map(|x| x.to_string())
-                        })
-                        .or_else(|| {
-                            r.try_get::<Option<i32>>("", &c)
-                                .ok()
-                                .flatten()
-                                .map(|x| x.to_string())
-                        })
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
 async fn run(postgres: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((url, pg)) = city_url(dir.path(), postgres).await else {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
     };
+    let (city, boot, base) = (&c.db, &c.boot, &c.base);
     let now = timebank_core::service::now_ms();
-    let city = db::connect(&url).await.unwrap();
-    let boot = timebank_server::init_city(
-        &city,
-        &timebank_core::service::admin::Bootstrap {
-            city: ("杭州市".into(), "Hangzhou".into()),
-            district: ("西湖区".into(), "Xihu".into()),
-            subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
-            communities: vec![("府苑新村".into(), "Fuyuanxincun".into())],
-            center: ("蒋村街道社区服务中心".into(), "center".into()),
-            admin_name: "周建华".into(),
-            admin_phone: "13900000001".into(),
-            admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4).unwrap(),
-            programme_name: "conflict".into(),
-            rules: Default::default(),
-        },
-        now - 86_400_000,
-    )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = timebank_server::AppState::open(city.clone()).await.unwrap();
-    tokio::spawn(async move {
-        let _ = timebank_server::serve(listener, state, std::future::pending()).await;
-    });
-    let http = Http::new(&base);
-    let mut devices = Vec::new();
-    for name in ["a", "b"] {
-        let d = db::connect(&db::sqlite_url(&dir.path().join(format!("{name}.db"))))
-            .await
-            .unwrap();
-        let code = timebank_server::auth::issue_code(&city, &boot.center_id, "center", 1, now)
-            .await
-            .unwrap();
-        sync::http::enrol(&d, &base, &code, name).await.unwrap();
-        devices.push(d);
-    }
+    let http = Http::new(base);
+    let devices = [c.device("a").await, c.device("b").await];
     let (a, b) = (&devices[0], &devices[1]);
     let dev_a = outbox::device_id(a).await.unwrap();
     let dev_b = outbox::device_id(b).await.unwrap();
@@ -127,37 +35,10 @@ async fn run(postgres: bool) {
     let on_b = |who: &str, at: i64| Ctx::new(who, &dev_b, at);
 
     // The resident (with a PIN) and two vetted volunteers, registered at device A.
-    let register = |id: &str, name: &str, phone: &str, volunteer: bool| {
-        Command::RegisterMember(RegisterMember {
-            member_id: id.into(),
-            name: name.into(),
-            phone: phone.into(),
-            date_of_birth: chrono::NaiveDate::from_ymd_opt(
-                if volunteer { 1985 } else { 1942 },
-                3,
-                1,
-            )
-            .unwrap(),
-            home_community_id: community.clone(),
-            address: Some("5幢".into()),
-            roles: if volunteer {
-                vec![Role::Resident, Role::Volunteer]
-            } else {
-                vec![Role::Resident]
-            },
-            hardship: false,
-            center_id: None,
-            volunteer: volunteer.then(|| VolunteerProfile {
-                service_fields: vec![],
-                skills: String::new(),
-                availability: String::new(),
-            }),
-        })
-    };
     execute(
         a,
         &on_a(&admin, t0),
-        register("r1", "王秀芝", "13700000001", false),
+        register("r1", "王秀芝", "13700000001", &community, false),
     )
     .await
     .unwrap();
@@ -172,9 +53,13 @@ async fn run(postgres: bool) {
     .await
     .unwrap();
     for (id, name, phone) in [("v1", "马军", "13800000001"), ("v2", "李娜", "13800000002")] {
-        execute(a, &on_a(&admin, t0), register(id, name, phone, true))
-            .await
-            .unwrap();
+        execute(
+            a,
+            &on_a(&admin, t0),
+            register(id, name, phone, &community, true),
+        )
+        .await
+        .unwrap();
         execute(
             a,
             &on_a(&admin, t0),
@@ -186,26 +71,9 @@ async fn run(postgres: bool) {
         .await
         .unwrap();
     }
-    execute(
-        a,
-        &on_a(&admin, t0 + MIN),
-        Command::PostOrder(PostOrder {
-            order_id: "o1".into(),
-            beneficiary_id: "r1".into(),
-            service_code: "meal_delivery".into(),
-            description: "送午饭".into(),
-            urgent: false,
-            place_hint: "5幢".into(),
-            address: None,
-            window_start: None,
-            window_end: None,
-            expected_minutes: 60,
-            volunteers_needed: 1,
-            visits: vec![],
-        }),
-    )
-    .await
-    .unwrap();
+    execute(a, &on_a(&admin, t0 + MIN), order("o1", "r1"))
+        .await
+        .unwrap();
     for d in [a, b, a, b] {
         sync::sync_once(d, &http).await.unwrap();
     }
@@ -304,14 +172,14 @@ async fn run(postgres: bool) {
     // On the server: 马军's visit waits for its own confirmation; 李娜's 90 minutes are held.
     assert_eq!(
         rows(
-            &city,
+            city,
             "SELECT status AS c0, accepted_count AS c1 FROM orders WHERE id = 'o1'"
         )
         .await,
         ["awaiting_confirmation|1"],
         "the resident's PIN at B did not confirm 马军's visit"
     );
-    let flags = rows(&city, "SELECT member_id AS c0, held_minutes AS c1, status AS c2, visit_id AS c3, detail AS c4, id AS c5 FROM ledger_flags WHERE kind = 'contested_completion'").await;
+    let flags = rows(city, "SELECT member_id AS c0, held_minutes AS c1, status AS c2, visit_id AS c3, detail AS c4, id AS c5 FROM ledger_flags WHERE kind = 'contested_completion'").await;
     assert_eq!(flags.len(), 1, "{flags:?}");
     assert!(flags[0].starts_with("v2|90|open|o1-v1|"), "{flags:?}");
     assert!(
@@ -319,14 +187,14 @@ async fn run(postgres: bool) {
         "staff see the resident's confirmation and the volunteer's note: {flags:?}"
     );
     let flag_id = flags[0].rsplit('|').next().unwrap().to_owned();
-    let told = rows(&city, "SELECT kind AS c0 FROM inbox_messages WHERE member_id = 'v2' AND kind IN ('completion_contested', 'sync_rejected') ORDER BY kind").await;
+    let told = rows(city, "SELECT kind AS c0 FROM inbox_messages WHERE member_id = 'v2' AND kind IN ('completion_contested', 'sync_rejected') ORDER BY kind").await;
     assert_eq!(
         told,
         ["completion_contested", "sync_rejected", "sync_rejected"]
     );
     let v2_credits = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e JOIN accounts ac ON ac.id = e.account_id JOIN transfers t ON t.id = e.transfer_id WHERE ac.member_id = 'v2' AND t.kind = 'service_credit'";
     assert_eq!(
-        rows(&city, v2_credits).await,
+        rows(city, v2_credits).await,
         ["0"],
         "nothing credited before staff decide"
     );
@@ -357,10 +225,10 @@ async fn run(postgres: bool) {
         second.rejected, 1,
         "the second approval is refused: {second:?}"
     );
-    assert_eq!(rows(&city, v2_credits).await, ["90"]);
+    assert_eq!(rows(city, v2_credits).await, ["90"]);
     assert_eq!(
         rows(
-            &city,
+            city,
             &format!("SELECT COUNT(*) AS c0 FROM transfers WHERE credit_key = 'flag:{flag_id}'")
         )
         .await,
@@ -390,30 +258,23 @@ async fn run(postgres: bool) {
         "SELECT id AS c0, balance AS c1 FROM accounts ORDER BY id",
         "SELECT id AS c0, transfer_id AS c1, amount AS c2 FROM ledger_entries ORDER BY id",
     ] {
-        let server = rows(&city, q).await;
+        let server = rows(city, q).await;
         assert_eq!(rows(a, q).await, server, "device A differs: {q}");
         assert_eq!(rows(b, q).await, server, "device B differs: {q}");
     }
     assert_eq!(
-        rows(&city, "SELECT status AS c0 FROM orders WHERE id = 'o1'").await,
+        rows(city, "SELECT status AS c0 FROM orders WHERE id = 'o1'").await,
         ["completed"]
     );
     let v1_credits = v2_credits.replace("'v2'", "'v1'");
-    assert_eq!(rows(&city, &v1_credits).await, ["60"]);
-    for d in [&city, a, b] {
+    assert_eq!(rows(city, &v1_credits).await, ["60"]);
+    for d in [city, a, b] {
         assert!(timebank_core::read::verify(d, &|_, _| {})
             .await
             .unwrap()
             .ok());
     }
-    city.close().await.ok();
-    if let Some(name) = pg {
-        let admin = db::open(&pg_admin()).await.unwrap();
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .unwrap();
-    }
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,260 @@
+//! City-wide data: hours earned in one community are spent in another (通存通兑), through a
+//! center device and the city server, and the city's dashboard figures across every
+//! community come from the server to center devices only.
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::{order, register, rows, City};
+use serde_json::Value;
+use timebank_core::domain::{ConfirmMethod, Payer, Relation, Rules, Vetting};
+use timebank_core::service::command::*;
+use timebank_core::service::{execute, new_id, outbox, Ctx};
+use timebank_core::sync::{self, http::Http};
+
+const MIN: i64 = 60_000;
+
+async fn run(postgres: bool) {
+    // Residents pay for help from their own accounts (赵大爷 may go an hour below zero), so
+    // the hours given to 陈秀英 in another community are what she spends.
+    let rules = Rules {
+        payer: Payer::Beneficiary,
+        overdraft_limit: 60,
+        ..Default::default()
+    };
+    let Some(c) = City::start(postgres, &["府苑新村", "蒋村花园"], rules).await else {
+        return;
+    };
+    let (a_comm, b_comm) = (
+        c.boot.community_ids[0].clone(),
+        c.boot.community_ids[1].clone(),
+    );
+    let d = c.device("desk").await;
+    let http = Http::new(&c.base);
+    let dev = outbox::device_id(&d).await.unwrap();
+    let admin = c.boot.admin_id.clone();
+    let t0 = timebank_core::service::now_ms() - 8 * 60 * MIN;
+    let run_at = |who: &str, at: i64, cmd: Command| {
+        let (d, ctx) = (d.clone(), Ctx::new(who, &dev, at));
+        async move { execute(&d, &ctx, cmd).await.unwrap() }
+    };
+    // 李伟 volunteers in 府苑新村; his mother 陈秀英 lives in 蒋村花园.
+    run_at(
+        &admin,
+        t0,
+        register("r-a", "赵大爷", "13700000001", &a_comm, false),
+    )
+    .await;
+    run_at(
+        &admin,
+        t0,
+        register("v-a", "李伟", "13800000001", &a_comm, true),
+    )
+    .await;
+    run_at(
+        &admin,
+        t0,
+        register("m-b", "陈秀英", "13700000002", &b_comm, false),
+    )
+    .await;
+    run_at(
+        &admin,
+        t0,
+        register("v-b", "孙丽", "13800000002", &b_comm, true),
+    )
+    .await;
+    for v in ["v-a", "v-b"] {
+        run_at(
+            &admin,
+            t0,
+            Command::SetVetting {
+                member_id: v.into(),
+                vetting: Vetting::Verified,
+            },
+        )
+        .await;
+    }
+    run_at(
+        &admin,
+        t0,
+        Command::LinkFamily {
+            member_id: "m-b".into(),
+            relative_id: "v-a".into(),
+            relation: Relation::Child,
+        },
+    )
+    .await;
+    // An hour of help served by 李伟 in 府苑新村 …
+    let serve = |order_id: &'static str, v: &'static str, at: i64| {
+        let run_at = &run_at;
+        let admin = admin.clone();
+        async move {
+            for (who, dt, cmd) in [
+                (
+                    v,
+                    0,
+                    Command::AcceptOrder {
+                        order_id: order_id.into(),
+                    },
+                ),
+                (
+                    v,
+                    MIN,
+                    Command::CheckIn {
+                        order_id: order_id.into(),
+                    },
+                ),
+                (
+                    v,
+                    61 * MIN,
+                    Command::CheckOut {
+                        order_id: order_id.into(),
+                        note: None,
+                        served: None,
+                    },
+                ),
+                (
+                    admin.as_str(),
+                    62 * MIN,
+                    Command::ConfirmVisit {
+                        order_id: order_id.into(),
+                        method: ConfirmMethod::Staff,
+                        pin: None,
+                    },
+                ),
+            ] {
+                run_at(who, at + dt, cmd).await;
+            }
+        }
+    };
+    run_at(&admin, t0 + MIN, order("o-a", "r-a")).await;
+    serve("o-a", "v-a", t0 + 2 * MIN).await;
+    // … given to his mother in 蒋村花园, who spends it on help there.
+    let gift = new_id();
+    run_at(
+        "v-a",
+        t0 + 70 * MIN,
+        Command::Gift {
+            transfer_id: gift.clone(),
+            to_member_id: "m-b".into(),
+            minutes: 60,
+            note: "给妈妈".into(),
+        },
+    )
+    .await;
+    run_at(&admin, t0 + 71 * MIN, order("o-b", "m-b")).await;
+    serve("o-b", "v-b", t0 + 72 * MIN).await;
+    for _ in 0..2 {
+        sync::sync_once(&d, &http).await.unwrap();
+    }
+
+    let city = &c.db;
+    let balance = |m: &str| format!("SELECT balance AS c0 FROM accounts WHERE member_id = '{m}'");
+    let signup = Rules::default().signup_bonus;
+    assert_eq!(
+        rows(city, &balance("m-b")).await,
+        ["0"],
+        "the gift was spent"
+    );
+    assert_eq!(rows(city, &balance("r-a")).await, ["-60"]);
+    assert_eq!(
+        rows(city, &balance("v-a")).await,
+        [signup.to_string()],
+        "the bonus of a vetted volunteer; the hour earned was given"
+    );
+    assert_eq!(
+        rows(city, &balance("v-b")).await,
+        [(signup + 60).to_string()]
+    );
+    let spend = rows(
+        city,
+        "SELECT t.kind AS c0, a.member_id AS c1, e.amount AS c2 FROM transfers t JOIN ledger_entries e ON e.transfer_id = t.id JOIN accounts a ON a.id = e.account_id WHERE t.order_id = 'o-b' ORDER BY e.amount",
+    )
+    .await;
+    assert_eq!(
+        spend,
+        ["spend|m-b|-60", "spend|v-b|60"],
+        "陈秀英 paid with the hours"
+    );
+    // The gift belongs to both communities' change logs: each center sees its side of it.
+    let parts = rows(
+        city,
+        &format!("SELECT DISTINCT community_id AS c0 FROM change_log WHERE tbl = 'transfers' AND pk = '{gift}' ORDER BY community_id"),
+    )
+    .await;
+    let mut both = vec![a_comm.clone(), b_comm.clone()];
+    both.sort();
+    assert_eq!(parts, both);
+    assert!(timebank_core::read::verify(city, &|_, _| {})
+        .await
+        .unwrap()
+        .ok());
+
+    // The city's dashboard, from the server: every community, with their figures.
+    let token = outbox::get_setting(&d, sync::K_TOKEN)
+        .await
+        .unwrap()
+        .unwrap();
+    let get = |token: Option<String>| {
+        let req = reqwest::Client::new()
+            .get(format!("{}/v1/city/dashboard", c.base))
+            .header("x-timebank-protocol", sync::PROTOCOL.to_string());
+        async move {
+            match token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    let r = get(Some(token)).await;
+    assert_eq!(r.status(), 200);
+    let dash: Value = r.json().await.unwrap();
+    assert_eq!(dash["communities"], 2, "{dash}");
+    let f = &dash["figures"];
+    assert_eq!(f["orders_completed_month"], 2, "{dash}");
+    assert_eq!(f["volunteers_registered"], 2, "{dash}");
+    let by: Vec<(String, i64, i64)> = f["by_community"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["label_zh"].as_str().unwrap().to_owned(),
+                x["orders_completed"].as_i64().unwrap(),
+                x["minutes_credited"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(by.contains(&("府苑新村".into(), 1, 60)), "{by:?}");
+    assert!(by.contains(&("蒋村花园".into(), 1, 60)), "{by:?}");
+    assert_eq!(get(None).await.status(), 401);
+    let code = timebank_server::auth::issue_code(
+        city,
+        &c.boot.center_id,
+        "volunteer",
+        1,
+        timebank_core::service::now_ms(),
+    )
+    .await
+    .unwrap();
+    let vol = Http::new(&c.base).enrol(&code, "志愿者手机").await.unwrap();
+    assert_eq!(
+        get(Some(vol.token)).await.status(),
+        403,
+        "a volunteer's device does not get the city's figures"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_earned_in_one_community_are_spent_in_another_and_the_city_dashboard_covers_all_on_sqlite(
+) {
+    run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_earned_in_one_community_are_spent_in_another_and_the_city_dashboard_covers_all_on_postgres(
+) {
+    run(true).await;
+}

@@ -1,0 +1,190 @@
+//! Shared set-up of the sync tests that run devices against a city server over loopback HTTP.
+#![allow(dead_code, clippy::unwrap_used)]
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use timebank_core::domain::{Role, Rules};
+use timebank_core::service::admin::Bootstrapped;
+use timebank_core::service::command::*;
+use timebank_core::{db, sql};
+
+pub fn pg_admin() -> String {
+    std::env::var("TIMEBANK_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A city server on loopback, on SQLite in a temporary directory or on a fresh PostgreSQL
+/// database, bootstrapped with the given communities of one center.
+pub struct City {
+    pub db: DatabaseConnection,
+    pub boot: Bootstrapped,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<String>,
+}
+
+impl City {
+    /// None when PostgreSQL is asked for and TIMEBANK_SKIP_PG=1.
+    pub async fn start(postgres: bool, communities: &[&str], rules: Rules) -> Option<City> {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg) = if postgres {
+            if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
+                return None;
+            }
+            let name = format!("tb_sync_{}", uuid::Uuid::now_v7().simple());
+            let admin = db::open(&pg_admin()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            admin.close().await.ok();
+            (
+                format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0),
+                Some(name),
+            )
+        } else {
+            (db::sqlite_url(&dir.path().join("city.db")), None)
+        };
+        let city = db::connect(&url).await.unwrap();
+        let boot = timebank_server::init_city(
+            &city,
+            &timebank_core::service::admin::Bootstrap {
+                city: ("杭州市".into(), "Hangzhou".into()),
+                district: ("西湖区".into(), "Xihu".into()),
+                subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
+                communities: communities
+                    .iter()
+                    .map(|c| ((*c).to_owned(), (*c).to_owned()))
+                    .collect(),
+                center: ("蒋村街道社区服务中心".into(), "center".into()),
+                admin_name: "周建华".into(),
+                admin_phone: "13900000001".into(),
+                admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4).unwrap(),
+                programme_name: "test".into(),
+                rules,
+            },
+            timebank_core::service::now_ms() - 86_400_000,
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = timebank_server::AppState::open(city.clone()).await.unwrap();
+        tokio::spawn(async move {
+            let _ = timebank_server::serve(listener, state, std::future::pending()).await;
+        });
+        Some(City {
+            db: city,
+            boot,
+            base,
+            dir,
+            pg,
+        })
+    }
+
+    /// A new center device enrolled with this city (and its first pull done).
+    pub async fn device(&self, name: &str) -> DatabaseConnection {
+        let d = db::connect(&db::sqlite_url(&self.dir.path().join(format!("{name}.db"))))
+            .await
+            .unwrap();
+        let code = timebank_server::auth::issue_code(
+            &self.db,
+            &self.boot.center_id,
+            "center",
+            1,
+            timebank_core::service::now_ms(),
+        )
+        .await
+        .unwrap();
+        timebank_core::sync::http::enrol(&d, &self.base, &code, name)
+            .await
+            .unwrap();
+        d
+    }
+
+    pub async fn stop(self) {
+        self.db.close().await.ok();
+        if let Some(name) = self.pg {
+            let admin = db::open(&pg_admin()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The rows of `q`, whose columns are named c0, c1, …, each as `v0|v1|…`.
+pub async fn rows(db: &DatabaseConnection, q: &str) -> Vec<String> {
+    let n = q.matches(" AS c").count();
+    sql::all(db, q, vec![])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (0..n)
+                .map(|i| {
+                    let c = format!("c{i}");
+                    r.try_get::<Option<String>>("", &c)
+                        .ok()
+                        .flatten()
+                        .or_else(|| {
+                            r.try_get::<Option<i64>>("", &c)
+                                .ok()
+                                .flatten()
+                                .map(|x| x.to_string())
+                        })
+                        .or_else(|| {
+                            r.try_get::<Option<i32>>("", &c)
+                                .ok()
+                                .flatten()
+                                .map(|x| x.to_string())
+                        })
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// Registering a resident (born 1942) or a volunteer (born 1985) of `community`.
+pub fn register(id: &str, name: &str, phone: &str, community: &str, volunteer: bool) -> Command {
+    Command::RegisterMember(RegisterMember {
+        member_id: id.into(),
+        name: name.into(),
+        phone: phone.into(),
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(if volunteer { 1985 } else { 1942 }, 3, 1)
+            .unwrap(),
+        home_community_id: community.into(),
+        address: Some("5幢".into()),
+        roles: if volunteer {
+            vec![Role::Resident, Role::Volunteer]
+        } else {
+            vec![Role::Resident]
+        },
+        hardship: false,
+        center_id: None,
+        volunteer: volunteer.then(|| VolunteerProfile {
+            service_fields: vec![],
+            skills: String::new(),
+            availability: String::new(),
+        }),
+    })
+}
+
+/// A one-visit order of one volunteer for `beneficiary`.
+pub fn order(id: &str, beneficiary: &str) -> Command {
+    Command::PostOrder(PostOrder {
+        order_id: id.into(),
+        beneficiary_id: beneficiary.into(),
+        service_code: "meal_delivery".into(),
+        description: "送午饭".into(),
+        urgent: false,
+        place_hint: "5幢".into(),
+        address: None,
+        window_start: None,
+        window_end: None,
+        expected_minutes: 60,
+        volunteers_needed: 1,
+        visits: vec![],
+    })
+}
