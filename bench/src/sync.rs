@@ -1,148 +1,361 @@
-//! Sync benchmark on SQLite over loopback HTTP, printing figures (asserting nothing):
-//! a push of 10,000 mutations from one device, and the initial pull of about 100,000 rows
-//! into a new device.
+//! Sync benchmark over loopback HTTP, printing figures (asserting nothing), with the city
+//! server on SQLite and then on PostgreSQL:
+//! - push of 10,000 mutations from one device;
+//! - initial pull of about 100,000 rows or more into a new device;
+//! - reconnect after an outage: a device with 2,000 local changes meets 20,000 rows changed
+//!   elsewhere meanwhile;
+//! - 100 devices syncing at once against one server (100 mutations each).
 //!
-//! cargo run --release -p timebank-bench --bin timebank-bench-sync [-- --members 25000]
+//! cargo run --release -p timebank-bench --bin timebank-bench-sync
+//!   [-- --members 25000 --pushes 10000 --devices 100 --postgres URL | --no-postgres]
 use anyhow::{anyhow, Result};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
-use timebank_core::service::{self, admin::Bootstrap, Ctx};
+use timebank_core::service::{self, admin::Bootstrap, admin::Bootstrapped, Ctx};
 use timebank_core::sync::{self, http::Http};
 use timebank_core::{db, sql, Lang};
 
 fn e(x: timebank_core::CoreError) -> anyhow::Error {
-    anyhow!(x.message(Lang::En))
+    anyhow!("{} {:?}", x.message(Lang::En), x.detail)
+}
+
+fn args() -> Vec<String> {
+    std::env::args().collect()
 }
 
 fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    let a = args();
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let members = arg("--members", 25_000);
-    let pushes = arg("--pushes", 10_000);
-    let dir = std::path::PathBuf::from("target/bench-sync");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    // The city server on SQLite, with capture from the first row.
-    let city = db::connect(&db::sqlite_url(&dir.join("city.db")))
-        .await
-        .map_err(e)?;
-    let boot = timebank_server::init_city(
-        &city,
-        &Bootstrap {
-            city: ("杭州市".into(), "Hangzhou".into()),
-            district: ("西湖区".into(), "Xihu".into()),
-            subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
-            communities: vec![
-                ("府苑新村".into(), "Fuyuanxincun".into()),
-                ("蒋村花园".into(), "Jiangcun Garden".into()),
-            ],
-            center: ("蒋村街道社区服务中心".into(), "center".into()),
-            admin_name: "周建华".into(),
-            admin_phone: "13900000001".into(),
-            admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4)
-                .ok_or_else(|| anyhow!("date"))?,
-            programme_name: "bench".into(),
-            rules: Default::default(),
-        },
-        service::now_ms(),
-    )
-    .await
-    .map_err(e)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let state = timebank_server::AppState::open(city.clone())
-        .await
-        .map_err(e)?;
-    tokio::spawn(async move {
-        let _ = timebank_server::serve(listener, state, std::future::pending()).await;
-    });
+const COMMUNITIES: [&str; 2] = ["府苑新村", "蒋村花园"];
 
-    // Device A: enrol, then make `pushes` mutations offline (a CSV import: one mutation each).
-    let a = db::connect(&db::sqlite_url(&dir.join("a.db")))
+/// A city server on loopback over a fresh database (SQLite file, or a new PostgreSQL database).
+struct City {
+    db: DatabaseConnection,
+    boot: Bootstrapped,
+    url: String,
+    dir: PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl City {
+    async fn start(dir: &Path, pg_admin: Option<&str>) -> Result<City> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let (url, pg) = match pg_admin {
+            None => (db::sqlite_url(&dir.join("city.db")), None),
+            Some(admin_url) => {
+                let name = format!("tb_bench_{}", std::process::id());
+                let admin = db::open(admin_url).await.map_err(e)?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
+                let base = admin_url.rsplit_once('/').map(|x| x.0).unwrap_or(admin_url);
+                (format!("{base}/{name}"), Some((admin_url.to_owned(), name)))
+            }
+        };
+        let city = db::connect(&url).await.map_err(e)?;
+        let boot = timebank_server::init_city(
+            &city,
+            &Bootstrap {
+                city: ("杭州市".into(), "Hangzhou".into()),
+                district: ("西湖区".into(), "Xihu".into()),
+                subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
+                communities: COMMUNITIES
+                    .iter()
+                    .map(|c| ((*c).to_owned(), (*c).to_owned()))
+                    .collect(),
+                center: ("蒋村街道社区服务中心".into(), "center".into()),
+                admin_name: "周建华".into(),
+                admin_phone: "13900000001".into(),
+                admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4)
+                    .ok_or_else(|| anyhow!("date"))?,
+                programme_name: "bench".into(),
+                rules: Default::default(),
+            },
+            service::now_ms(),
+        )
         .await
         .map_err(e)?;
-    let code =
-        timebank_server::auth::issue_code(&city, &boot.center_id, "center", 1, service::now_ms())
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = timebank_server::AppState::open(city.clone())
             .await
             .map_err(e)?;
-    sync::http::enrol(&a, &url, &code, "bench-a")
+        tokio::spawn(async move {
+            let _ = timebank_server::serve(listener, state, std::future::pending()).await;
+        });
+        Ok(City {
+            db: city,
+            boot,
+            url,
+            dir: dir.to_owned(),
+            pg,
+        })
+    }
+
+    /// A new center device, enrolled (its initial pull included).
+    async fn device(&self, name: &str) -> Result<(DatabaseConnection, String, sync::SyncReport)> {
+        let d = db::connect(&db::sqlite_url(&self.dir.join(format!("{name}.db"))))
+            .await
+            .map_err(e)?;
+        let code = timebank_server::auth::issue_code(
+            &self.db,
+            &self.boot.center_id,
+            "center",
+            1,
+            service::now_ms(),
+        )
         .await
         .map_err(e)?;
-    let device_a = service::outbox::device_id(&a).await.map_err(e)?;
+        let r = sync::http::enrol(&d, &self.url, &code, name)
+            .await
+            .map_err(e)?;
+        let id = service::outbox::device_id(&d).await.map_err(e)?;
+        Ok((d, id, r))
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.db.close().await.ok();
+        if let Some((admin_url, name)) = self.pg {
+            let admin = db::open(&admin_url).await.map_err(e)?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `n` members registered offline on device `d` (a CSV import: one mutation each).
+async fn register(
+    d: &DatabaseConnection,
+    ctx: &Ctx,
+    tag: &str,
+    phone_prefix: &str,
+    n: u64,
+    volunteers: bool,
+) -> Result<()> {
     let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
-    for i in 0..pushes {
+    for i in 0..n {
+        let (roles, fields) = if volunteers {
+            ("resident;volunteer", "health")
+        } else {
+            ("resident", "")
+        };
         csv.push_str(&format!(
-            "居民{i},136{i:08},1950-01-01,{},resident,,\n",
-            if i % 2 == 0 {
-                "府苑新村"
-            } else {
-                "蒋村花园"
-            }
+            "{tag}{i},{phone_prefix}{i:0width$},1950-01-01,{community},{roles},,{fields}\n",
+            width = 11 - phone_prefix.len(),
+            community = COMMUNITIES[(i % 2) as usize]
         ));
     }
-    let ctx = Ctx::new(&boot.admin_id, &device_a, service::now_ms());
-    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
+    timebank_core::import::import_members(d, ctx, csv.as_bytes(), &|_, _| {})
         .await
         .map_err(e)?;
+    Ok(())
+}
+
+struct Figures {
+    push: f64,
+    pull: (f64, usize),
+    reconnect: (f64, usize, usize),
+    many: (f64, usize, u64),
+}
+
+async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
+    let members = arg("--members", 25_000);
+    let pushes = arg("--pushes", 10_000);
+    let devices = arg("--devices", 100);
+
+    // 100 devices at once, on a city of their own (their enrolment pulls little).
+    let city = City::start(&dir.join("many"), pg_admin).await?;
+    let mut fleet = Vec::new();
+    for i in 0..devices {
+        let (d, id, _) = city.device(&format!("d{i}")).await?;
+        let ctx = Ctx::new(&city.boot.admin_id, &id, service::now_ms());
+        register(
+            &d,
+            &ctx,
+            &format!("设备{i}居民"),
+            &format!("15{i:03}"),
+            100,
+            false,
+        )
+        .await?;
+        fleet.push(d);
+    }
     let t = Instant::now();
-    let r = sync::sync_once(&a, &Http::new(&url)).await.map_err(e)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in fleet {
+        let url = city.url.clone();
+        tasks.spawn(async move {
+            let http = Http::new(&url);
+            // A device retries a round the server could not take (as its loop does).
+            for _ in 0..20 {
+                match sync::sync_once(&d, &http).await {
+                    Ok(r) if r.pushed > 0 => return Ok(r.pushed),
+                    Ok(_) | Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                    }
+                }
+            }
+            Err(anyhow!("a device did not get its mutations through"))
+        });
+    }
+    let mut pushed = 0;
+    while let Some(r) = tasks.join_next().await {
+        pushed += r??;
+    }
+    let many_s = t.elapsed().as_secs_f64();
+    println!(
+        "100 devices: {pushed} mutations from {devices} devices syncing at once in {many_s:.2} s"
+    );
+    city.stop().await?;
+
+    // One device pushes 10,000 mutations.
+    let city = City::start(&dir.join("one"), pg_admin).await?;
+    let (a, device_a, _) = city.device("a").await?;
+    let admin = city.boot.admin_id.clone();
+    register(
+        &a,
+        &Ctx::new(&admin, &device_a, service::now_ms()),
+        "居民",
+        "136",
+        pushes,
+        false,
+    )
+    .await?;
+    let t = Instant::now();
+    let r = sync::sync_once(&a, &Http::new(&city.url))
+        .await
+        .map_err(e)?;
     let push_s = t.elapsed().as_secs_f64();
     println!(
-        "push: {} mutations applied in {:.2} s (with the pull of their rows back)",
-        r.pushed, push_s
+        "push: {} mutations applied in {push_s:.2} s (with the pull of their rows back)",
+        r.pushed
     );
 
     // More rows on the server, then device B's initial pull of everything.
-    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
-    for i in 0..members {
-        csv.push_str(&format!(
-            "志愿者{i},135{i:08},1980-01-01,{},resident;volunteer,,health\n",
-            if i % 2 == 0 {
-                "府苑新村"
-            } else {
-                "蒋村花园"
-            }
-        ));
-    }
-    let ctx = Ctx::new(&boot.admin_id, &device_a, service::now_ms());
-    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
+    register(
+        &a,
+        &Ctx::new(&admin, &device_a, service::now_ms()),
+        "志愿者",
+        "135",
+        members,
+        true,
+    )
+    .await?;
+    sync::sync_once(&a, &Http::new(&city.url))
         .await
         .map_err(e)?;
-    sync::sync_once(&a, &Http::new(&url)).await.map_err(e)?;
-    let logged = sql::scalar_i64(&city, "SELECT COUNT(*) FROM change_log", vec![])
+    let logged = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM change_log", vec![])
         .await
         .map_err(e)?;
-    let b = db::connect(&db::sqlite_url(&dir.join("b.db")))
-        .await
-        .map_err(e)?;
-    let code =
-        timebank_server::auth::issue_code(&city, &boot.center_id, "center", 1, service::now_ms())
-            .await
-            .map_err(e)?;
     let t = Instant::now();
-    let r = sync::http::enrol(&b, &url, &code, "bench-b")
+    let (b, device_b, r) = city.device("b").await?;
+    let pull_s = t.elapsed().as_secs_f64();
+    let pulled = r.pulled;
+    println!(
+        "pull: {pulled} rows into a new device in {pull_s:.2} s (change log: {logged} entries)"
+    );
+
+    // Reconnect: B goes offline and makes 2,000 changes; meanwhile A's work changes 20,000
+    // rows on the server. Then B syncs.
+    register(
+        &b,
+        &Ctx::new(&admin, &device_b, service::now_ms()),
+        "离线居民",
+        "137",
+        2_000,
+        false,
+    )
+    .await?;
+    let before = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM change_log", vec![])
         .await
         .map_err(e)?;
-    let pull_s = t.elapsed().as_secs_f64();
+    // A volunteer registration changes about 9 rows (member, roles, profile, account, …).
+    register(
+        &a,
+        &Ctx::new(&admin, &device_a, service::now_ms()),
+        "新志愿者",
+        "138",
+        2_200,
+        true,
+    )
+    .await?;
+    sync::sync_once(&a, &Http::new(&city.url))
+        .await
+        .map_err(e)?;
+    let remote = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM change_log", vec![])
+        .await
+        .map_err(e)?
+        - before;
+    let t = Instant::now();
+    let r = sync::sync_once(&b, &Http::new(&city.url))
+        .await
+        .map_err(e)?;
+    let reconnect_s = t.elapsed().as_secs_f64();
     println!(
-        "pull: {} rows into a new device in {:.2} s (change log: {logged} entries)",
-        r.pulled, pull_s
+        "reconnect: {} local mutations pushed and {} rows pulled ({remote} changed elsewhere) in {reconnect_s:.2} s",
+        r.pushed, r.pulled
     );
-    println!();
-    println!("| measure | figure | target |");
-    println!("|---|---|---|");
-    println!("| push of {} mutations from one device (HTTP, SQLite server) | {:.0} mutations/s | ≥ 20,000/s |", pushes, pushes as f64 / push_s);
-    println!(
-        "| initial pull into a new device | {:.0} rows/s ({} rows) | ≥ 50,000/s |",
-        r.pulled as f64 / pull_s,
-        r.pulled
-    );
+    city.stop().await?;
+    Ok(Figures {
+        push: pushes as f64 / push_s,
+        pull: (pulled as f64 / pull_s, pulled),
+        reconnect: (reconnect_s, r.pushed, remote as usize),
+        many: (pushed as f64 / many_s, pushed, devices),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let dir = PathBuf::from("target/bench-sync");
+    let pg_url = {
+        let a = args();
+        a.iter()
+            .position(|x| x == "--postgres")
+            .and_then(|i| a.get(i + 1).cloned())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    };
+    let mut servers: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
+    if !args().iter().any(|a| a == "--no-postgres") {
+        servers.push(("PostgreSQL", Some(pg_url.as_str())));
+    }
+    let mut table = Vec::new();
+    for (name, pg) in servers {
+        println!("== city server on {name}");
+        match run(&dir.join(name), pg).await {
+            Ok(f) => table.push((name, f)),
+            Err(x) => println!("{name}: not measured: {x}"),
+        }
+        println!();
+    }
+    println!("| measure | server | figure | target |");
+    println!("|---|---|---|---|");
+    for (name, f) in &table {
+        println!("| push of 10,000 mutations from one device | {name} | {:.0} mutations/s | ≥ 20,000/s |", f.push);
+        println!(
+            "| initial pull into a new device | {name} | {:.0} rows/s ({} rows) | ≥ 50,000/s |",
+            f.pull.0, f.pull.1
+        );
+        println!(
+            "| reconnect: {} local, {} remote changes | {name} | {:.2} s | < 2 s |",
+            f.reconnect.1, f.reconnect.2, f.reconnect.0
+        );
+        println!(
+            "| {} devices syncing at once ({} mutations) | {name} | {:.0} mutations/s | ≥ 10,000/s |",
+            f.many.2, f.many.1, f.many.0
+        );
+    }
     Ok(())
 }

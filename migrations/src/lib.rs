@@ -5,9 +5,10 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_schema;
 mod m20261128_000002_create_sync_tables;
 mod m20261128_000003_field_versions;
+mod m20261129_000004_change_queue_order;
 
 /// Schema version written into every outbox mutation. Bump it with every migration.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_schema::Migration),
             Box::new(m20261128_000002_create_sync_tables::Migration),
             Box::new(m20261128_000003_field_versions::Migration),
+            Box::new(m20261129_000004_change_queue_order::Migration),
         ]
     }
 }

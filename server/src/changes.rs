@@ -160,7 +160,17 @@ async fn reserve_seqs<C: ConnectionTrait>(
 /// Turn the queued row changes of this transaction into change-log entries. Call it inside
 /// the writing transaction, after the write.
 pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize, CoreError> {
-    let queued = sql::all(c, "SELECT DISTINCT tbl, pk FROM change_queue", vec![]).await?;
+    // In the order the transaction first touched each row (parents before children).
+    let order = match c.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "qid",
+        _ => "rowid",
+    };
+    let queued = sql::all(
+        c,
+        &format!("SELECT tbl, pk FROM change_queue GROUP BY tbl, pk ORDER BY MIN({order})"),
+        vec![],
+    )
+    .await?;
     if queued.is_empty() {
         return Ok(0);
     }

@@ -258,3 +258,95 @@ async fn hours_earned_in_one_community_are_spent_in_another_and_the_city_dashboa
 ) {
     run(true).await;
 }
+
+/// Pages of at most 7 changes: a boundary falls inside almost every transaction's rows.
+struct SmallPages(Http);
+
+impl sync::Transport for SmallPages {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        self.0.push(token, m).await
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        _limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        self.0.pull(token, p, after, 7).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.0.rows(token, keys).await
+    }
+}
+
+/// A batch of registrations is logged parents first, so a new device applying small pages
+/// (each checked for foreign keys at its end) never meets a row before the row it refers to.
+async fn small_pages(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村", "蒋村花园"], Rules::default()).await
+    else {
+        return;
+    };
+    let a = c.device("a").await;
+    let dev = outbox::device_id(&a).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    for i in 0..40 {
+        let comm = &c.boot.community_ids[i % 2];
+        execute(
+            &a,
+            &ctx,
+            register(
+                &format!("v{i}"),
+                &format!("志愿者{i}"),
+                &format!("138{i:08}"),
+                comm,
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
+    let b = timebank_core::db::connect(&timebank_core::db::sqlite_url(&c.dir.path().join("b.db")))
+        .await
+        .unwrap();
+    let code = timebank_server::auth::issue_code(
+        &c.db,
+        &c.boot.center_id,
+        "center",
+        1,
+        timebank_core::service::now_ms(),
+    )
+    .await
+    .unwrap();
+    let e = Http::new(&c.base).enrol(&code, "b").await.unwrap();
+    sync::store_enrolment(&b, &c.base, &e).await.unwrap();
+    sync::sync_once(&b, &SmallPages(Http::new(&c.base)))
+        .await
+        .unwrap();
+    let q = "SELECT m.id AS c0, r.role AS c1 FROM members m JOIN member_roles r ON r.member_id = m.id ORDER BY m.id, r.role";
+    assert_eq!(rows(&b, q).await, rows(&c.db, q).await);
+    assert_eq!(
+        rows(&b, "SELECT COUNT(*) AS c0 FROM accounts").await,
+        rows(&c.db, "SELECT COUNT(*) AS c0 FROM accounts").await
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_applies_small_pages_without_meeting_a_row_before_its_parent_on_sqlite() {
+    small_pages(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_applies_small_pages_without_meeting_a_row_before_its_parent_on_postgres() {
+    small_pages(true).await;
+}
