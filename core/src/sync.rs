@@ -8,7 +8,7 @@
 //! mutations leave the outbox only after a complete pull, which includes their effects.
 //!
 //! Not yet here (see the closing note of issue 3): re-applying mutations made during a round
-//! on top of the pulled state (rebase), and the background loop's jitter tuning.
+//! on top of the pulled state (rebase).
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
 use crate::sql;
