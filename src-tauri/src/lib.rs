@@ -51,7 +51,10 @@ pub const BINDINGS: &str = "../ui/src/bindings.ts";
 
 /// The TypeScript bindings as text (what `export` writes to `ui/src/bindings.ts`).
 pub fn bindings_text() -> String {
-    let dir = std::env::temp_dir().join(format!("timebank-bindings-{}", std::process::id()));
+    // A directory of its own per call: tests call this concurrently in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("timebank-bindings-{}-{n}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join("bindings.ts");
     commands::builder()
