@@ -171,11 +171,13 @@ async fn apply_one(
     let outcome: Result<(), CoreError> = match (reject_reason(m), parsed) {
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(cmd)) => {
-            let at =
+            let device_at =
                 m.at.or_else(|| Hlc::decode(&m.hlc).map(|h| h.millis))
-                    .unwrap_or(now_ms)
-                    .min(now_ms); // clocks ahead of the server's are clamped
-            let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id).with_hlc(&m.hlc);
+                    .unwrap_or(now_ms);
+            let at = device_at.min(now_ms); // clocks ahead of the server's are clamped
+            let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id)
+                .with_hlc(&m.hlc)
+                .with_device_time(device_at);
             let sp = txn.begin().await?;
             let res = match check_scope(&sp, device, &m.actor_id).await {
                 Ok(()) => service::execute_in(&sp, &ctx, &cmd).await,

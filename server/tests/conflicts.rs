@@ -288,3 +288,110 @@ async fn an_order_taken_twice_offline_keeps_the_losers_help_for_staff_and_credit
 ) {
     run(true).await;
 }
+
+/// A center whose clock runs three days ahead: the server clamps its times to its own clock,
+/// yet the 90 minutes served (measured on that one clock) are credited in full.
+async fn clock_ahead(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let d = c.device("fast").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    let community = c.boot.community_ids[0].clone();
+    let admin = c.boot.admin_id.clone();
+    let ahead = timebank_core::service::now_ms() + 3 * 24 * 60 * MIN;
+    let run = |who: &str, at: i64, cmd: Command| {
+        let (d, ctx) = (d.clone(), Ctx::new(who, &dev, at));
+        async move { execute(&d, &ctx, cmd).await.unwrap() }
+    };
+    run(
+        &admin,
+        ahead,
+        register("r1", "王秀芝", "13700000001", &community, false),
+    )
+    .await;
+    run(
+        &admin,
+        ahead,
+        register("v1", "马军", "13800000001", &community, true),
+    )
+    .await;
+    run(
+        &admin,
+        ahead,
+        Command::SetVetting {
+            member_id: "v1".into(),
+            vetting: Vetting::Verified,
+        },
+    )
+    .await;
+    run(&admin, ahead + MIN, order("o1", "r1")).await;
+    run(
+        "v1",
+        ahead + 2 * MIN,
+        Command::AcceptOrder {
+            order_id: "o1".into(),
+        },
+    )
+    .await;
+    run(
+        "v1",
+        ahead + 3 * MIN,
+        Command::CheckIn {
+            order_id: "o1".into(),
+        },
+    )
+    .await;
+    run(
+        "v1",
+        ahead + 93 * MIN,
+        Command::CheckOut {
+            order_id: "o1".into(),
+            note: None,
+            served: None,
+        },
+    )
+    .await;
+    run(
+        &admin,
+        ahead + 94 * MIN,
+        Command::ConfirmVisit {
+            order_id: "o1".into(),
+            method: ConfirmMethod::Staff,
+            pin: None,
+        },
+    )
+    .await;
+    let http = Http::new(&c.base);
+    let r = sync::sync_once(&d, &http).await.unwrap();
+    assert_eq!(r.rejected, 0, "{:?}", r.rejections);
+    sync::sync_once(&d, &http).await.unwrap();
+    let server_now = timebank_core::service::now_ms();
+    let att = rows(
+        &c.db,
+        "SELECT minutes AS c0, checked_in_at AS c1 FROM visit_attendance WHERE order_id = 'o1'",
+    )
+    .await;
+    let (minutes, checked_in) = att[0].split_once('|').unwrap();
+    assert_eq!(minutes, "90", "{att:?}");
+    assert!(
+        checked_in.parse::<i64>().unwrap() <= server_now,
+        "the server's record is on its own clock"
+    );
+    let credited = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e JOIN accounts ac ON ac.id = e.account_id JOIN transfers t ON t.id = e.transfer_id WHERE ac.member_id = 'v1' AND t.kind = 'service_credit' AND t.order_id = 'o1'";
+    assert_eq!(rows(&c.db, credited).await, ["90"]);
+    assert_eq!(rows(&d, credited).await, ["90"], "the device converges");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts_in_full_on_sqlite()
+{
+    clock_ahead(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts_in_full_on_postgres(
+) {
+    clock_ahead(true).await;
+}

@@ -39,6 +39,10 @@ pub struct Ctx {
     /// The mutation's hybrid-logical-clock time, when the city server replays it: decides
     /// concurrent edits of one profile field (last writer wins). None on the device.
     pub hlc: Option<String>,
+    /// The device's own clock when the mutation was made, unclamped, when the city server
+    /// replays it: durations measured on one device clock (check-in to check-out) stay right
+    /// even when that clock is days off and `now_ms` was clamped.
+    pub device_at: Option<i64>,
     derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
@@ -54,6 +58,7 @@ impl Ctx {
             replay: false,
             mutation_id: new_id(),
             hlc: None,
+            device_at: None,
             derived: Default::default(),
         }
     }
@@ -61,6 +66,12 @@ impl Ctx {
     /// The same context carrying the replayed mutation's HLC time.
     pub fn with_hlc(mut self, hlc: &str) -> Self {
         self.hlc = Some(hlc.to_owned());
+        self
+    }
+
+    /// The same context carrying the device's unclamped clock time of the mutation.
+    pub fn with_device_time(mut self, at: i64) -> Self {
+        self.device_at = Some(at);
         self
     }
 

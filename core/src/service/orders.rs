@@ -621,7 +621,11 @@ pub async fn check_out<C: ConnectionTrait>(
             all_out: still_in <= 1,
         },
     )?;
-    let minutes = Ord::max((ctx.now_ms - att.checked_in_at) / 60_000, 0);
+    let minutes = served_minutes(
+        ctx,
+        served.filter(|s| s.visit_id == v.id),
+        att.checked_in_at,
+    );
     let mut am = att.into_active_model();
     am.status = Set("awaiting_confirmation".into());
     am.checked_out_at = Set(Some(ctx.now_ms));
@@ -654,6 +658,18 @@ pub async fn check_out<C: ConnectionTrait>(
     ))
 }
 
+/// Whole minutes served, from check-in to now. On the city server, when the device sent both
+/// ends on its own clock (the check-in time it saw, the check-out's time), their difference:
+/// a device clock days ahead is clamped to the server's, which would otherwise shrink the
+/// service to nothing.
+fn served_minutes(ctx: &Ctx, served: Option<&Served>, checked_in_at: i64) -> i64 {
+    let (start, end) = match (ctx.replay, served, ctx.device_at) {
+        (true, Some(s), Some(at)) => (s.checked_in_at, at),
+        _ => (checked_in_at, ctx.now_ms),
+    };
+    Ord::max((end - start) / 60_000, 0)
+}
+
 /// The city server replays the check-out of a volunteer whose acceptance lost to another
 /// device's while both were offline: the help happened, so it is not refused but held as a
 /// `contested_completion` flag for the community's staff. Approving it credits the minutes
@@ -681,7 +697,7 @@ async fn contested_completion<C: ConnectionTrait>(
     }
     let (_, rules) = super::admin::rules(c).await?;
     let checked_in_at = Ord::min(s.checked_in_at, ctx.now_ms);
-    let minutes = rules.round(Ord::max((ctx.now_ms - checked_in_at) / 60_000, 0));
+    let minutes = rules.round(served_minutes(ctx, Some(s), checked_in_at));
     let taken_by = accepted_names(c, &o.id).await?;
     if minutes > 0 {
         super::ledger::flag(

@@ -19,6 +19,31 @@ pub struct City {
     pub base: String,
     pub dir: tempfile::TempDir,
     pg: Option<String>,
+    addr: std::net::SocketAddr,
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+/// Serve `city` on `listener` until the returned sender fires.
+fn serve(
+    city: &DatabaseConnection,
+    listener: tokio::net::TcpListener,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let city = city.clone();
+    let task = tokio::spawn(async move {
+        let state = timebank_server::AppState::open(city).await.unwrap();
+        let _ = timebank_server::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (tx, task)
 }
 
 impl City {
@@ -66,18 +91,39 @@ impl City {
         .await
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = timebank_server::AppState::open(city.clone()).await.unwrap();
-        tokio::spawn(async move {
-            let _ = timebank_server::serve(listener, state, std::future::pending()).await;
-        });
+        let addr = listener.local_addr().unwrap();
+        let server = serve(&city, listener);
         Some(City {
             db: city,
             boot,
-            base,
+            base: format!("http://{addr}"),
             dir,
             pg,
+            addr,
+            server: Some(server),
         })
+    }
+
+    /// Stop the server (gracefully: requests in flight finish) and start a new one on the same
+    /// address and database, as after a restart of the process.
+    pub async fn restart(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("rebind {}: {e}", self.addr),
+            }
+        };
+        self.server = Some(serve(&self.db, listener));
     }
 
     /// A new center device enrolled with this city (and its first pull done).
@@ -100,7 +146,11 @@ impl City {
         d
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         self.db.close().await.ok();
         if let Some(name) = self.pg {
             let admin = db::open(&pg_admin()).await.unwrap();
