@@ -45,6 +45,9 @@ pub enum Code {
     ServerUnreachable,
     /// The city server answered with an error it did not explain.
     ServerRefused,
+    /// The city server no longer keeps the changes after this device's cursor (deletions past
+    /// their retention): the device must pull everything again.
+    ResyncRequired,
     /// The desktop app: nobody is signed in, or the session was locked after inactivity.
     SignInRequired,
     /// The desktop app: too many wrong PINs in a row.
@@ -133,6 +136,8 @@ impl Code {
             (ServerUnreachable, Lang::En) => "The city server cannot be reached. Everything is saved on this device and syncs when the connection is back.",
             (ServerRefused, Lang::Zh) => "城市服务器拒绝了请求（{status}）：{detail}",
             (ServerRefused, Lang::En) => "The city server refused the request ({status}): {detail}",
+            (ResyncRequired, Lang::Zh) => "本机太久没有同步，需要从城市服务器重新下载全部数据；未上传的修改会保留。",
+            (ResyncRequired, Lang::En) => "This device has not synced for too long and must download everything from the city server again; changes not yet sent are kept.",
             (SignInRequired, Lang::Zh) => "请先选择您的名字并输入密码登录。",
             (SignInRequired, Lang::En) => "Please sign in: choose your name and enter your PIN.",
             (TooManyPinAttempts, Lang::Zh) => "密码连续输错次数太多，请{minutes}分钟后再试，或请工作人员帮助。",

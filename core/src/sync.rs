@@ -508,6 +508,8 @@ pub struct SyncReport {
     pub pulled: usize,
     /// Optimistic rows replaced by the server's version after the server decided otherwise.
     pub repaired: usize,
+    /// The device had to pull everything again (its cursor fell behind the server's horizon).
+    pub resynced: bool,
     pub rejections: Vec<Value>,
 }
 
@@ -651,7 +653,65 @@ async fn push_all<T: Transport>(
     }
 }
 
+/// Forget every row the server sent and every cursor, in one transaction (children before
+/// parents: the schema's foreign keys restrict deletes), so that the next pull starts from
+/// the beginning. The outbox and the journal of its mutations stay.
+pub async fn forget_pulled(db: &DatabaseConnection) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    begin_apply(&txn).await?;
+    for (t, _) in TABLES.iter().rev() {
+        // Rows referring to rows of the same table go first, level by level.
+        let self_ref = match *t {
+            "places" => Some("parent_id"),
+            "transfers" => Some("reverses_id"),
+            _ => None,
+        };
+        if let Some(col) = self_ref {
+            loop {
+                let n = sql::exec(
+                    &txn,
+                    &format!("DELETE FROM {t} WHERE id NOT IN (SELECT {col} FROM {t} WHERE {col} IS NOT NULL)"),
+                    vec![],
+                )
+                .await?;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        sql::exec(&txn, &format!("DELETE FROM {t}"), vec![]).await?;
+    }
+    sql::exec(
+        &txn,
+        "DELETE FROM device_settings WHERE key LIKE 'sync_cursor:%'",
+        vec![],
+    )
+    .await?;
+    end_apply(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Pull every partition; when the server says a cursor is past what it keeps, forget what was
+/// pulled and pull everything again (once per round).
 async fn pull_all<T: Transport>(
+    db: &DatabaseConnection,
+    t: &T,
+    token: &str,
+    report: &mut SyncReport,
+    pulled: &mut std::collections::HashSet<(String, String)>,
+) -> Result<()> {
+    match pull_parts(db, t, token, report, pulled).await {
+        Err(e) if e.code == Code::ResyncRequired && !report.resynced => {
+            forget_pulled(db).await?;
+            report.resynced = true;
+            pull_parts(db, t, token, report, pulled).await
+        }
+        other => other,
+    }
+}
+
+async fn pull_parts<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,

@@ -36,6 +36,7 @@ impl ApiError {
         let status = match e.code {
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::Forbidden | Code::OutOfScope => StatusCode::FORBIDDEN,
+            Code::ResyncRequired => StatusCode::GONE,
             Code::Database | Code::Io => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
@@ -186,7 +187,7 @@ async fn push_handler(
 }
 
 /// Changes of one partition after a sequence, in sequence order.
-#[utoipa::path(get, path = "/v1/pull", params(PullQuery), responses((status = 200, body = PullPage), (status = 401, description = "no or bad device token"), (status = 403, description = "a community the device may not read")), security(("device_token" = [])))]
+#[utoipa::path(get, path = "/v1/pull", params(PullQuery), responses((status = 200, body = PullPage), (status = 401, description = "no or bad device token"), (status = 403, description = "a community the device may not read"), (status = 410, description = "the cursor is below the partition's horizon: pull it again from 0")), security(("device_token" = [])))]
 async fn pull_handler(
     State(s): State<AppState>,
     headers: HeaderMap,

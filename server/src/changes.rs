@@ -185,7 +185,22 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         let parts: BTreeSet<String> = if op == "upsert" {
             communities_of(c, &tbl, &row).await?.into_iter().collect()
         } else {
-            [CITY.to_owned()].into()
+            // A deletion goes to every partition the row was ever logged in, so that no
+            // device (nor a new one pulling from the start) keeps or gets it back.
+            let seen: BTreeSet<String> = sql::all(
+                c,
+                "SELECT DISTINCT community_id FROM change_log WHERE tbl = ? AND pk = ?",
+                vec![tbl.clone().into(), pk.clone().into()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "community_id").ok())
+            .collect();
+            if seen.is_empty() {
+                [CITY.to_owned()].into()
+            } else {
+                seen
+            }
         };
         for p in parts {
             by_partition.entry(p).or_default().push((
@@ -221,4 +236,81 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
     }
     sql::exec(c, "DELETE FROM change_queue", vec![]).await?;
     Ok(n)
+}
+
+/// What a compaction of the change log removed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Compacted {
+    /// Versions of rows between their first and their latest entry of a partition.
+    pub superseded: u64,
+    /// Entries of rows deleted longer ago than the retention period (their deletion included).
+    pub deleted_rows: u64,
+}
+
+/// Drop the change-log entries no device needs any more, partition by partition, each in one
+/// transaction that holds the partition's head (so no writer logs meanwhile):
+/// - every version of a row between its first and its latest entry: a device pulling from any
+///   cursor still meets the latest version after it, and a new device still meets each row
+///   (its first entry) before the rows that refer to it, as the log had it;
+/// - every entry of a row whose latest entry is a deletion older than `retention_ms`, raising
+///   the partition's horizon to the newest such deletion. A device whose cursor is below the
+///   horizon may have missed a deletion and is told to pull again from the start.
+pub async fn compact(
+    db: &sea_orm::DatabaseConnection,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Result<Compacted, CoreError> {
+    let parts: Vec<String> = sql::all(db, "SELECT community_id FROM change_heads", vec![])
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "community_id").ok())
+        .collect();
+    let same_row = "l.community_id = change_log.community_id AND l.tbl = change_log.tbl AND l.pk = change_log.pk";
+    let mut out = Compacted::default();
+    for p in parts {
+        let txn = timebank_core::db::begin_write(db).await?;
+        sql::exec(
+            &txn,
+            "UPDATE change_heads SET last_seq = last_seq WHERE community_id = ?",
+            vec![p.clone().into()],
+        )
+        .await?;
+        out.superseded += sql::exec(
+            &txn,
+            &format!("DELETE FROM change_log WHERE community_id = ? AND seq > (SELECT MIN(l.seq) FROM change_log l WHERE {same_row}) AND seq < (SELECT MAX(l.seq) FROM change_log l WHERE {same_row})"),
+            vec![p.clone().into()],
+        )
+        .await?;
+        let gone = sql::all(
+            &txn,
+            &format!("SELECT tbl, pk, seq FROM change_log WHERE community_id = ? AND op = 'delete' AND at < ? AND seq = (SELECT MAX(l.seq) FROM change_log l WHERE {same_row})"),
+            vec![p.clone().into(), (now_ms - retention_ms).into()],
+        )
+        .await?;
+        let mut horizon = 0;
+        for g in &gone {
+            let (tbl, pk, seq): (String, String, i64) = (
+                g.try_get("", "tbl")?,
+                g.try_get("", "pk")?,
+                g.try_get("", "seq")?,
+            );
+            horizon = horizon.max(seq);
+            out.deleted_rows += sql::exec(
+                &txn,
+                "DELETE FROM change_log WHERE community_id = ? AND tbl = ? AND pk = ?",
+                vec![p.clone().into(), tbl.into(), pk.into()],
+            )
+            .await?;
+        }
+        if horizon > 0 {
+            sql::exec(
+                &txn,
+                "UPDATE change_heads SET horizon = ? WHERE community_id = ? AND horizon < ?",
+                vec![horizon.into(), p.clone().into(), horizon.into()],
+            )
+            .await?;
+        }
+        txn.commit().await?;
+    }
+    Ok(out)
 }

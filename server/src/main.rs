@@ -31,6 +31,15 @@ enum Cmd {
     Serve {
         #[arg(long, env = "TIMEBANK_LISTEN", default_value = "127.0.0.1:8700")]
         listen: String,
+        /// Compact the change log once a day, keeping deletions this many days (0: never).
+        #[arg(long, env = "TIMEBANK_RETENTION_DAYS", default_value_t = 90)]
+        retention_days: i64,
+    },
+    /// Compact the change log now: drop superseded versions of rows, and rows deleted longer
+    /// ago than the retention (devices that synced before that pull everything again).
+    Compact {
+        #[arg(long, default_value_t = 90)]
+        retention_days: i64,
     },
     /// Create the city database with one center (or the demo data with --demo).
     Init {
@@ -86,16 +95,48 @@ async fn main() -> Result<()> {
         .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
     let now = timebank_core::service::now_ms();
     match args.cmd {
-        Cmd::Serve { listen } => {
+        Cmd::Serve {
+            listen,
+            retention_days,
+        } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("listen on {listen}"))?;
             tracing::info!(address = %listener.local_addr()?, "timebank-server listening");
             println!("listening on http://{}", listener.local_addr()?);
+            if retention_days > 0 {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut day = tokio::time::interval(std::time::Duration::from_secs(86_400));
+                    loop {
+                        day.tick().await;
+                        let now = timebank_core::service::now_ms();
+                        match changes::compact(&db, now, retention_days * 86_400_000).await {
+                            Ok(c) => tracing::info!(
+                                superseded = c.superseded,
+                                deleted_rows = c.deleted_rows,
+                                "change log compacted"
+                            ),
+                            Err(e) => {
+                                tracing::error!(detail = ?e.detail, "compaction failed: {}", e.message(timebank_core::Lang::En))
+                            }
+                        }
+                    }
+                });
+            }
             let state = AppState::open(db)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
             serve(listener, state, shutdown_signal()).await?;
+        }
+        Cmd::Compact { retention_days } => {
+            let c = changes::compact(&db, now, retention_days * 86_400_000)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
+            println!(
+                "removed {} superseded versions of rows, and {} entries of rows deleted more than {retention_days} days ago",
+                c.superseded, c.deleted_rows
+            );
         }
         Cmd::Init {
             demo,

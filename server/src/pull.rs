@@ -71,18 +71,33 @@ pub async fn pull(
         ));
     }
     let limit = q.limit.clamp(1, 5000);
-    let rows = sql::all(
+    // The head first: every entry up to it is committed (sequences follow commit order), so
+    // a page that ends before `limit` has read everything up to the head.
+    let (head, horizon) = match sql::one(
         db,
-        "SELECT seq, tbl, pk, op, row_json FROM change_log WHERE community_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        vec![q.community.clone().into(), q.after.into(), limit.into()],
-    )
-    .await?;
-    let head = sql::scalar_i64(
-        db,
-        "SELECT COALESCE(MAX(last_seq), 0) FROM change_heads WHERE community_id = ?",
+        "SELECT last_seq, horizon FROM change_heads WHERE community_id = ?",
         vec![q.community.clone().into()],
     )
+    .await?
+    {
+        Some(r) => (
+            r.try_get::<i64>("", "last_seq")?,
+            r.try_get::<i64>("", "horizon")?,
+        ),
+        None => (0, 0),
+    };
+    if q.after > 0 && q.after < horizon {
+        return Err(CoreError::new(Code::ResyncRequired)
+            .with("community", &q.community)
+            .with("horizon", horizon));
+    }
+    let rows = sql::all(
+        db,
+        "SELECT seq, tbl, pk, op, row_json FROM change_log WHERE community_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        vec![q.community.clone().into(), q.after.into(), head.into(), limit.into()],
+    )
     .await?;
+    let complete = (rows.len() as i64) < limit;
     let mut next_after = q.after;
     let mut changes = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -99,6 +114,10 @@ pub async fn pull(
             op: r.try_get("", "op")?,
             row: serde_json::from_str(&r.try_get::<String>("", "row_json")?).unwrap_or(Value::Null),
         });
+    }
+    if complete {
+        // Entries compaction removed leave gaps: the cursor moves to the head all the same.
+        next_after = Ord::max(next_after, head);
     }
     let checksum = checksum(&changes);
     Ok(PullPage {

@@ -723,6 +723,8 @@ export type SyncReport = {
 	pulled: number,
 	/**  Optimistic rows replaced by the server's version after the server decided otherwise. */
 	repaired: number,
+	/**  The device had to pull everything again (its cursor fell behind the server's horizon). */
+	resynced: boolean,
 	rejections: Value[],
 };
 

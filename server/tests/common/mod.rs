@@ -188,6 +188,12 @@ pub async fn rows(db: &DatabaseConnection, q: &str) -> Vec<String> {
                                 .flatten()
                                 .map(|x| x.to_string())
                         })
+                        .or_else(|| {
+                            r.try_get::<Option<bool>>("", &c)
+                                .ok()
+                                .flatten()
+                                .map(|x| i32::from(x).to_string())
+                        })
                         .unwrap_or_default()
                 })
                 .collect::<Vec<_>>()

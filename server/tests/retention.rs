@@ -1,0 +1,153 @@
+//! The change log is compacted: superseded versions of rows go, and rows deleted longer ago
+//! than the retention go with their deletion. A device that synced before such a deletion is
+//! told to pull everything again, keeps what it had not sent yet, and converges; a new device
+//! pulls the compacted log as its snapshot (SQLite and PostgreSQL).
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::{register, rows, City};
+use timebank_core::service::command::*;
+use timebank_core::service::{execute, outbox, Ctx};
+use timebank_core::sql;
+use timebank_core::sync::{self, http::Http};
+
+const DAY: i64 = 86_400_000;
+
+async fn run(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let http = Http::new(&c.base);
+    let (a, b) = (c.device("a").await, c.device("b").await);
+    let community = c.boot.community_ids[0].clone();
+    let admin = c.boot.admin_id.clone();
+    let now = timebank_core::service::now_ms();
+    let on = |d: &sea_orm::DatabaseConnection| {
+        let d = d.clone();
+        let admin = admin.clone();
+        async move { Ctx::new(&admin, outbox::device_id(&d).await.unwrap(), now) }
+    };
+    let ctx_a = on(&a).await;
+    execute(
+        &a,
+        &ctx_a,
+        register("v1", "马军", "13800000001", &community, true),
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    // A profile changed three times, each synced: three more versions of the row in the log.
+    for hardship in [true, false, true] {
+        execute(
+            &a,
+            &ctx_a,
+            Command::SetHardship {
+                member_id: "v1".into(),
+                hardship,
+            },
+        )
+        .await
+        .unwrap();
+        sync::sync_once(&a, &http).await.unwrap();
+    }
+    for d in [&a, &b] {
+        sync::sync_once(d, &http).await.unwrap();
+    }
+    // B is offline from now on, and registers a resident there.
+    execute(
+        &b,
+        &on(&b).await,
+        register("r2", "张桂英", "13700000002", &community, false),
+    )
+    .await
+    .unwrap();
+    // Long ago (as far as the log is concerned), the server removed 马军's volunteer role.
+    let txn = timebank_core::db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &txn,
+        "DELETE FROM member_roles WHERE member_id = 'v1' AND role = 'volunteer'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    timebank_server::changes::log_changes(&txn, now - 100 * DAY)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    let roles = "SELECT member_id AS c0, role AS c1 FROM member_roles ORDER BY member_id, role";
+    assert_eq!(
+        rows(&a, roles).await,
+        rows(&c.db, roles).await,
+        "A applied the deletion"
+    );
+
+    let logged = "SELECT COUNT(*) AS c0 FROM change_log";
+    let before: i64 = rows(&c.db, logged).await[0].parse().unwrap();
+    let done = timebank_server::changes::compact(&c.db, now, 90 * DAY)
+        .await
+        .unwrap();
+    assert!(done.superseded >= 2, "{done:?}");
+    assert!(
+        done.deleted_rows >= 2,
+        "the role's entry and its deletion: {done:?}"
+    );
+    let after: i64 = rows(&c.db, logged).await[0].parse().unwrap();
+    assert_eq!(before - after, (done.superseded + done.deleted_rows) as i64);
+    // Compacting again finds nothing more.
+    let again = timebank_server::changes::compact(&c.db, now, 90 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default());
+
+    // B's cursor is below the horizon: it pulls everything again, and its resident survives.
+    let r = sync::sync_once(&b, &http).await.unwrap();
+    assert!(r.resynced, "{r:?}");
+    assert_eq!(r.pushed, 1);
+    for q in [
+        roles,
+        "SELECT id AS c0, name AS c1, hardship AS c2 FROM members ORDER BY id",
+        "SELECT id AS c0, balance AS c1 FROM accounts ORDER BY id",
+    ] {
+        let server = rows(&c.db, q).await;
+        assert_eq!(rows(&b, q).await, server, "B after pulling again: {q}");
+    }
+    assert!(
+        rows(&b, "SELECT id AS c0 FROM members WHERE id = 'r2'")
+            .await
+            .len()
+            == 1
+    );
+    // A was past the deletion: it keeps following the log.
+    let ra = sync::sync_once(&a, &http).await.unwrap();
+    assert!(!ra.resynced);
+    assert_eq!(
+        rows(&a, roles).await,
+        rows(&c.db, roles).await,
+        "A follows on"
+    );
+    // A new device's snapshot is the compacted log, and it is complete.
+    let n = c.device("new").await;
+    for q in [
+        roles,
+        "SELECT id AS c0, hardship AS c1 FROM members ORDER BY id",
+    ] {
+        assert_eq!(rows(&n, q).await, rows(&c.db, q).await, "new device: {q}");
+    }
+    assert!(timebank_core::read::verify(&b, &|_, _| {})
+        .await
+        .unwrap()
+        .ok());
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_compaction_a_device_behind_a_dropped_deletion_pulls_everything_again_and_loses_nothing_on_sqlite(
+) {
+    run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_compaction_a_device_behind_a_dropped_deletion_pulls_everything_again_and_loses_nothing_on_postgres(
+) {
+    run(true).await;
+}
