@@ -395,3 +395,135 @@ async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts
 ) {
     clock_ahead(true).await;
 }
+
+/// The network of a device whose user acts while a round is pulling: before the first page
+/// arrives, staff at the device cancel an order.
+struct ActsDuringPull {
+    http: Http,
+    device: DatabaseConnection,
+    act: std::cell::Cell<Option<(Ctx, Command)>>,
+}
+
+impl sync::Transport for ActsDuringPull {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        self.http.push(token, m).await
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        if let Some((ctx, cmd)) = self.act.take() {
+            execute(&self.device, &ctx, cmd).await.unwrap();
+        }
+        self.http.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.http.rows(token, keys).await
+    }
+}
+
+/// What the user did while a round ran stays on screen although the round pulls an older
+/// decision of the server about the same row; the next round sends it, and all converge.
+async fn acting_during_a_round(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let (a, b) = (c.device("a").await, c.device("b").await);
+    let community = c.boot.community_ids[0].clone();
+    let admin = c.boot.admin_id.clone();
+    let now = timebank_core::service::now_ms();
+    let ctx_a = Ctx::new(&admin, outbox::device_id(&a).await.unwrap(), now);
+    let ctx_b = Ctx::new(&admin, outbox::device_id(&b).await.unwrap(), now);
+    execute(
+        &a,
+        &ctx_a,
+        register("r1", "王秀芝", "13700000001", &community, false),
+    )
+    .await
+    .unwrap();
+    execute(
+        &a,
+        &ctx_a,
+        register("v1", "马军", "13800000001", &community, true),
+    )
+    .await
+    .unwrap();
+    execute(
+        &a,
+        &ctx_a,
+        Command::SetVetting {
+            member_id: "v1".into(),
+            vetting: Vetting::Verified,
+        },
+    )
+    .await
+    .unwrap();
+    execute(&a, &ctx_a, order("o2", "r1")).await.unwrap();
+    let http = Http::new(&c.base);
+    for d in [&a, &b] {
+        sync::sync_once(d, &http).await.unwrap();
+    }
+    // 马军 takes the order at A; the server has it as accepted.
+    execute(
+        &a,
+        &Ctx::new("v1", outbox::device_id(&a).await.unwrap(), now + MIN),
+        Command::AcceptOrder {
+            order_id: "o2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    // B syncs; while it pulls, staff at B cancel the order (the family called).
+    let t = ActsDuringPull {
+        http: Http::new(&c.base),
+        device: b.clone(),
+        act: std::cell::Cell::new(Some((
+            ctx_b.clone(),
+            Command::CancelOrder {
+                order_id: "o2".into(),
+                reason: "家属说不需要了".into(),
+            },
+        ))),
+    };
+    sync::sync_once(&b, &t).await.unwrap();
+    let status = "SELECT status AS c0 FROM orders WHERE id = 'o2'";
+    assert_eq!(
+        rows(&b, status).await,
+        ["cancelled"],
+        "the cancellation made during the round is still what B shows"
+    );
+    assert_eq!(sync::status(&b).await.unwrap().pending, 1);
+    // The next round sends it; the server cancels the accepted order; everyone agrees.
+    let r = sync::sync_once(&b, &http).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1, 0), "{r:?}");
+    sync::sync_once(&a, &http).await.unwrap();
+    for d in [&c.db, &a, &b] {
+        assert_eq!(rows(d, status).await, ["cancelled"]);
+    }
+    let q = "SELECT id AS c0, status AS c1, accepted_count AS c2 FROM orders ORDER BY id";
+    assert_eq!(rows(&a, q).await, rows(&c.db, q).await);
+    assert_eq!(rows(&b, q).await, rows(&c.db, q).await);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_staff_do_while_a_round_pulls_stays_until_the_server_decides_on_sqlite() {
+    acting_during_a_round(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_staff_do_while_a_round_pulls_stays_until_the_server_decides_on_postgres() {
+    acting_during_a_round(true).await;
+}
