@@ -114,6 +114,35 @@ pub async fn init_city(
     Ok(boot)
 }
 
+/// The clock-driven rules (auto-confirmation of visits nobody confirmed, expiry of orders
+/// nobody took, widening of urgent orders), run by the city server as the programme's first
+/// active administrator, in one transaction with its change log, so that every device gets the
+/// outcome. Devices may run them too (the staff desk); what one run decided, the next finds
+/// done, and a credit a device made optimistically gives way to the server's (the same visit's
+/// credit key). Returns what the run did (None when the city has no administrator yet).
+pub async fn run_rules(
+    db: &DatabaseConnection,
+    now_ms: i64,
+) -> Result<Option<serde_json::Value>, timebank_core::CoreError> {
+    use timebank_core::service::{self, Command, Ctx};
+    let admin = timebank_core::sql::one(
+        db,
+        "SELECT r.member_id FROM member_roles r JOIN members m ON m.id = r.member_id WHERE r.role = 'admin' AND m.active = ? ORDER BY r.member_id",
+        vec![true.into()],
+    )
+    .await?;
+    let Some(admin) = admin else {
+        return Ok(None);
+    };
+    let admin: String = admin.try_get("", "member_id")?;
+    let txn = timebank_core::db::begin_write(db).await?;
+    let ctx = Ctx::replaying(&admin, "city-server", now_ms, &service::new_id());
+    let out = service::execute_in(&txn, &ctx, &Command::Tick).await?;
+    changes::log_changes(&txn, now_ms).await?;
+    txn.commit().await?;
+    Ok(Some(out.detail))
+}
+
 /// Serve `state` on `listener` until `shutdown` resolves (graceful: requests in flight finish).
 pub async fn serve(
     listener: tokio::net::TcpListener,

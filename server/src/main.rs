@@ -34,6 +34,10 @@ enum Cmd {
         /// Compact the change log once a day, keeping deletions this many days (0: never).
         #[arg(long, env = "TIMEBANK_RETENTION_DAYS", default_value_t = 90)]
         retention_days: i64,
+        /// Run the scheduled rules (auto-confirmation, expiry, urgent widening) this often, in
+        /// seconds (0: never; then staff run them from a center's desk).
+        #[arg(long, env = "TIMEBANK_RULES_EVERY", default_value_t = 60)]
+        rules_every: u64,
     },
     /// Compact the change log now: drop superseded versions of rows, and rows deleted longer
     /// ago than the retention (devices that synced before that pull everything again).
@@ -98,7 +102,26 @@ async fn main() -> Result<()> {
         Cmd::Serve {
             listen,
             retention_days,
+            rules_every,
         } => {
+            if rules_every > 0 {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut every =
+                        tokio::time::interval(std::time::Duration::from_secs(rules_every));
+                    loop {
+                        every.tick().await;
+                        let now = timebank_core::service::now_ms();
+                        match timebank_server::run_rules(&db, now).await {
+                            Ok(Some(done)) => tracing::debug!(%done, "scheduled rules ran"),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::error!(detail = ?e.detail, "scheduled rules failed: {}", e.message(timebank_core::Lang::En))
+                            }
+                        }
+                    }
+                });
+            }
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("listen on {listen}"))?;

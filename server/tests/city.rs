@@ -350,3 +350,105 @@ async fn a_new_device_applies_small_pages_without_meeting_a_row_before_its_paren
 async fn a_new_device_applies_small_pages_without_meeting_a_row_before_its_parent_on_postgres() {
     small_pages(true).await;
 }
+
+/// The city server runs the scheduled rules itself: a visit nobody confirmed within the
+/// programme's time is confirmed and credited, and devices get the outcome by pulling.
+async fn server_rules(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Rules::default()).await else {
+        return;
+    };
+    let d = c.device("desk").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    let community = c.boot.community_ids[0].clone();
+    let admin = c.boot.admin_id.clone();
+    let long_ago = timebank_core::service::now_ms() - 3 * 24 * 60 * MIN;
+    let run_at = |who: &str, at: i64, cmd: Command| {
+        let (d, ctx) = (d.clone(), Ctx::new(who, &dev, at));
+        async move { execute(&d, &ctx, cmd).await.unwrap() }
+    };
+    run_at(
+        &admin,
+        long_ago,
+        register("r1", "王德明", "13700000001", &community, false),
+    )
+    .await;
+    run_at(
+        &admin,
+        long_ago,
+        register("v1", "马军", "13800000001", &community, true),
+    )
+    .await;
+    run_at(
+        &admin,
+        long_ago,
+        Command::SetVetting {
+            member_id: "v1".into(),
+            vetting: Vetting::Verified,
+        },
+    )
+    .await;
+    run_at(&admin, long_ago + MIN, order("o1", "r1")).await;
+    run_at(
+        "v1",
+        long_ago + 2 * MIN,
+        Command::AcceptOrder {
+            order_id: "o1".into(),
+        },
+    )
+    .await;
+    run_at(
+        "v1",
+        long_ago + 3 * MIN,
+        Command::CheckIn {
+            order_id: "o1".into(),
+        },
+    )
+    .await;
+    run_at(
+        "v1",
+        long_ago + 63 * MIN,
+        Command::CheckOut {
+            order_id: "o1".into(),
+            note: None,
+            served: None,
+        },
+    )
+    .await;
+    let http = Http::new(&c.base);
+    sync::sync_once(&d, &http).await.unwrap();
+    let status = "SELECT status AS c0 FROM orders WHERE id = 'o1'";
+    assert_eq!(rows(&c.db, status).await, ["awaiting_confirmation"]);
+    let now = timebank_core::service::now_ms();
+    let done = timebank_server::run_rules(&c.db, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done["auto_confirmed"], 1, "{done}");
+    assert_eq!(rows(&c.db, status).await, ["completed"]);
+    // Run again: nothing left to do, nothing credited twice.
+    let again = timebank_server::run_rules(&c.db, now + MIN)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again["auto_confirmed"], 0, "{again}");
+    let credited = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e JOIN accounts a ON a.id = e.account_id JOIN transfers t ON t.id = e.transfer_id WHERE a.member_id = 'v1' AND t.order_id = 'o1'";
+    assert_eq!(rows(&c.db, credited).await, ["60"]);
+    sync::sync_once(&d, &http).await.unwrap();
+    assert_eq!(
+        rows(&d, status).await,
+        ["completed"],
+        "the device pulled it"
+    );
+    assert_eq!(rows(&d, credited).await, ["60"]);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_server_runs_the_scheduled_rules_and_devices_pull_the_outcome_on_sqlite() {
+    server_rules(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_server_runs_the_scheduled_rules_and_devices_pull_the_outcome_on_postgres() {
+    server_rules(true).await;
+}
