@@ -277,31 +277,46 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
             }
         }
     }
-    let cols: Vec<&String> = row.keys().collect();
+    upsert(c, table, pk, &row.keys().collect::<Vec<_>>(), &[row]).await
+}
+
+/// One statement upserting `rows` (objects with the columns `cols`) into `table`, in order.
+async fn upsert<C: ConnectionTrait>(
+    c: &C,
+    table: &str,
+    pk: &[&str],
+    cols: &[&String],
+    rows: &[&serde_json::Map<String, Value>],
+) -> Result<()> {
     let names = cols
         .iter()
         .map(|c| c.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let marks = vec!["?"; cols.len()].join(", ");
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let marks = vec![one.as_str(); rows.len()].join(", ");
     let updates = cols
         .iter()
         .filter(|c| !pk.contains(&c.as_str()))
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let conflict = pk.join(", ");
-    let q = if updates.is_empty() {
-        format!(
-            "INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING"
-        )
+    let action = if updates.is_empty() {
+        "DO NOTHING".to_owned()
     } else {
-        format!("INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+        format!("DO UPDATE SET {updates}")
     };
+    let vals = rows
+        .iter()
+        .flat_map(|row| cols.iter().map(|k| sql_value(&row[k.as_str()])))
+        .collect();
     sql::exec(
         c,
-        &q,
-        cols.iter().map(|k| sql_value(&row[k.as_str()])).collect(),
+        &format!(
+            "INSERT INTO {table} ({names}) VALUES {marks} ON CONFLICT ({}) {action}",
+            pk.join(", ")
+        ),
+        vals,
     )
     .await?;
     Ok(())
@@ -350,39 +365,14 @@ async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result
         {
             j += 1;
         }
-        let names = cols
+        let rows: Vec<&serde_json::Map<String, Value>> = changes[i..j]
             .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let one = format!("({})", vec!["?"; cols.len()].join(", "));
-        let marks = vec![one.as_str(); j - i].join(", ");
-        let updates = cols
-            .iter()
-            .filter(|c| !pk.contains(&c.as_str()))
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let action = if updates.is_empty() {
-            "DO NOTHING".to_owned()
-        } else {
-            format!("DO UPDATE SET {updates}")
-        };
-        let mut vals = Vec::with_capacity(cols.len() * (j - i));
-        for ch in &changes[i..j] {
-            if let Value::Object(row) = &ch.row {
-                vals.extend(cols.iter().map(|k| sql_value(&row[k.as_str()])));
-            }
-        }
-        sql::exec(
-            c,
-            &format!(
-                "INSERT INTO {table} ({names}) VALUES {marks} ON CONFLICT ({}) {action}",
-                pk.join(", ")
-            ),
-            vals,
-        )
-        .await?;
+            .filter_map(|ch| match &ch.row {
+                Value::Object(row) => Some(row),
+                _ => None,
+            })
+            .collect();
+        upsert(c, table, pk, &cols, &rows).await?;
         i = j;
     }
     Ok(())

@@ -1,101 +1,32 @@
 //! The city server over real HTTP (each test spawns it on port 0 with its own database, on
 //! SQLite and PostgreSQL): enrolment, authentication, versions, limits, and idempotent push.
 #![allow(clippy::unwrap_used)]
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{json, Value};
 use timebank_core::domain::hlc::Hlc;
-use timebank_core::service::admin::{Bootstrap, Bootstrapped};
-use timebank_core::{db, sql};
+use timebank_core::sql;
 use timebank_server::{auth, AppState};
 
-struct Server {
-    base: String,
-    db: DatabaseConnection,
-    boot: Bootstrapped,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    pg: Option<String>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-fn pg_admin() -> String {
-    std::env::var("TIMEBANK_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+/// A city server of one community on loopback (SQLite, or a fresh PostgreSQL database).
+struct Server(common::City);
+
+impl std::ops::Deref for Server {
+    type Target = common::City;
+    fn deref(&self) -> &common::City {
+        &self.0
+    }
 }
 
 async fn start(postgres: bool) -> Option<Server> {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, pg) = if postgres {
-        if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
-            return None;
-        }
-        let name = format!("tb_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = db::open(&pg_admin()).await.unwrap();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        (
-            format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0),
-            Some(name),
-        )
-    } else {
-        (db::sqlite_url(&dir.path().join("city.db")), None)
-    };
-    let db = db::connect(&url).await.unwrap();
-    // Capture from the first row, as `timebank-server init` does.
-    let boot = timebank_server::init_city(
-        &db,
-        &Bootstrap {
-            city: ("杭州市".into(), "Hangzhou".into()),
-            district: ("西湖区".into(), "Xihu".into()),
-            subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
-            communities: vec![("府苑新村".into(), "Fuyuanxincun".into())],
-            center: ("蒋村街道社区服务中心".into(), "Jiangcun center".into()),
-            admin_name: "周建华".into(),
-            admin_phone: "13900000001".into(),
-            admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4).unwrap(),
-            programme_name: "t".into(),
-            rules: Default::default(),
-        },
-        timebank_core::service::now_ms() - 3_600_000,
-    )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::open(db.clone()).await.unwrap();
-    tokio::spawn(async move {
-        timebank_server::serve(listener, state, async {
-            let _ = rx.await;
-        })
+    common::City::start(postgres, &["府苑新村"], Default::default())
         .await
-        .unwrap();
-    });
-    Some(Server {
-        base,
-        db,
-        boot,
-        stop: Some(tx),
-        pg,
-        _dir: dir,
-    })
+        .map(Server)
 }
 
 impl Server {
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.db.close().await.ok();
-        if let Some(name) = self.pg {
-            let admin = db::open(&pg_admin()).await.unwrap();
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .unwrap();
-        }
+    async fn stop(self) {
+        self.0.stop().await;
     }
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new()
