@@ -493,7 +493,7 @@ pub async fn verify<C: ConnectionTrait>(
     })
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Count {
     pub key: String,
@@ -503,7 +503,7 @@ pub struct Count {
     pub minutes_credited: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Dashboard {
     pub volunteers_registered: i64,

@@ -927,6 +927,42 @@ pub mod http {
         }
     }
 
+    /// The dashboard figures of every community of the city, from the city server: for staff
+    /// and administrators, on an enrolled device that can reach the server.
+    pub async fn city_dashboard(
+        db: &DatabaseConnection,
+        a: &crate::service::Actor,
+    ) -> Result<crate::read::Dashboard> {
+        if !(a.is_admin() || a.has(crate::domain::Role::Staff)) {
+            return Err(CoreError::forbidden("see the city-wide dashboard"));
+        }
+        let (Some(server), Some(token)) = (
+            get_setting(db, K_SERVER).await?,
+            get_setting(db, K_TOKEN).await?,
+        ) else {
+            return Err(CoreError::invalid(
+                "device",
+                "本机还没有登记到城市服务器",
+                "this device is not enrolled with a city server",
+            ));
+        };
+        let t = Http::new(&server);
+        let r = t
+            .client
+            .get(format!("{}/v1/city/dashboard", t.base))
+            .header("x-timebank-protocol", PROTOCOL.to_string())
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let body: Value = Http::answer(r).await?;
+        serde_json::from_value(body.get("figures").cloned().unwrap_or(Value::Null)).map_err(|e| {
+            CoreError::new(Code::ServerRefused)
+                .with("status", 200)
+                .with("detail", e)
+        })
+    }
+
     /// Enrol a new, empty device database with a code and pull everything.
     pub async fn enrol(
         db: &DatabaseConnection,

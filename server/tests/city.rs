@@ -229,6 +229,19 @@ async fn run(postgres: bool) {
     assert!(by.contains(&("府苑新村".into(), 1, 60)), "{by:?}");
     assert!(by.contains(&("蒋村花园".into(), 1, 60)), "{by:?}");
     assert_eq!(get(None).await.status(), 401);
+    // The device's client (what the desktop app shows staff) reads the same figures; a
+    // volunteer signed in at that device is refused by the core.
+    let staff = timebank_core::service::load_actor(&d, &admin)
+        .await
+        .unwrap();
+    let figures = sync::http::city_dashboard(&d, &staff).await.unwrap();
+    assert_eq!(figures.by_community.len(), 2);
+    assert_eq!(figures.orders_completed_month, 2);
+    let volunteer = timebank_core::service::load_actor(&d, "v-b").await.unwrap();
+    let refused = sync::http::city_dashboard(&d, &volunteer)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, timebank_core::Code::Forbidden);
     let code = timebank_server::auth::issue_code(
         city,
         &c.boot.center_id,

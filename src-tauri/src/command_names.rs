@@ -42,6 +42,7 @@ pub const EVERYONE: &[&str] = &[
 /// Staff-only commands: granted to center workstations, never to a volunteer's device. The
 /// core checks the signed-in member's role and communities for each of them as well.
 pub const STAFF: &[&str] = &[
+    "city_dashboard",
     "community_orders",
     "assign_volunteer",
     "resolve_dispute",

@@ -101,6 +101,13 @@ pub async fn dashboard(s: S<'_>, community_id: Option<String>) -> UiResult<Dashb
     Ok(views::dashboard_for(&s.db, &s.actor().await?, community_id.as_deref(), s.now()).await?)
 }
 
+/// Staff: the figures of every community of the city, from the city server.
+#[tauri::command]
+#[specta::specta]
+pub async fn city_dashboard(s: S<'_>) -> UiResult<Dashboard> {
+    Ok(timebank_core::sync::http::city_dashboard(&s.db, &s.actor().await?).await?)
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn communities(s: S<'_>) -> UiResult<Vec<Place>> {
@@ -609,6 +616,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             sync_now,
             sync_status,
             dashboard,
+            city_dashboard,
             communities,
             services,
             board,

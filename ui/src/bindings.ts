@@ -20,6 +20,8 @@ export const commands = {
 	syncNow: () => typedError<SyncStatusView_Serialize, UiError_Serialize>(__TAURI_INVOKE("sync_now")),
 	syncStatus: () => typedError<SyncStatusView_Serialize, UiError_Serialize>(__TAURI_INVOKE("sync_status")),
 	dashboard: (communityId: string | null) => typedError<Dashboard_Serialize, UiError_Serialize>(__TAURI_INVOKE("dashboard", { communityId })),
+	/**  Staff: the figures of every community of the city, from the city server. */
+	cityDashboard: () => typedError<Dashboard_Serialize, UiError_Serialize>(__TAURI_INVOKE("city_dashboard")),
 	communities: () => typedError<Place[], UiError_Serialize>(__TAURI_INVOKE("communities")),
 	services: () => typedError<ServiceItem[], UiError_Serialize>(__TAURI_INVOKE("services")),
 	board: (query: BoardQuery_Deserialize) => typedError<BoardItem_Serialize[], UiError_Serialize>(__TAURI_INVOKE("board", { query })),

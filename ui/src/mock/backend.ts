@@ -312,6 +312,15 @@ export async function handle(s: MockState, cmd: string, args: Record<string, unk
     case "dashboard":
       needMe();
       return dashboard();
+    case "city_dashboard": {
+      needStaff();
+      if (!s.sync.online) throw err("server_unreachable", "连不上城市服务器。数据已保存在本机，恢复连接后会自动同步。", "The city server cannot be reached. Everything is saved on this device and syncs when the connection is back.");
+      const city = dashboard();
+      return {
+        ...city, volunteers_registered: 2_417, orders_completed_month: 1_530,
+        by_community: [...city.by_community, { key: "c-jc", label_zh: "蒋村花园", label_en: "Jiangcun Garden", orders_completed: 640, minutes_credited: 41_200 }],
+      };
+    }
     case "communities":
       return [FY, XY];
     case "services":

@@ -5,12 +5,15 @@ import { BarChart, Card, Loading, Message, SelectField, Stat } from "../componen
 import { hours } from "../format";
 import { useData, useShared } from "../store";
 
+const CITY = "*city*";
+
 /** The live figures of product.md, by service field and by community; refreshes by itself. */
 export function Dashboard() {
   const { t, i18n } = useTranslation();
   const { me } = useShared();
+  // "" : the staff member's communities; an id: one of them; CITY: every community, from the city server.
   const [community, setCommunity] = useState<string>("");
-  const { data: d, error } = useData(() => call(commands.dashboard(community || null)), [community]);
+  const { data: d, error } = useData(() => call(community === CITY ? commands.cityDashboard() : commands.dashboard(community || null)), [community]);
   const lang = i18n.language;
   const label = (zh: string, en: string) => (lang === "en" ? en : zh);
   // For the start-up benchmark (bench/app): when the figures are first on screen.
@@ -20,13 +23,15 @@ export function Dashboard() {
   return (
     <div className="screen">
       <h2>{t("dashboard.title")}</h2>
-      {me?.is_staff && me.staff_communities.length > 1 && (
+      {me?.is_staff && (
         <div className="narrow">
           <SelectField label={t("dashboard.scope")} value={community} onChange={(e) => setCommunity(e.target.value)}>
             <option value="">{t("dashboard.allMine")}</option>
-            {me.staff_communities.map((c) => (
-              <option key={c.id} value={c.id}>{label(c.name_zh, c.name_en)}</option>
-            ))}
+            {me.staff_communities.length > 1 &&
+              me.staff_communities.map((c) => (
+                <option key={c.id} value={c.id}>{label(c.name_zh, c.name_en)}</option>
+              ))}
+            <option value={CITY}>{t("dashboard.city")}</option>
           </SelectField>
         </div>
       )}

@@ -98,3 +98,28 @@ describe("the staff desk's other sections", () => {
     expect(item).toHaveTextContent("1小时30分钟");
   });
 });
+
+describe("the dashboard's city-wide figures", () => {
+  it("staff can show every community of the city, asked of the city server", async () => {
+    const { user, state } = start({ as: "m-staff", route: "dashboard" });
+    await screen.findByTestId("dashboard-figures");
+    await user.selectOptions(screen.getByLabelText("查看范围"), "全市所有社区（来自城市服务器）");
+    await waitFor(() => expect(screen.getByTestId("dashboard-figures")).toHaveTextContent("2417"));
+    expect(callsOf(state, "city_dashboard")).toHaveLength(1);
+    const chart = screen.getByText("存入时间（按社区）").closest("figure") as HTMLElement;
+    expect(chart).toHaveTextContent("蒋村花园");
+  });
+
+  it("offline, the city-wide figures say plainly that the city server cannot be reached", async () => {
+    const { user } = start({ as: "m-staff", route: "dashboard", state: (s) => (s.sync = { ...s.sync, online: false }) });
+    await screen.findByTestId("dashboard-figures");
+    await user.selectOptions(screen.getByLabelText("查看范围"), "全市所有社区（来自城市服务器）");
+    expect(await screen.findByText(/连不上城市服务器/)).toBeInTheDocument();
+  });
+
+  it("a volunteer is not offered the city-wide figures", async () => {
+    start({ as: "m-majun", route: "dashboard" });
+    await screen.findByTestId("dashboard-figures");
+    expect(screen.queryByLabelText("查看范围")).toBeNull();
+  });
+});
