@@ -26,8 +26,9 @@ pub struct City {
     )>,
 }
 
-/// Serve `city` on `listener` until the returned sender fires.
-fn serve(
+/// Serve `city` on `listener` until the returned sender fires. The state is opened before
+/// this returns (opening installs the capture triggers: two servers must not do it at once).
+async fn serve(
     city: &DatabaseConnection,
     listener: tokio::net::TcpListener,
 ) -> (
@@ -35,9 +36,8 @@ fn serve(
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let city = city.clone();
+    let state = timebank_server::AppState::open(city.clone()).await.unwrap();
     let task = tokio::spawn(async move {
-        let state = timebank_server::AppState::open(city).await.unwrap();
         let _ = timebank_server::serve(listener, state, async {
             let _ = rx.await;
         })
@@ -92,7 +92,7 @@ impl City {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = serve(&city, listener);
+        let server = serve(&city, listener).await;
         Some(City {
             db: city,
             boot,
@@ -123,7 +123,7 @@ impl City {
                 Err(e) => panic!("rebind {}: {e}", self.addr),
             }
         };
-        self.server = Some(serve(&self.db, listener));
+        self.server = Some(serve(&self.db, listener).await);
     }
 
     /// A new center device enrolled with this city (and its first pull done).
