@@ -162,6 +162,13 @@ pub const TABLES: &[(&str, &[&str])] = &[
 pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
+            // Several server processes may start at once on one database: one at a time here
+            // (concurrent CREATE OR REPLACE of one function fails with "tuple concurrently
+            // updated").
+            let txn = sea_orm::TransactionTrait::begin(db).await?;
+            let db = &txn;
+            db.execute_unprepared("SELECT pg_advisory_xact_lock(727274)")
+                .await?;
             db.execute_unprepared(
                 "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
                  DECLARE r jsonb; k text := ''; i int; \
@@ -187,6 +194,7 @@ pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
                 ))
                 .await?;
             }
+            txn.commit().await?;
         }
         _ => {
             for (t, pk) in TABLES {

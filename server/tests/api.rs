@@ -541,6 +541,22 @@ async fn two_servers_on_one_postgres_database_keep_the_log_gap_free() {
     s.stop().await;
 }
 
+/// Server processes starting at the same moment on one PostgreSQL database each install the
+/// change capture; they take turns instead of failing ("tuple concurrently updated").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_starting_at_once_on_one_postgres_database_all_start() {
+    let Some(s) = start(true).await else { return };
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let db = s.db.clone();
+        opening.spawn(async move { AppState::open(db).await.map(|_| ()) });
+    }
+    while let Some(r) = opening.join_next().await {
+        r.unwrap().unwrap();
+    }
+    s.stop().await;
+}
+
 fn mutation_at(seq: i64, name: &str, args: Value, actor: &str, millis: i64, node: &str) -> Value {
     let hlc = Hlc {
         millis,
