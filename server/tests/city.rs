@@ -3,7 +3,7 @@
 //! community come from the server to center devices only.
 #![allow(clippy::unwrap_used)]
 mod common;
-use common::{order, register, rows, City};
+use common::{order, register, rows, serve_visit, City};
 use serde_json::Value;
 use timebank_core::domain::{ConfirmMethod, Payer, Relation, Rules, Vetting};
 use timebank_core::service::command::*;
@@ -84,45 +84,19 @@ async fn run(postgres: bool) {
     .await;
     // An hour of help served by 李伟 in 府苑新村 …
     let serve = |order_id: &'static str, v: &'static str, at: i64| {
-        let run_at = &run_at;
-        let admin = admin.clone();
+        let (d, dev, run_at, admin) = (&d, &dev, &run_at, admin.clone());
         async move {
-            for (who, dt, cmd) in [
-                (
-                    v,
-                    0,
-                    Command::AcceptOrder {
-                        order_id: order_id.into(),
-                    },
-                ),
-                (
-                    v,
-                    MIN,
-                    Command::CheckIn {
-                        order_id: order_id.into(),
-                    },
-                ),
-                (
-                    v,
-                    61 * MIN,
-                    Command::CheckOut {
-                        order_id: order_id.into(),
-                        note: None,
-                        served: None,
-                    },
-                ),
-                (
-                    admin.as_str(),
-                    62 * MIN,
-                    Command::ConfirmVisit {
-                        order_id: order_id.into(),
-                        method: ConfirmMethod::Staff,
-                        pin: None,
-                    },
-                ),
-            ] {
-                run_at(who, at + dt, cmd).await;
-            }
+            serve_visit(d, dev, v, order_id, at, 60, None).await;
+            run_at(
+                &admin,
+                at + 62 * MIN,
+                Command::ConfirmVisit {
+                    order_id: order_id.into(),
+                    method: ConfirmMethod::Staff,
+                    pin: None,
+                },
+            )
+            .await;
         }
     };
     run_at(&admin, t0 + MIN, order("o-a", "r-a")).await;
@@ -401,32 +375,7 @@ async fn server_rules(postgres: bool) {
     )
     .await;
     run_at(&admin, long_ago + MIN, order("o1", "r1")).await;
-    run_at(
-        "v1",
-        long_ago + 2 * MIN,
-        Command::AcceptOrder {
-            order_id: "o1".into(),
-        },
-    )
-    .await;
-    run_at(
-        "v1",
-        long_ago + 3 * MIN,
-        Command::CheckIn {
-            order_id: "o1".into(),
-        },
-    )
-    .await;
-    run_at(
-        "v1",
-        long_ago + 63 * MIN,
-        Command::CheckOut {
-            order_id: "o1".into(),
-            note: None,
-            served: None,
-        },
-    )
-    .await;
+    serve_visit(&d, &dev, "v1", "o1", long_ago + 2 * MIN, 60, None).await;
     let http = Http::new(&c.base);
     sync::sync_once(&d, &http).await.unwrap();
     let status = "SELECT status AS c0 FROM orders WHERE id = 'o1'";

@@ -13,7 +13,7 @@ use timebank_core::sql;
 use timebank_core::sync::{self, http::Http};
 
 mod common;
-use common::{order, register, rows, City};
+use common::{order, register, rows, serve_visit, City};
 
 const MIN: i64 = 60_000;
 
@@ -80,52 +80,8 @@ async fn run(postgres: bool) {
 
     // The typhoon: both centers offline. 马军 takes the order at A, 李娜 at B; both serve.
     let t1 = t0 + 10 * MIN;
-    let serve = |d: &DatabaseConnection,
-                 ctx_of: &dyn Fn(&str, i64) -> Ctx,
-                 v: &str,
-                 start: i64,
-                 minutes: i64| {
-        let (d, v) = (d.clone(), v.to_owned());
-        let ctxs = [
-            ctx_of(&v, start),
-            ctx_of(&v, start + MIN),
-            ctx_of(&v, start + MIN + minutes * MIN),
-        ];
-        async move {
-            let [accept, check_in, check_out] = ctxs;
-            execute(
-                &d,
-                &accept,
-                Command::AcceptOrder {
-                    order_id: "o1".into(),
-                },
-            )
-            .await
-            .unwrap();
-            execute(
-                &d,
-                &check_in,
-                Command::CheckIn {
-                    order_id: "o1".into(),
-                },
-            )
-            .await
-            .unwrap();
-            execute(
-                &d,
-                &check_out,
-                Command::CheckOut {
-                    order_id: "o1".into(),
-                    note: Some("送到了".into()),
-                    served: None,
-                },
-            )
-            .await
-            .unwrap();
-        }
-    };
-    serve(a, &on_a, "v1", t1, 60).await;
-    serve(b, &on_b, "v2", t1 + 2 * MIN, 90).await;
+    serve_visit(a, &dev_a, "v1", "o1", t1, 60, Some("送到了")).await;
+    serve_visit(b, &dev_b, "v2", "o1", t1 + 2 * MIN, 90, Some("送到了")).await;
     // At B the resident confirms 李娜's visit with her PIN on the volunteer's device.
     execute(
         b,
@@ -326,32 +282,7 @@ async fn clock_ahead(postgres: bool) {
     )
     .await;
     run(&admin, ahead + MIN, order("o1", "r1")).await;
-    run(
-        "v1",
-        ahead + 2 * MIN,
-        Command::AcceptOrder {
-            order_id: "o1".into(),
-        },
-    )
-    .await;
-    run(
-        "v1",
-        ahead + 3 * MIN,
-        Command::CheckIn {
-            order_id: "o1".into(),
-        },
-    )
-    .await;
-    run(
-        "v1",
-        ahead + 93 * MIN,
-        Command::CheckOut {
-            order_id: "o1".into(),
-            note: None,
-            served: None,
-        },
-    )
-    .await;
+    serve_visit(&d, &dev, "v1", "o1", ahead + 2 * MIN, 90, None).await;
     run(
         &admin,
         ahead + 94 * MIN,

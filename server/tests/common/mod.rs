@@ -244,3 +244,47 @@ pub fn order(id: &str, beneficiary: &str) -> Command {
         visits: vec![],
     })
 }
+
+/// On device `d` (its id `device`): `volunteer` accepts `order_id` at `at`, checks in a minute
+/// later and checks out `minutes` after that.
+pub async fn serve_visit(
+    d: &DatabaseConnection,
+    device: &str,
+    volunteer: &str,
+    order_id: &str,
+    at: i64,
+    minutes: i64,
+    note: Option<&str>,
+) {
+    const MIN: i64 = 60_000;
+    for (dt, cmd) in [
+        (
+            0,
+            Command::AcceptOrder {
+                order_id: order_id.into(),
+            },
+        ),
+        (
+            MIN,
+            Command::CheckIn {
+                order_id: order_id.into(),
+            },
+        ),
+        (
+            MIN + minutes * MIN,
+            Command::CheckOut {
+                order_id: order_id.into(),
+                note: note.map(str::to_owned),
+                served: None,
+            },
+        ),
+    ] {
+        timebank_core::service::execute(
+            d,
+            &timebank_core::service::Ctx::new(volunteer, device, at + dt),
+            cmd,
+        )
+        .await
+        .unwrap();
+    }
+}
