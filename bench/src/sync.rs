@@ -117,7 +117,7 @@ impl City {
         )
         .await
         .map_err(e)?;
-        let r = sync::http::enrol(&d, &self.url, &code, name)
+        let r = sync::http::enrol(&d, &self.url, &code, name, &|_| {})
             .await
             .map_err(e)?;
         let id = service::outbox::device_id(&d).await.map_err(e)?;

@@ -740,7 +740,14 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
             });
         }
         Cmd::Enrol { server, code, name } => {
-            let r = timebank_core::sync::http::enrol(&app.db, &server, &code, &name).await?;
+            let b = bar(0, app.t("正在接收数据", "receiving data"));
+            let r = timebank_core::sync::http::enrol(&app.db, &server, &code, &name, &|p| {
+                b.set_length(p.total.max(0) as u64);
+                b.set_position(p.received.max(0) as u64);
+            })
+            .await;
+            b.finish_and_clear();
+            let r = r?;
             app.out(&r, || {
                 format!(
                     "{} {} {}",
@@ -763,8 +770,8 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                     std::time::Duration::from_secs(300),
                     &wake,
                     rx,
-                    |r| {
-                        if let Some(Err(e)) = r {
+                    |ev| {
+                        if let timebank_core::sync::http::RoundEvent::Ended(Err(e)) = ev {
                             eprintln!("{}", e.message(app.lang));
                         }
                     },
@@ -777,11 +784,17 @@ async fn dispatch(app: &App, cmd: Cmd) -> Result<ExitCode> {
                         "本机还没有登记到城市服务器（timebank enrol）",
                         "this device is not enrolled (timebank enrol)",
                     ))?;
-                let r = timebank_core::sync::sync_once(
+                let b = bar(0, app.t("正在接收数据", "receiving data"));
+                let r = timebank_core::sync::sync_once_with_progress(
                     &app.db,
                     &timebank_core::sync::http::Http::new(&server),
+                    &|p| {
+                        b.set_length(p.total.max(0) as u64);
+                        b.set_position(p.received.max(0) as u64);
+                    },
                 )
                 .await;
+                b.finish_and_clear();
                 match r {
                     Ok(r) => app.out(&r, || {
                         format!(

@@ -35,7 +35,11 @@ pub const K_LAST_ERROR: &str = "sync_last_error";
 pub const K_LAST_ERROR_EN: &str = "sync_last_error_en";
 /// The role the device was enrolled with (`staff` for a center workstation, `volunteer`).
 pub const K_ROLE: &str = "sync_role";
+/// The progress of the pull running now (JSON of [`PullProgress`]; empty between rounds).
+pub const K_PULL_PROGRESS: &str = "sync_pull_progress";
 const BATCH: usize = 500;
+/// Changes asked for per pulled page.
+pub const PULL_PAGE: i64 = 2000;
 
 /// Wire types (the server's JSON; `server/` defines the same shapes with their OpenAPI schema).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,10 +212,16 @@ pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
                         .map(|c| format!("{row}.{c}"))
                         .collect::<Vec<_>>()
                         .join(" || '|' || ");
+                    let o = op.to_lowercase();
+                    // Rows written while a device applies the server's changes are not queued
+                    // (they are the server's, not a local mutation's); the `cc_` triggers of
+                    // earlier versions queued them and end_apply dropped them again.
+                    db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS cc_{t}_{o}"))
+                        .await?;
                     db.execute_unprepared(&format!(
-                        "CREATE TRIGGER IF NOT EXISTS cc_{t}_{o} AFTER {op} ON {t} BEGIN \
-                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END",
-                        o = op.to_lowercase()
+                        "CREATE TRIGGER IF NOT EXISTS cq_{t}_{o} AFTER {op} ON {t} \
+                         WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
+                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END"
                     ))
                     .await?;
                 }
@@ -554,6 +564,19 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// The same in English.
     pub last_error_en: Option<String>,
+    /// While a round is pulling: how many changes have arrived of how many known so far.
+    pub pull: Option<PullProgress>,
+}
+
+/// How far the pull of a round has got. `total` counts the changes the server had for the
+/// partitions reached so far, so it can grow when the round moves on to the next partition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PullProgress {
+    pub received: i64,
+    pub total: i64,
+    /// The partition being pulled (`*` for city-wide rows, else a community id).
+    pub partition: String,
 }
 
 pub async fn status(db: &DatabaseConnection) -> Result<SyncStatus> {
@@ -582,6 +605,9 @@ pub async fn status(db: &DatabaseConnection) -> Result<SyncStatus> {
             None
         },
         last_error,
+        pull: get_setting(db, K_PULL_PROGRESS)
+            .await?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -728,12 +754,13 @@ async fn pull_all<T: Transport>(
     token: &str,
     report: &mut SyncReport,
     pulled: &mut std::collections::HashSet<(String, String)>,
+    on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
-    match pull_parts(db, t, token, report, pulled).await {
+    match pull_parts(db, t, token, report, pulled, on_progress).await {
         Err(e) if e.code == Code::ResyncRequired && !report.resynced => {
             forget_pulled(db).await?;
             report.resynced = true;
-            pull_parts(db, t, token, report, pulled).await
+            pull_parts(db, t, token, report, pulled, on_progress).await
         }
         other => other,
     }
@@ -745,25 +772,62 @@ async fn pull_parts<T: Transport>(
     token: &str,
     report: &mut SyncReport,
     pulled: &mut std::collections::HashSet<(String, String)>,
+    on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
     let parts: Vec<String> = get_setting(db, K_PARTITIONS)
         .await?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
+    // Changes received this round, and known to exist, in the partitions before this one.
+    let mut before = 0;
     for p in parts {
+        let mut start = None;
+        let mut progress = PullProgress::default();
+        let mut cursor: i64 = get_setting(db, &cursor_key(&p))
+            .await?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut page = t.pull(token, &p, cursor, PULL_PAGE).await?;
         loop {
-            let cursor: i64 = get_setting(db, &cursor_key(&p))
-                .await?
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let page = t.pull(token, &p, cursor, 2000).await?;
-            let n = apply_page(db, &p, &page).await?;
+            let done = page.changes.is_empty() || page.next_after >= page.head;
+            // The next page is fetched while this one is applied (the server and the network
+            // work while the device writes).
+            let (n, next) = if done {
+                (apply_page(db, &p, &page).await?, None)
+            } else {
+                let (n, next) = tokio::join!(
+                    apply_page(db, &p, &page),
+                    t.pull(token, &p, page.next_after, PULL_PAGE)
+                );
+                (n?, Some(next?))
+            };
             pulled.extend(page.changes.iter().map(|c| (c.table.clone(), c.pk.clone())));
             report.pulled += n;
-            if page.changes.is_empty() || page.next_after >= page.head {
-                break;
+            // Only a pull of more than one page is worth showing.
+            if !done || start.is_some() {
+                let from = *start.get_or_insert(cursor);
+                progress = PullProgress {
+                    received: before + (page.next_after.min(page.head) - from).max(0),
+                    total: before + (page.head - from).max(0),
+                    partition: p.clone(),
+                };
+                set_setting(
+                    db,
+                    K_PULL_PROGRESS,
+                    &serde_json::to_string(&progress).unwrap_or_default(),
+                )
+                .await?;
+                on_progress(&progress);
+            }
+            match next {
+                Some(next) => {
+                    cursor = page.next_after;
+                    page = next;
+                }
+                None => break,
             }
         }
+        before = progress.total.max(before);
     }
     Ok(())
 }
@@ -771,6 +835,16 @@ async fn pull_parts<T: Transport>(
 /// One round: push the outbox, pull every partition, then drop the mutations the pulled state
 /// now includes. Records the outcome for [`status`].
 pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<SyncReport> {
+    sync_once_with_progress(db, t, &|_| {}).await
+}
+
+/// [`sync_once`], telling `on_progress` after each page of a pull longer than one page (the
+/// same figures [`status`] shows while the round runs).
+pub async fn sync_once_with_progress<T: Transport>(
+    db: &DatabaseConnection,
+    t: &T,
+    on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
+) -> Result<SyncReport> {
     let token = get_setting(db, K_TOKEN).await?.ok_or_else(|| {
         CoreError::invalid(
             "device",
@@ -779,10 +853,11 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
         )
     })?;
     let mut report = SyncReport::default();
+    set_setting(db, K_PULL_PROGRESS, "").await?;
     let result = async {
         push_all(db, t, &token, &mut report).await?;
         let mut pulled = std::collections::HashSet::new();
-        pull_all(db, t, &token, &mut report, &mut pulled).await?;
+        pull_all(db, t, &token, &mut report, &mut pulled, on_progress).await?;
         repair(db, t, &token, &pulled, &mut report).await?;
         let txn = crate::db::begin_write(db).await?;
         sql::exec(
@@ -796,6 +871,8 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
         Ok::<(), CoreError>(())
     }
     .await;
+    // The pull is over (or stopped; the next round resumes it and reports again).
+    set_setting(db, K_PULL_PROGRESS, "").await?;
     match &result {
         Ok(()) => {
             set_setting(db, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
@@ -971,39 +1048,52 @@ pub mod http {
         })
     }
 
-    /// Enrol a new, empty device database with a code and pull everything.
+    /// Enrol a new, empty device database with a code and pull everything, telling
+    /// `on_progress` how far the pull has got.
     pub async fn enrol(
         db: &DatabaseConnection,
         server: &str,
         code: &str,
         device_name: &str,
+        on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
     ) -> Result<SyncReport> {
         let t = Http::new(server);
         let e = t.enrol(code, device_name).await?;
         store_enrolment(db, server, &e).await?;
-        sync_once(db, &t).await
+        sync_once_with_progress(db, &t, on_progress).await
+    }
+
+    /// What the background loop tells its listener.
+    pub enum RoundEvent<'a> {
+        Started,
+        /// After each page of a long pull (see [`PullProgress`]).
+        Pulling(&'a PullProgress),
+        Ended(&'a Result<SyncReport>),
     }
 
     /// Sync until `stop` turns true: a round every `every`, with exponential backoff (up to
     /// `max_backoff`, with jitter) while the server cannot be reached. `wake` starts a round at
-    /// once (after a local write, or when the user asks); `on_round` hears when a round starts
-    /// (`None`) and how it ended.
+    /// once (after a local write, or when the user asks); `on_event` hears when a round starts,
+    /// how far a long pull has got, and how the round ended.
     pub async fn run_loop(
         db: &DatabaseConnection,
         every: std::time::Duration,
         max_backoff: std::time::Duration,
         wake: &tokio::sync::Notify,
         mut stop: tokio::sync::watch::Receiver<bool>,
-        on_round: impl Fn(Option<&Result<SyncReport>>),
+        on_event: impl Fn(RoundEvent<'_>) + Send + Sync,
     ) {
         let mut delay = every;
         loop {
             let server = get_setting(db, K_SERVER).await.ok().flatten();
             let ok = match server {
                 Some(s) => {
-                    on_round(None);
-                    let r = sync_once(db, &Http::new(&s)).await;
-                    on_round(Some(&r));
+                    on_event(RoundEvent::Started);
+                    let r = sync_once_with_progress(db, &Http::new(&s), &|p| {
+                        on_event(RoundEvent::Pulling(p))
+                    })
+                    .await;
+                    on_event(RoundEvent::Ended(&r));
                     r.is_ok()
                 }
                 None => true,

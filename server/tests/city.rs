@@ -246,10 +246,15 @@ async fn hours_earned_in_one_community_are_spent_in_another_and_the_city_dashboa
     run(true).await;
 }
 
-/// Pages of at most 7 changes: a boundary falls inside almost every transaction's rows.
-struct SmallPages(Http);
+/// Pages of at most 7 changes: a boundary falls inside almost every transaction's rows. Each
+/// pull also records the pull progress the device's status showed at that moment.
+struct SmallPages<'a>(
+    Http,
+    &'a sea_orm::DatabaseConnection,
+    std::sync::Mutex<Vec<Option<sync::PullProgress>>>,
+);
 
-impl sync::Transport for SmallPages {
+impl sync::Transport for SmallPages<'_> {
     async fn push(
         &self,
         token: &str,
@@ -264,6 +269,8 @@ impl sync::Transport for SmallPages {
         after: i64,
         _limit: i64,
     ) -> timebank_core::Result<sync::PullPage> {
+        let shown = sync::status(self.1).await?.pull;
+        self.2.lock().unwrap().push(shown);
         self.0.pull(token, p, after, 7).await
     }
     async fn rows(
@@ -316,9 +323,50 @@ async fn small_pages(postgres: bool) {
     .unwrap();
     let e = Http::new(&c.base).enrol(&code, "b").await.unwrap();
     sync::store_enrolment(&b, &c.base, &e).await.unwrap();
-    sync::sync_once(&b, &SmallPages(Http::new(&c.base)))
+    let t = SmallPages(Http::new(&c.base), &b, Default::default());
+    let told = std::sync::Mutex::new(Vec::new());
+    sync::sync_once_with_progress(&b, &t, &|p| told.lock().unwrap().push(p.clone()))
         .await
         .unwrap();
+    // The progress of the long pull: told after every page, never going back, ending with
+    // every change of the device's partitions received; the status showed the same figures
+    // while the round ran, and shows none once it is over.
+    let told = told.into_inner().unwrap();
+    let mut heads = 0;
+    for p in std::iter::once("*").chain(c.boot.community_ids.iter().map(String::as_str)) {
+        heads += timebank_core::sql::scalar_i64(
+            &c.db,
+            "SELECT last_seq FROM change_heads WHERE community_id = ?",
+            vec![p.into()],
+        )
+        .await
+        .unwrap();
+    }
+    assert!(told.len() > 10, "{} progress reports", told.len());
+    assert!(
+        told.windows(2)
+            .all(|w| w[1].received >= w[0].received && w[1].total >= w[0].total),
+        "{told:?}"
+    );
+    assert!(told.iter().all(|p| p.received <= p.total), "{told:?}");
+    let last = told.last().unwrap();
+    assert_eq!((last.received, last.total), (heads, heads), "{last:?}");
+    let shown = t.2.into_inner().unwrap();
+    assert!(shown[0].is_none(), "no progress before the first page");
+    // (The next page is fetched while the device applies the one before it, so the status
+    // seen at a fetch may be a page behind.)
+    let shown: Vec<_> = shown.into_iter().flatten().collect();
+    assert!(
+        shown.len() + 3 >= told.len(),
+        "{} of {} shown",
+        shown.len(),
+        told.len()
+    );
+    assert!(
+        shown.iter().all(|s| told.contains(s)),
+        "the status shows what was told: {shown:?}"
+    );
+    assert_eq!(sync::status(&b).await.unwrap().pull, None);
     let q = "SELECT m.id AS c0, r.role AS c1 FROM members m JOIN member_roles r ON r.member_id = m.id ORDER BY m.id, r.role";
     assert_eq!(rows(&b, q).await, rows(&c.db, q).await);
     assert_eq!(

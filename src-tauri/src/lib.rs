@@ -154,13 +154,21 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
         let _keep = _stop_tx;
         // Let the first screen load before the first round takes the database and the network.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        timebank_core::sync::http::run_loop(&db, every, max_backoff, &wake, stop, |r| {
-            syncing.store(r.is_none(), std::sync::atomic::Ordering::Relaxed);
-            match r {
-                None => {
+        timebank_core::sync::http::run_loop(&db, every, max_backoff, &wake, stop, |ev| {
+            use timebank_core::sync::http::RoundEvent;
+            syncing.store(
+                !matches!(ev, RoundEvent::Ended(_)),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            match ev {
+                RoundEvent::Started => {
                     let _ = tx.send(None);
                 }
-                Some(Ok(r)) => {
+                // The status now carries the pull's progress.
+                RoundEvent::Pulling(_) => {
+                    let _ = tx.send(Some(0));
+                }
+                RoundEvent::Ended(Ok(r)) => {
                     tracing::info!(
                         pushed = r.pushed,
                         pulled = r.pulled,
@@ -169,7 +177,7 @@ fn start_sync(app: &tauri::AppHandle, opts: &Options) {
                     );
                     let _ = tx.send(Some(r.pulled + r.repaired + r.rejected));
                 }
-                Some(Err(e)) => {
+                RoundEvent::Ended(Err(e)) => {
                     tracing::warn!(error = %e.message(timebank_core::Lang::En), "sync failed");
                     let _ = tx.send(Some(0));
                 }

@@ -127,7 +127,13 @@ pub async fn enrol(
         )
         .into());
     }
-    let r = sync::http::enrol(&s.db, server, code.trim(), device_name.trim()).await?;
+    // The first pull can be long: the indicator shows how far it has got.
+    let handle = s.handle.clone();
+    let r = sync::http::enrol(&s.db, server, code.trim(), device_name.trim(), &move |_| {
+        let h = handle.clone();
+        tauri::async_runtime::spawn(async move { h.state::<AppState>().emit_status().await });
+    })
+    .await?;
     tracing::info!(server, pulled = r.pulled, "enrolled");
     crate::grant_staff_commands(&s.handle).await;
     s.changed("sync").await;

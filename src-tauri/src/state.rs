@@ -81,6 +81,8 @@ pub struct SyncStatusView {
     pub last_error_en: Option<String>,
     /// True while a sync round is running.
     pub syncing: bool,
+    /// While a long pull runs: changes received of those known.
+    pub pull: Option<timebank_core::sync::PullProgress>,
 }
 
 impl SyncStatusView {
@@ -94,6 +96,7 @@ impl SyncStatusView {
             last_error: s.last_error,
             last_error_en: s.last_error_en,
             syncing,
+            pull: s.pull,
         }
     }
 }

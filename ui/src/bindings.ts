@@ -607,6 +607,17 @@ export type Preferences = {
 	lock_minutes: number,
 };
 
+/**
+ *  How far the pull of a round has got. `total` counts the changes the server had for the
+ *  partitions reached so far, so it can grow when the round moves on to the next partition.
+ */
+export type PullProgress = {
+	received: number,
+	total: number,
+	/**  The partition being pulled (`*` for city-wide rows, else a community id). */
+	partition: string,
+};
+
 export type RegisterMember = RegisterMember_Serialize | RegisterMember_Deserialize;
 
 export type RegisterMember_Deserialize = {
@@ -757,6 +768,8 @@ export type SyncStatusView_Deserialize = {
 	last_error_en?: string | null,
 	/**  True while a sync round is running. */
 	syncing: boolean,
+	/**  While a long pull runs: changes received of those known. */
+	pull?: PullProgress | null,
 };
 
 /**  `SyncStatus` as sent to the UI (a copy that can be deserialized for events). */
@@ -770,6 +783,8 @@ export type SyncStatusView_Serialize = {
 	last_error_en: string | null,
 	/**  True while a sync round is running. */
 	syncing: boolean,
+	/**  While a long pull runs: changes received of those known. */
+	pull: PullProgress | null,
 };
 
 /**  An error as the UI shows it: the stable code, and the message in both languages. */

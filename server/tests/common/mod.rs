@@ -140,7 +140,7 @@ impl City {
         )
         .await
         .unwrap();
-        timebank_core::sync::http::enrol(&d, &self.base, &code, name)
+        timebank_core::sync::http::enrol(&d, &self.base, &code, name, &|_| {})
             .await
             .unwrap();
         d

@@ -36,6 +36,15 @@ export function SyncIndicator({ sync }: { sync: SyncStatus | null }) {
           {t("sync.last", { when: sync.last_success_ms ? dateTime(sync.last_success_ms) : t("sync.never") })}
         </span>
       )}
+      {state === "syncing" && sync.pull && sync.pull.total > 0 && (
+        // Not part of the live region: it changes with every page of a long pull.
+        <span className="sync-progress">
+          <progress max={sync.pull.total} value={sync.pull.received} aria-label={t("sync.pulling")} />
+          <span className="sync-detail">
+            {t("sync.pullingCount", { received: sync.pull.received.toLocaleString(i18n.language), total: sync.pull.total.toLocaleString(i18n.language) })}
+          </span>
+        </span>
+      )}
       {state === "offline" && sync.last_error && <span className="sync-problem">{i18n.language === "en" ? sync.last_error_en ?? sync.last_error : sync.last_error}</span>}
       {state === "offline" && <span className="sync-problem">{t("sync.offlineHelp")}</span>}
       {sync.enrolled && (

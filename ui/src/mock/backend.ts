@@ -116,7 +116,7 @@ export function initialState(): MockState {
     signedIn: null,
     prefs: { lang: "zh-CN", font_scale: 100, lock_minutes: 5 },
     deviceRole: "center",
-    sync: { enrolled: true, server: "http://127.0.0.1:8620", online: true, pending: 0, last_success_ms: NOW - 60_000, last_error: null, last_error_en: null, syncing: false },
+    sync: { enrolled: true, server: "http://127.0.0.1:8620", online: true, pending: 0, last_success_ms: NOW - 60_000, last_error: null, last_error_en: null, syncing: false, pull: null },
     orders,
     board: orders.filter((o) => o.status === "open").map((o) => boardItem(o, o.id === "o-1" ? NOW + 20 * H : null)),
     inbox: [

@@ -5,7 +5,7 @@ import { SyncIndicator } from "../../src/components/SyncIndicator";
 import type { SyncStatus } from "../../src/store";
 import { heading, start } from "./helpers";
 
-const base: SyncStatus = { enrolled: true, server: "http://s", online: true, pending: 0, last_success_ms: Date.UTC(2026, 10, 28, 6, 0), last_error: null, last_error_en: null, syncing: false };
+const base: SyncStatus = { enrolled: true, server: "http://s", online: true, pending: 0, last_success_ms: Date.UTC(2026, 10, 28, 6, 0), last_error: null, last_error_en: null, syncing: false, pull: null };
 
 describe("the sync indicator", () => {
   it("says offline with the count of waiting changes, and returns to synced when a sync-status-changed event arrives", async () => {
@@ -30,6 +30,17 @@ describe("the sync indicator", () => {
     render(<SyncIndicator sync={{ ...base, pending: 3 }} />);
     expect(screen.getByTestId("sync-indicator")).toHaveTextContent("在线，正在上传");
     expect(screen.getByTestId("sync-indicator")).toHaveTextContent("3项待上传");
+  });
+
+  it("shows how far a long pull has got while the round runs, and nothing of it once the round is over", () => {
+    const { rerender } = render(<SyncIndicator sync={{ ...base, syncing: true, pull: { received: 12000, total: 255092, partition: "c-1" } }} />);
+    const bar = screen.getByRole("progressbar", { name: "正在接收数据" });
+    expect(bar).toHaveAttribute("value", "12000");
+    expect(bar).toHaveAttribute("max", "255092");
+    expect(screen.getByTestId("sync-indicator")).toHaveTextContent("正在接收数据：12,000 / 255,092 项");
+    expect(within(screen.getByTestId("sync-indicator")).getByRole("status")).not.toHaveTextContent("12,000");
+    rerender(<SyncIndicator sync={{ ...base, syncing: false, pull: null }} />);
+    expect(screen.queryByRole("progressbar")).not.toBeInTheDocument();
   });
 
   it("a computer not enrolled says it is not connected, with no sync button", () => {
