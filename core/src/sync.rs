@@ -201,6 +201,9 @@ pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
             txn.commit().await?;
         }
         _ => {
+            // In one transaction: no local write lands between an old trigger and its successor.
+            let txn = crate::db::begin_write(db).await?;
+            let db = &txn;
             for (t, pk) in TABLES {
                 for (op, row, kind) in [
                     ("INSERT", "NEW", "upsert"),
@@ -226,7 +229,26 @@ pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
                     .await?;
                 }
             }
+            txn.commit().await?;
         }
+    }
+    Ok(())
+}
+
+/// A device enrolled by an earlier version has the `cc_` capture triggers, which also queued
+/// the rows applied from the server: replace them (once; a cheap check otherwise).
+async fn upgrade_capture(db: &DatabaseConnection) -> Result<()> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return Ok(());
+    }
+    let old = sql::scalar_i64(
+        db,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cc!_%' ESCAPE '!'",
+        vec![],
+    )
+    .await?;
+    if old > 0 {
+        install_capture(db).await?;
     }
     Ok(())
 }
@@ -853,6 +875,7 @@ pub async fn sync_once_with_progress<T: Transport>(
         )
     })?;
     let mut report = SyncReport::default();
+    upgrade_capture(db).await?;
     set_setting(db, K_PULL_PROGRESS, "").await?;
     let result = async {
         push_all(db, t, &token, &mut report).await?;

@@ -5,7 +5,7 @@
 //! commit order: a second writer of the same community waits on the head row).
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use timebank_core::entities::*;
 use timebank_core::{sql, CoreError};
 
@@ -67,16 +67,82 @@ pub async fn load_row<C: ConnectionTrait>(
     })
 }
 
-async fn member_community<C: ConnectionTrait>(
+/// The current rows of `tbl` with the keys `pks`, by key (keys of rows that no longer exist
+/// are absent): one query per 500 keys, where [`load_row`] takes one per row.
+pub async fn load_rows<C: ConnectionTrait>(
     c: &C,
-    member: &str,
-) -> Result<Vec<String>, CoreError> {
-    col(
-        c,
-        "SELECT home_community_id AS v FROM members WHERE id = ?",
-        member,
-    )
-    .await
+    tbl: &str,
+    pks: &[String],
+) -> Result<HashMap<String, Value>, CoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let Some((_, key_cols)) = SYNCED.iter().find(|(t, _)| *t == tbl) else {
+        return Ok(HashMap::new());
+    };
+    let wanted: HashSet<&str> = pks.iter().map(String::as_str).collect();
+    // Rows are found by their key's first column (for two-column keys, the rows of that
+    // first value are read and those not asked for are dropped).
+    let firsts: Vec<String> = pks
+        .iter()
+        .map(|k| k.split('|').next().unwrap_or("").to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut out = HashMap::with_capacity(pks.len());
+    for chunk in firsts.chunks(500) {
+        let chunk = chunk.to_vec();
+        macro_rules! many {
+            ($m:ident, $col:ident) => {
+                $m::Entity::find()
+                    .filter($m::Column::$col.is_in(chunk))
+                    .all(c)
+                    .await?
+                    .into_iter()
+                    .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
+                    .collect::<Vec<_>>()
+            };
+        }
+        let found = match tbl {
+            "places" => many!(places, Id),
+            "centers" => many!(centers, Id),
+            "center_communities" => many!(center_communities, CenterId),
+            "programmes" => many!(programmes, Id),
+            "service_fields" => many!(service_fields, Code),
+            "services" => many!(services, Code),
+            "members" => many!(members, Id),
+            "member_roles" => many!(member_roles, MemberId),
+            "family_links" => many!(family_links, MemberId),
+            "volunteer_profiles" => many!(volunteer_profiles, MemberId),
+            "orders" => many!(orders, Id),
+            "order_visits" => many!(order_visits, Id),
+            "order_volunteers" => many!(order_volunteers, Id),
+            "visit_attendance" => many!(visit_attendance, Id),
+            "activities" => many!(activities, Id),
+            "activity_signups" => many!(activity_signups, ActivityId),
+            "accounts" => many!(accounts, Id),
+            "transfers" => many!(transfers, Id),
+            "ledger_entries" => many!(ledger_entries, Id),
+            "ledger_flags" => many!(ledger_flags, Id),
+            "feedback" => many!(feedback, Id),
+            "safeguarding_reports" => many!(safeguarding_reports, Id),
+            "inbox_messages" => many!(inbox_messages, Id),
+            _ => Vec::new(),
+        };
+        for row in found {
+            let key = key_cols
+                .iter()
+                .map(|k| match row.get(*k) {
+                    Some(Value::String(v)) => v.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join("|");
+            if wanted.contains(key.as_str()) {
+                out.insert(key, row);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn col<C: ConnectionTrait>(c: &C, q: &str, key: &str) -> Result<Vec<String>, CoreError> {
@@ -91,38 +157,122 @@ fn s<'a>(row: &'a Value, k: &str) -> &'a str {
     row.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Finds the partitions of rows, remembering the community of each member, order, activity
+/// and account it has met (from rows of the same batch, or read once), so that logging a
+/// batch does not read them again for every row that refers to them.
+#[derive(Default)]
+pub struct Partitions {
+    member: HashMap<String, Vec<String>>,
+    order: HashMap<String, Vec<String>>,
+    activity: HashMap<String, Vec<String>>,
+}
+
+impl Partitions {
+    /// Remember what rows about to be logged tell of communities (a member's home, an order's
+    /// and an activity's community).
+    pub fn learn(&mut self, tbl: &str, row: &Value) {
+        let (map, key, comm) = match tbl {
+            "members" => (&mut self.member, "id", "home_community_id"),
+            "orders" => (&mut self.order, "id", "community_id"),
+            "activities" => (&mut self.activity, "id", "community_id"),
+            _ => return,
+        };
+        let v = row.get(comm).and_then(Value::as_str).map(str::to_owned);
+        map.insert(s(row, key).to_owned(), v.into_iter().collect());
+    }
+
+    async fn member<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        if let Some(v) = self.member.get(id) {
+            return Ok(v.clone());
+        }
+        let v = col(
+            c,
+            "SELECT home_community_id AS v FROM members WHERE id = ?",
+            id,
+        )
+        .await?;
+        self.member.insert(id.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    async fn order<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        if let Some(v) = self.order.get(id) {
+            return Ok(v.clone());
+        }
+        let v = col(c, "SELECT community_id AS v FROM orders WHERE id = ?", id).await?;
+        self.order.insert(id.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    async fn activity<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        if let Some(v) = self.activity.get(id) {
+            return Ok(v.clone());
+        }
+        let v = col(
+            c,
+            "SELECT community_id AS v FROM activities WHERE id = ?",
+            id,
+        )
+        .await?;
+        self.activity.insert(id.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    /// The partitions (communities, or [`CITY`]) a row belongs to.
+    pub async fn of<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        tbl: &str,
+        row: &Value,
+    ) -> Result<Vec<String>, CoreError> {
+        Ok(match tbl {
+            "places" | "centers" | "center_communities" | "programmes" | "service_fields" | "services" => vec![CITY.into()],
+            "members" => vec![s(row, "home_community_id").into()],
+            "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => self.member(c, s(row, "member_id")).await?,
+            "family_links" => {
+                let mut v = self.member(c, s(row, "member_id")).await?;
+                v.extend(self.member(c, s(row, "relative_id")).await?);
+                v
+            }
+            "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
+            "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.order(c, s(row, "order_id")).await?,
+            "activity_signups" => self.activity(c, s(row, "activity_id")).await?,
+            "accounts" => match (row.get("member_id").and_then(Value::as_str), row.get("community_id").and_then(Value::as_str)) {
+                (Some(m), _) => self.member(c, m).await?,
+                (None, Some(cm)) => vec![cm.into()],
+                _ => vec![CITY.into()],
+            },
+            "ledger_entries" => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", s(row, "account_id")).await?,
+            "transfers" => col(
+                c,
+                "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
+                s(row, "id"),
+            )
+            .await?,
+            _ => vec![],
+        })
+    }
+}
+
 /// The partitions (communities, or [`CITY`]) a row belongs to.
 pub async fn communities_of<C: ConnectionTrait>(
     c: &C,
     tbl: &str,
     row: &Value,
 ) -> Result<Vec<String>, CoreError> {
-    Ok(match tbl {
-        "places" | "centers" | "center_communities" | "programmes" | "service_fields" | "services" => vec![CITY.into()],
-        "members" => vec![s(row, "home_community_id").into()],
-        "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => member_community(c, s(row, "member_id")).await?,
-        "family_links" => {
-            let mut v = member_community(c, s(row, "member_id")).await?;
-            v.extend(member_community(c, s(row, "relative_id")).await?);
-            v
-        }
-        "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
-        "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => col(c, "SELECT community_id AS v FROM orders WHERE id = ?", s(row, "order_id")).await?,
-        "activity_signups" => col(c, "SELECT community_id AS v FROM activities WHERE id = ?", s(row, "activity_id")).await?,
-        "accounts" => match (row.get("member_id").and_then(Value::as_str), row.get("community_id").and_then(Value::as_str)) {
-            (Some(m), _) => member_community(c, m).await?,
-            (None, Some(cm)) => vec![cm.into()],
-            _ => vec![CITY.into()],
-        },
-        "ledger_entries" => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", s(row, "account_id")).await?,
-        "transfers" => col(
-            c,
-            "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
-            s(row, "id"),
-        )
-        .await?,
-        _ => vec![],
-    })
+    Partitions::default().of(c, tbl, row).await
 }
 
 /// Reserve `n` consecutive sequences of `community` inside the caller's transaction and return
@@ -174,16 +324,32 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
     if queued.is_empty() {
         return Ok(0);
     }
+    let queued: Vec<(String, String)> = queued
+        .iter()
+        .map(|q| Ok((q.try_get("", "tbl")?, q.try_get("", "pk")?)))
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+    // The current rows, one query per table (and 500 keys), not one per row.
+    let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (tbl, pk) in &queued {
+        keys.entry(tbl.as_str()).or_default().push(pk.clone());
+    }
+    let mut current: HashMap<&str, HashMap<String, Value>> = HashMap::new();
+    let mut partitions = Partitions::default();
+    for (tbl, pks) in keys {
+        let rows = load_rows(c, tbl, &pks).await?;
+        for row in rows.values() {
+            partitions.learn(tbl, row);
+        }
+        current.insert(tbl, rows);
+    }
     let mut by_partition: BTreeMap<String, Vec<(String, String, String, String)>> = BTreeMap::new();
-    for q in &queued {
-        let tbl: String = q.try_get("", "tbl")?;
-        let pk: String = q.try_get("", "pk")?;
-        let (op, row) = match load_row(c, &tbl, &pk).await? {
+    for (tbl, pk) in &queued {
+        let (op, row) = match current.get_mut(tbl.as_str()).and_then(|m| m.remove(pk)) {
             Some(r) => ("upsert", r),
             None => ("delete", Value::Null),
         };
         let parts: BTreeSet<String> = if op == "upsert" {
-            communities_of(c, &tbl, &row).await?.into_iter().collect()
+            partitions.of(c, tbl, &row).await?.into_iter().collect()
         } else {
             // A deletion goes to every partition the row was ever logged in, so that no
             // device (nor a new one pulling from the start) keeps or gets it back.

@@ -462,3 +462,77 @@ async fn the_city_server_runs_the_scheduled_rules_and_devices_pull_the_outcome_o
 async fn the_city_server_runs_the_scheduled_rules_and_devices_pull_the_outcome_on_postgres() {
     server_rules(true).await;
 }
+
+/// A device enrolled by an earlier version has the `cc_` capture triggers (which also queued
+/// the rows it applied from the server). Its next round replaces them by the `cq_` triggers,
+/// which leave pulled rows alone and still journal the device's own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_journals_its_writes(
+) {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("old").await;
+    let triggers = |prefix: &'static str| {
+        let d = d.clone();
+        async move {
+            timebank_core::sql::scalar_i64(
+                &d,
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, 3) = ?",
+                vec![prefix.into()],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let all = (sync::TABLES.len() * 3) as i64;
+    assert_eq!((triggers("cq_").await, triggers("cc_").await), (all, 0));
+    // Make it look like the earlier version: the old, unconditional trigger on members.
+    for o in ["insert", "update", "delete"] {
+        sea_orm::ConnectionTrait::execute_unprepared(&d, &format!("DROP TRIGGER cq_members_{o}"))
+            .await
+            .unwrap();
+    }
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &d,
+        "CREATE TRIGGER cc_members_insert AFTER INSERT ON members BEGIN \
+         INSERT INTO change_queue (tbl, pk, op) VALUES ('members', NEW.id, 'upsert'); END",
+    )
+    .await
+    .unwrap();
+    let dev = outbox::device_id(&d).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    let comm = c.boot.community_ids[0].clone();
+    execute(
+        &d,
+        &ctx,
+        register("r-1", "周桂兰", "13711112221", &comm, false),
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!((triggers("cq_").await, triggers("cc_").await), (all, 0));
+    // A write after the upgrade is journaled, pushed and on the server.
+    execute(
+        &d,
+        &ctx,
+        register("r-2", "钱秀梅", "13711112222", &comm, false),
+    )
+    .await
+    .unwrap();
+    let queued = rows(
+        &d,
+        "SELECT DISTINCT tbl AS c0 FROM change_queue WHERE mutation_id IS NOT NULL ORDER BY tbl",
+    )
+    .await;
+    assert!(queued.contains(&"members".to_owned()), "{queued:?}");
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    let q = "SELECT id AS c0 FROM members WHERE id IN ('r-1', 'r-2') ORDER BY id";
+    assert_eq!(rows(&c.db, q).await, vec!["r-1", "r-2"]);
+    // Rows applied from the server leave nothing in the journal.
+    assert_eq!(
+        rows(&d, "SELECT COUNT(*) AS c0 FROM change_queue").await,
+        vec!["0"]
+    );
+    c.stop().await;
+}
