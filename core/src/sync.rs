@@ -854,6 +854,17 @@ async fn pull_parts<T: Transport>(
     Ok(())
 }
 
+/// Forget the progress of a pull (a write only when there is one: most rounds pull one page).
+async fn clear_progress(db: &DatabaseConnection) -> Result<()> {
+    if get_setting(db, K_PULL_PROGRESS)
+        .await?
+        .is_some_and(|s| !s.is_empty())
+    {
+        set_setting(db, K_PULL_PROGRESS, "").await?;
+    }
+    Ok(())
+}
+
 /// One round: push the outbox, pull every partition, then drop the mutations the pulled state
 /// now includes. Records the outcome for [`status`].
 pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<SyncReport> {
@@ -876,7 +887,7 @@ pub async fn sync_once_with_progress<T: Transport>(
     })?;
     let mut report = SyncReport::default();
     upgrade_capture(db).await?;
-    set_setting(db, K_PULL_PROGRESS, "").await?;
+    clear_progress(db).await?;
     let result = async {
         push_all(db, t, &token, &mut report).await?;
         let mut pulled = std::collections::HashSet::new();
@@ -895,7 +906,7 @@ pub async fn sync_once_with_progress<T: Transport>(
     }
     .await;
     // The pull is over (or stopped; the next round resumes it and reports again).
-    set_setting(db, K_PULL_PROGRESS, "").await?;
+    clear_progress(db).await?;
     match &result {
         Ok(()) => {
             set_setting(db, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
