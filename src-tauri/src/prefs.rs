@@ -127,13 +127,19 @@ pub async fn enrol(
         )
         .into());
     }
-    // The first pull can be long: the indicator shows how far it has got.
+    // The first pull can be long: the indicator says it is syncing and how far it has got.
     let handle = s.handle.clone();
+    s.syncing.store(true, std::sync::atomic::Ordering::Relaxed);
     let r = sync::http::enrol(&s.db, server, code.trim(), device_name.trim(), &move |_| {
         let h = handle.clone();
         tauri::async_runtime::spawn(async move { h.state::<AppState>().emit_status().await });
     })
-    .await?;
+    .await;
+    s.syncing.store(false, std::sync::atomic::Ordering::Relaxed);
+    if r.is_err() {
+        s.emit_status().await;
+    }
+    let r = r?;
     tracing::info!(server, pulled = r.pulled, "enrolled");
     crate::grant_staff_commands(&s.handle).await;
     s.changed("sync").await;
