@@ -162,71 +162,49 @@ fn s<'a>(row: &'a Value, k: &str) -> &'a str {
 /// batch does not read them again for every row that refers to them.
 #[derive(Default)]
 pub struct Partitions {
-    member: HashMap<String, Vec<String>>,
-    order: HashMap<String, Vec<String>>,
-    activity: HashMap<String, Vec<String>>,
+    /// (table, id) -> the row's community, for the tables of [`COMMUNITY_COLUMN`].
+    known: HashMap<(&'static str, String), Vec<String>>,
 }
 
+/// The tables whose rows name a community outright, and the column that does.
+const COMMUNITY_COLUMN: [(&str, &str); 3] = [
+    ("members", "home_community_id"),
+    ("orders", "community_id"),
+    ("activities", "community_id"),
+];
+
 impl Partitions {
-    /// Remember what rows about to be logged tell of communities (a member's home, an order's
-    /// and an activity's community).
+    /// Remember what a row about to be logged tells of communities (a member's home, an
+    /// order's and an activity's community).
     pub fn learn(&mut self, tbl: &str, row: &Value) {
-        let (map, key, comm) = match tbl {
-            "members" => (&mut self.member, "id", "home_community_id"),
-            "orders" => (&mut self.order, "id", "community_id"),
-            "activities" => (&mut self.activity, "id", "community_id"),
-            _ => return,
-        };
-        let v = row.get(comm).and_then(Value::as_str).map(str::to_owned);
-        map.insert(s(row, key).to_owned(), v.into_iter().collect());
+        if let Some((t, comm)) = COMMUNITY_COLUMN.iter().find(|(t, _)| *t == tbl) {
+            let v = row.get(*comm).and_then(Value::as_str).map(str::to_owned);
+            self.known
+                .insert((t, s(row, "id").to_owned()), v.into_iter().collect());
+        }
     }
 
-    async fn member<C: ConnectionTrait>(
+    /// The community of row `id` of `tbl` (one of [`COMMUNITY_COLUMN`]), read once.
+    async fn community<C: ConnectionTrait>(
         &mut self,
         c: &C,
+        tbl: &'static str,
         id: &str,
     ) -> Result<Vec<String>, CoreError> {
-        if let Some(v) = self.member.get(id) {
+        if let Some(v) = self.known.get(&(tbl, id.to_owned())) {
             return Ok(v.clone());
         }
+        let comm = COMMUNITY_COLUMN
+            .iter()
+            .find(|(t, _)| *t == tbl)
+            .map_or("community_id", |(_, c)| c);
         let v = col(
             c,
-            "SELECT home_community_id AS v FROM members WHERE id = ?",
+            &format!("SELECT {comm} AS v FROM {tbl} WHERE id = ?"),
             id,
         )
         .await?;
-        self.member.insert(id.to_owned(), v.clone());
-        Ok(v)
-    }
-
-    async fn order<C: ConnectionTrait>(
-        &mut self,
-        c: &C,
-        id: &str,
-    ) -> Result<Vec<String>, CoreError> {
-        if let Some(v) = self.order.get(id) {
-            return Ok(v.clone());
-        }
-        let v = col(c, "SELECT community_id AS v FROM orders WHERE id = ?", id).await?;
-        self.order.insert(id.to_owned(), v.clone());
-        Ok(v)
-    }
-
-    async fn activity<C: ConnectionTrait>(
-        &mut self,
-        c: &C,
-        id: &str,
-    ) -> Result<Vec<String>, CoreError> {
-        if let Some(v) = self.activity.get(id) {
-            return Ok(v.clone());
-        }
-        let v = col(
-            c,
-            "SELECT community_id AS v FROM activities WHERE id = ?",
-            id,
-        )
-        .await?;
-        self.activity.insert(id.to_owned(), v.clone());
+        self.known.insert((tbl, id.to_owned()), v.clone());
         Ok(v)
     }
 
@@ -240,17 +218,17 @@ impl Partitions {
         Ok(match tbl {
             "places" | "centers" | "center_communities" | "programmes" | "service_fields" | "services" => vec![CITY.into()],
             "members" => vec![s(row, "home_community_id").into()],
-            "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => self.member(c, s(row, "member_id")).await?,
+            "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => self.community(c, "members", s(row, "member_id")).await?,
             "family_links" => {
-                let mut v = self.member(c, s(row, "member_id")).await?;
-                v.extend(self.member(c, s(row, "relative_id")).await?);
+                let mut v = self.community(c, "members", s(row, "member_id")).await?;
+                v.extend(self.community(c, "members", s(row, "relative_id")).await?);
                 v
             }
             "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
-            "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.order(c, s(row, "order_id")).await?,
-            "activity_signups" => self.activity(c, s(row, "activity_id")).await?,
+            "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.community(c, "orders", s(row, "order_id")).await?,
+            "activity_signups" => self.community(c, "activities", s(row, "activity_id")).await?,
             "accounts" => match (row.get("member_id").and_then(Value::as_str), row.get("community_id").and_then(Value::as_str)) {
-                (Some(m), _) => self.member(c, m).await?,
+                (Some(m), _) => self.community(c, "members", m).await?,
                 (None, Some(cm)) => vec![cm.into()],
                 _ => vec![CITY.into()],
             },
