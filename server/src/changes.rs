@@ -14,57 +14,13 @@ pub const CITY: &str = "*";
 
 pub use timebank_core::sync::{install_capture as install, TABLES as SYNCED};
 
-fn parts(pk: &str) -> Vec<String> {
-    pk.split('|').map(str::to_owned).collect()
-}
-
 /// The current row of `tbl` with key `pk` as JSON (None if it no longer exists).
 pub async fn load_row<C: ConnectionTrait>(
     c: &C,
     tbl: &str,
     pk: &str,
 ) -> Result<Option<Value>, CoreError> {
-    macro_rules! one {
-        ($m:ident, $key:expr) => {
-            $m::Entity::find_by_id($key)
-                .one(c)
-                .await?
-                .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
-        };
-    }
-    let p = parts(pk);
-    let two = || {
-        (
-            p.first().cloned().unwrap_or_default(),
-            p.get(1).cloned().unwrap_or_default(),
-        )
-    };
-    Ok(match tbl {
-        "places" => one!(places, pk.to_owned()),
-        "centers" => one!(centers, pk.to_owned()),
-        "center_communities" => one!(center_communities, two()),
-        "programmes" => one!(programmes, pk.to_owned()),
-        "service_fields" => one!(service_fields, pk.to_owned()),
-        "services" => one!(services, pk.to_owned()),
-        "members" => one!(members, pk.to_owned()),
-        "member_roles" => one!(member_roles, two()),
-        "family_links" => one!(family_links, two()),
-        "volunteer_profiles" => one!(volunteer_profiles, pk.to_owned()),
-        "orders" => one!(orders, pk.to_owned()),
-        "order_visits" => one!(order_visits, pk.to_owned()),
-        "order_volunteers" => one!(order_volunteers, pk.to_owned()),
-        "visit_attendance" => one!(visit_attendance, pk.to_owned()),
-        "activities" => one!(activities, pk.to_owned()),
-        "activity_signups" => one!(activity_signups, two()),
-        "accounts" => one!(accounts, pk.to_owned()),
-        "transfers" => one!(transfers, pk.to_owned()),
-        "ledger_entries" => one!(ledger_entries, pk.to_owned()),
-        "ledger_flags" => one!(ledger_flags, pk.to_owned()),
-        "feedback" => one!(feedback, pk.to_owned()),
-        "safeguarding_reports" => one!(safeguarding_reports, pk.to_owned()),
-        "inbox_messages" => one!(inbox_messages, pk.to_owned()),
-        _ => None,
-    })
+    Ok(load_rows(c, tbl, &[pk.to_owned()]).await?.remove(pk))
 }
 
 /// The current rows of `tbl` with the keys `pks`, by key (keys of rows that no longer exist
