@@ -14,7 +14,7 @@
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
 use crate::sql;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value as SqlValue};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -253,19 +253,6 @@ async fn upgrade_capture(db: &DatabaseConnection) -> Result<()> {
     Ok(())
 }
 
-fn sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::String(s) => s.clone().into(),
-        Value::Bool(b) => (*b).into(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or_default().into(),
-        },
-        Value::Null => SqlValue::String(None),
-        other => other.to_string().into(),
-    }
-}
-
 /// Apply one change to the device's SQLite database (inside the caller's transaction).
 async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
     let Some((table, pk)) = TABLES.iter().find(|(t, _)| *t == ch.table) else {
@@ -321,6 +308,10 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
 }
 
 /// One statement upserting `rows` (objects with the columns `cols`) into `table`, in order.
+/// The rows go to SQLite as one JSON array read by `json_each`: the statement's text depends
+/// only on the table and its columns (so it is prepared once, whatever the number of rows), and
+/// `->>` gives each JSON value its SQL value: text, integer, real, 1 or 0 for a boolean, NULL,
+/// the JSON text of an array or object.
 async fn upsert<C: ConnectionTrait>(
     c: &C,
     table: &str,
@@ -328,13 +319,24 @@ async fn upsert<C: ConnectionTrait>(
     cols: &[&String],
     rows: &[&serde_json::Map<String, Value>],
 ) -> Result<()> {
+    if let Some(bad) = cols.iter().find(|c| !is_column_name(c)) {
+        return Err(CoreError::invalid(
+            "row",
+            "同步数据格式错误",
+            "malformed row in a pulled change",
+        )
+        .with("column", bad.as_str()));
+    }
     let names = cols
         .iter()
         .map(|c| c.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let one = format!("({})", vec!["?"; cols.len()].join(", "));
-    let marks = vec![one.as_str(); rows.len()].join(", ");
+    let values = cols
+        .iter()
+        .map(|c| format!("value ->> '{c}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let updates = cols
         .iter()
         .filter(|c| !pk.contains(&c.as_str()))
@@ -346,30 +348,53 @@ async fn upsert<C: ConnectionTrait>(
     } else {
         format!("DO UPDATE SET {updates}")
     };
-    let vals = rows
-        .iter()
-        .flat_map(|row| cols.iter().map(|k| sql_value(&row[k.as_str()])))
-        .collect();
+    let json = serde_json::to_string(rows).map_err(|e| {
+        CoreError::invalid(
+            "row",
+            "同步数据格式错误",
+            "malformed row in a pulled change",
+        )
+        .with("detail", e)
+    })?;
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
     sql::exec(
         c,
         &format!(
-            "INSERT INTO {table} ({names}) VALUES {marks} ON CONFLICT ({}) {action}",
+            "INSERT INTO {table} ({names}) SELECT {values} FROM json_each(?) WHERE true ON CONFLICT ({}) {action}",
             pk.join(", ")
         ),
-        vals,
+        vec![json.into()],
     )
     .await?;
     Ok(())
 }
 
-/// Rows of one table per multi-row upsert when a page is applied.
-const UPSERT_ROWS: usize = 100;
+/// A column name as the schema spells them (the names of a pulled row become SQL text).
+fn is_column_name(c: &str) -> bool {
+    !c.is_empty()
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
 
-/// Apply changes in order (inside the caller's transaction): consecutive upserts of one table
-/// with the same columns go in one multi-row statement (SQLite applies its rows one after the
-/// other, so a row twice in a run ends as its later version); deletes, and transfers while the
-/// device holds optimistic ones of its own, one by one.
+/// Rows of one table per multi-row upsert when a page is applied.
+const UPSERT_ROWS: usize = 1000;
+
+/// Apply changes (inside the caller's transaction) table by table, parents first, each table's
+/// changes in their order: consecutive upserts of one table with the same columns go in one
+/// statement (SQLite applies its rows one after the other, so a row twice in a run ends as its
+/// later version); deletes, and transfers while the device holds optimistic ones of its own,
+/// one by one. Taking the tables apart changes nothing in the result: a row's changes keep
+/// their order, unique constraints are within one table, foreign keys are checked at commit,
+/// and the capture triggers step aside while a page is applied. (In log order a page is
+/// mostly one or two rows per table at a time: each mutation's rows one after the other.)
 async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result<()> {
+    let mut changes = changes.to_vec();
+    changes.sort_by_key(|ch| {
+        TABLES
+            .iter()
+            .position(|(t, _)| *t == ch.table)
+            .unwrap_or(TABLES.len())
+    });
     let own_transfers = sql::scalar_i64(
         c,
         "SELECT COUNT(*) FROM change_queue WHERE tbl = 'transfers' AND mutation_id IS NOT NULL",
