@@ -8,8 +8,9 @@ use crate::auth::Device;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use timebank_core::domain::hlc::Hlc;
-use timebank_core::service::{self, Command, Ctx};
+use timebank_core::service::{self, Actor, Command, Ctx};
 use timebank_core::{sql, Code, CoreError, Lang};
 use timebank_migrations::SCHEMA_VERSION;
 
@@ -102,6 +103,8 @@ pub async fn push(
     )
     .await?;
     let mut results = Vec::with_capacity(muts.len());
+    // Actors loaded for this batch, kept while its mutations cannot change them.
+    let mut actors: HashMap<String, Actor> = HashMap::new();
     for m in muts {
         if m.seq < next {
             if let Some(r) = stored(&txn, &device.id, m.seq).await? {
@@ -112,7 +115,7 @@ pub async fn push(
         if m.seq > next {
             break; // a gap: the device resends from `next_seq`
         }
-        results.push(apply_one(&txn, device, &m, lang, now_ms).await?);
+        results.push(apply_one(&txn, device, &m, lang, now_ms, &mut actors).await?);
         next += 1;
     }
     crate::changes::log_changes(&txn, now_ms).await?;
@@ -158,6 +161,7 @@ async fn apply_one(
     m: &PushMutation,
     lang: Lang,
     now_ms: i64,
+    actors: &mut HashMap<String, Actor>,
 ) -> Result<PushResult, CoreError> {
     let parsed: Result<Command, CoreError> =
         serde_json::from_value(json!({"name": m.name, "args": m.args})).map_err(|e| {
@@ -179,10 +183,13 @@ async fn apply_one(
                 .with_hlc(&m.hlc)
                 .with_device_time(device_at);
             let sp = txn.begin().await?;
-            let res = match check_scope(&sp, device, &m.actor_id).await {
-                Ok(()) => service::execute_in(&sp, &ctx, &cmd).await,
+            let res = match scoped_actor(&sp, device, &m.actor_id, actors).await {
+                Ok(actor) => service::execute_as(&sp, &ctx, actor.as_ref(), &cmd).await,
                 Err(e) => Err(e),
             };
+            if !cmd.leaves_actors_unchanged() {
+                actors.clear();
+            }
             match res {
                 Ok(out) => {
                     let result = serde_json::to_value(&out).unwrap_or(Value::Null);
@@ -249,6 +256,30 @@ async fn apply_one(
         duplicate: false,
         result: wire,
     })
+}
+
+/// The actor of a mutation, once its scope is checked: from this batch's cache, or loaded and
+/// kept (None when loading fails: the command's own load then gives the same error as ever).
+async fn scoped_actor<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    device: &Device,
+    actor_id: &str,
+    actors: &mut HashMap<String, Actor>,
+) -> Result<Option<Actor>, CoreError> {
+    if let Some(a) = actors.get(actor_id) {
+        if device.communities.contains(&a.member.home_community_id) {
+            return Ok(Some(a.clone()));
+        }
+        return Err(CoreError::new(Code::OutOfScope).with("community", &a.member.home_community_id));
+    }
+    check_scope(c, device, actor_id).await?;
+    match service::load_actor(c, actor_id).await {
+        Ok(a) => {
+            actors.insert(actor_id.to_owned(), a.clone());
+            Ok(Some(a))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// A device acts only for members of the communities its enrolment grants.

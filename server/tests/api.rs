@@ -310,6 +310,66 @@ async fn pushed_mutations_apply_once_and_rejections_never_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_batch_each_mutation_is_judged_for_its_own_actor() {
+    // The server keeps an actor loaded for the next mutations of a batch: an unknown actor
+    // between two of the administrator's is still refused, and a command that may change
+    // members (a PIN) does not make the later ones fail or pass wrongly.
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let token = s.enrol().await;
+        let admin = s.boot.admin_id.clone();
+        let community = s.boot.community_ids[0].clone();
+        let pin = timebank_core::service::members::hash_pin("2580").unwrap();
+        let batch = json!({"mutations": [
+            mutation(1, "register_member", register("m1", "13811112222", &community), &admin),
+            mutation(2, "register_member", register("m2", "13811113333", &community), "nobody"),
+            mutation(3, "register_member", register("m3", "13811114444", &community), &admin),
+            mutation(4, "set_pin", json!({"member_id": admin, "pin_hash": pin}), &admin),
+            mutation(5, "register_member", register("m5", "13811115555", &community), &admin),
+            // m1 is a resident: registering others is for staff, in the same batch as ever.
+            mutation(6, "register_member", register("m6", "13811116666", &community), "m1"),
+        ]});
+        let r: Value = s
+            .post("/v1/push")
+            .bearer_auth(&token)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status: Vec<&str> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            status,
+            ["applied", "rejected", "applied", "applied", "applied", "rejected"],
+            "{r}"
+        );
+        assert_eq!(r["results"][1]["result"]["code"], "not_found", "{r}");
+        assert_eq!(r["results"][5]["result"]["code"], "forbidden", "{r}");
+        let members: Vec<String> = sql::all(
+            &s.db,
+            "SELECT id FROM members WHERE id IN ('m1', 'm2', 'm3', 'm5', 'm6') ORDER BY id",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.try_get("", "id").unwrap())
+        .collect();
+        assert_eq!(members, ["m1", "m3", "m5"]);
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_cannot_write_for_another_community() {
     let s = start(false).await.unwrap();
     // A second center that serves no community of the first.

@@ -239,6 +239,40 @@ pub struct FileSafeguarding {
 }
 
 impl Command {
+    /// True when applying the command cannot change who may do what: no member's roles,
+    /// active flag, center or anything else [`super::load_actor`] reads. The city server keeps
+    /// an actor loaded for the next mutations of a pushed batch only after such commands.
+    pub fn leaves_actors_unchanged(&self) -> bool {
+        use Command as K;
+        matches!(
+            self,
+            K::RegisterMember(_)
+                | K::PostOrder(_)
+                | K::AcceptOrder { .. }
+                | K::ReleaseOrder { .. }
+                | K::AssignVolunteer { .. }
+                | K::CheckIn { .. }
+                | K::CheckOut { .. }
+                | K::ConfirmVisit { .. }
+                | K::DisputeVisit { .. }
+                | K::ResolveDispute { .. }
+                | K::CancelOrder { .. }
+                | K::Gift { .. }
+                | K::ReverseTransfer { .. }
+                | K::ApproveHeld { .. }
+                | K::DismissHeld { .. }
+                | K::CreateActivity(_)
+                | K::SignUpActivity { .. }
+                | K::RecordAttendance { .. }
+                | K::RateService { .. }
+                | K::VolunteerNote { .. }
+                | K::RespondFeedback { .. }
+                | K::FileSafeguarding(_)
+                | K::UpdateSafeguarding { .. }
+                | K::MarkInboxRead { .. }
+        )
+    }
+
     /// The mutation's name as stored in the outbox and the audit trail.
     pub fn name(&self) -> String {
         serde_json::to_value(self)

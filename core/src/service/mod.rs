@@ -252,6 +252,17 @@ pub async fn execute(db: &DatabaseConnection, ctx: &Ctx, cmd: Command) -> Result
 
 /// Run one command inside a transaction the caller holds (imports, the server's push).
 pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
+    execute_as(c, ctx, None, cmd).await
+}
+
+/// [`execute_in`] with the actor already loaded by [`load_actor`] in this transaction (the city
+/// server loads it once for the mutations of a pushed batch that cannot change it); None loads it.
+pub async fn execute_as<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    actor: Option<&Actor>,
+    cmd: &Command,
+) -> Result<Outcome> {
     let fresh;
     let ctx = if ctx.replay {
         ctx
@@ -267,8 +278,15 @@ pub async fn execute_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> 
         }
         _ => cmd,
     };
-    let actor = load_actor(c, &ctx.actor_id).await?;
-    let (out, audit) = match dispatch(c, ctx, &actor, cmd).await {
+    let loaded;
+    let actor = match actor {
+        Some(a) if a.member.id == ctx.actor_id => a,
+        _ => {
+            loaded = load_actor(c, &ctx.actor_id).await?;
+            &loaded
+        }
+    };
+    let (out, audit) = match dispatch(c, ctx, actor, cmd).await {
         Ok(x) => x,
         Err(e) => return Err(name_places(c, e).await),
     };
