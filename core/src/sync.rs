@@ -734,14 +734,20 @@ async fn push_all<T: Transport>(
                 ),
             ));
         }
-        let txn = crate::db::begin_write(db).await?;
+        // The answers in one statement (one round trip to SQLite, not one per mutation).
+        let answers: Vec<Value> = resp
+            .results
+            .iter()
+            .map(|r| serde_json::json!({"seq": r.seq, "status": r.status}))
+            .collect();
+        sql::exec(
+            db,
+            "UPDATE outbox SET status = a.value ->> 'status' FROM json_each(?) AS a \
+             WHERE outbox.seq = a.value ->> 'seq' AND outbox.status = 'pending'",
+            vec![Value::Array(answers).to_string().into()],
+        )
+        .await?;
         for r in &resp.results {
-            sql::exec(
-                &txn,
-                "UPDATE outbox SET status = ? WHERE seq = ? AND status = 'pending'",
-                vec![r.status.clone().into(), r.seq.into()],
-            )
-            .await?;
             if r.status == "applied" {
                 report.pushed += 1;
             } else {
@@ -751,7 +757,6 @@ async fn push_all<T: Transport>(
                     .push(serde_json::json!({"seq": r.seq, "error": r.result}));
             }
         }
-        txn.commit().await?;
     }
 }
 
