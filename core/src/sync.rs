@@ -734,19 +734,26 @@ async fn push_all<T: Transport>(
                 ),
             ));
         }
-        // The answers in one statement (one round trip to SQLite, not one per mutation).
-        let answers: Vec<Value> = resp
-            .results
-            .iter()
-            .map(|r| serde_json::json!({"seq": r.seq, "status": r.status}))
-            .collect();
-        sql::exec(
-            db,
-            "UPDATE outbox SET status = a.value ->> 'status' FROM json_each(?) AS a \
-             WHERE outbox.seq = a.value ->> 'seq' AND outbox.status = 'pending'",
-            vec![Value::Array(answers).to_string().into()],
-        )
-        .await?;
+        // The answers in one transaction of one statement per status (the sequences as a JSON
+        // list: one pass over the outbox, not one query per mutation).
+        let mut by_status: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for r in &resp.results {
+            by_status.entry(r.status.as_str()).or_default().push(r.seq);
+        }
+        let txn = crate::db::begin_write(db).await?;
+        for (status, seqs) in by_status {
+            sql::exec(
+                &txn,
+                "UPDATE outbox SET status = ? WHERE status = 'pending' \
+                 AND seq IN (SELECT value FROM json_each(?))",
+                vec![
+                    status.into(),
+                    serde_json::to_string(&seqs).unwrap_or_default().into(),
+                ],
+            )
+            .await?;
+        }
+        txn.commit().await?;
         for r in &resp.results {
             if r.status == "applied" {
                 report.pushed += 1;
