@@ -241,22 +241,7 @@ async fn pushed_mutations_apply_once_and_rejections_never_block() {
             mutation(3, "register_member", register("m3", "13811113333", &community), &admin),
             mutation(4, "no_such_thing", json!({}), &admin),
         ]});
-        let r: Value = s
-            .post("/v1/push")
-            .bearer_auth(&token)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let st: Vec<&str> = r["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["status"].as_str().unwrap())
-            .collect();
+        let (r, st) = s.push_batch(&token, &batch).await;
         assert_eq!(st, ["applied", "rejected", "applied", "rejected"], "{r}");
         assert_eq!(r["results"][1]["result"]["code"], "duplicate_phone");
         assert_eq!(r["next_seq"], 5);
@@ -331,22 +316,7 @@ async fn in_one_batch_each_mutation_is_judged_for_its_own_actor() {
             // m1 is a resident: registering others is for staff, in the same batch as ever.
             mutation(6, "register_member", register("m6", "13811116666", &community), "m1"),
         ]});
-        let r: Value = s
-            .post("/v1/push")
-            .bearer_auth(&token)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let status: Vec<&str> = r["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["status"].as_str().unwrap())
-            .collect();
+        let (r, status) = s.push_batch(&token, &batch).await;
         assert_eq!(
             status,
             ["applied", "rejected", "applied", "applied", "applied", "rejected"],
@@ -414,6 +384,27 @@ async fn a_device_cannot_write_for_another_community() {
 }
 
 impl Server {
+    /// Push `batch` with `token`: the answer and each result's status, in order.
+    async fn push_batch(&self, token: &str, batch: &Value) -> (Value, Vec<String>) {
+        let r: Value = self
+            .post("/v1/push")
+            .bearer_auth(token)
+            .json(batch)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["status"].as_str().unwrap().to_owned())
+            .collect();
+        (r, status)
+    }
+
     async fn pull(&self, token: &str, community: &str, after: i64, limit: i64) -> Value {
         reqwest::Client::new()
             .get(format!("{}/v1/pull", self.base))
