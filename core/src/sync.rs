@@ -7,14 +7,17 @@
 //! interrupted pull resumes where it stopped; a page applied twice changes nothing). Pushed
 //! mutations leave the outbox only after a complete pull, which includes their effects.
 //!
-//! Mutations made while a round runs stay pending; the rows they changed are left as the device
-//! has them by the pull (see [`waiting_rows`]) until the server has decided them. Not done: a
-//! full rebase that re-applies those mutations on top of the pulled rows (the server's other
-//! changes to such a row show once the mutation is decided).
+//! Mutations made while a round runs stay pending, and each page a pull applies is rebased
+//! under them: their effects are taken back to the before-images of the device's journal, the
+//! server's rows are applied, and they run again on top as the server will run them (see
+//! [`take_back_waiting`] and [`redo_waiting`]); one that no longer holds on the server's rows
+//! leaves the screen and waits for the server's decision.
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
 use crate::sql;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -162,94 +165,134 @@ pub const TABLES: &[(&str, &[&str])] = &[
 ];
 
 /// Install the capture triggers that queue every touched row of a synced table in
-/// `change_queue` (idempotent). The city server logs the queue into its change log; a device
-/// tags it with the local mutation that made the change (its journal).
+/// `change_queue` (idempotent): the city server's, which it logs into its change log.
 pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
     match db.get_database_backend() {
-        DbBackend::Postgres => {
-            // Several server processes may start at once on one database: one at a time here
-            // (concurrent CREATE OR REPLACE of one function fails with "tuple concurrently
-            // updated").
-            let txn = sea_orm::TransactionTrait::begin(db).await?;
-            let db = &txn;
-            db.execute_unprepared("SELECT pg_advisory_xact_lock(727274)")
-                .await?;
-            db.execute_unprepared(
-                "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
-                 DECLARE r jsonb; k text := ''; i int; \
-                 BEGIN \
-                   IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF; \
-                   FOR i IN 0 .. TG_NARGS - 1 LOOP \
-                     IF i > 0 THEN k := k || '|'; END IF; \
-                     k := k || (r ->> TG_ARGV[i]); \
-                   END LOOP; \
-                   INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
-                   RETURN NULL; \
-                 END $$ LANGUAGE plpgsql",
-            )
-            .await?;
-            for (t, pk) in TABLES {
-                let args = pk
-                    .iter()
-                    .map(|c| format!("'{c}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                db.execute_unprepared(&format!(
-                    "CREATE OR REPLACE TRIGGER cc_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION timebank_capture({args})"
-                ))
-                .await?;
-            }
-            txn.commit().await?;
-        }
-        _ => {
-            // In one transaction: no local write lands between an old trigger and its successor.
-            let txn = crate::db::begin_write(db).await?;
-            let db = &txn;
-            for (t, pk) in TABLES {
-                for (op, row, kind) in [
-                    ("INSERT", "NEW", "upsert"),
-                    ("UPDATE", "NEW", "upsert"),
-                    ("DELETE", "OLD", "delete"),
-                ] {
-                    let key = pk
-                        .iter()
-                        .map(|c| format!("{row}.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(" || '|' || ");
-                    let o = op.to_lowercase();
-                    // Rows written while a device applies the server's changes are not queued
-                    // (they are the server's, not a local mutation's); the `cc_` triggers of
-                    // earlier versions queued them and end_apply dropped them again.
-                    db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS cc_{t}_{o}"))
-                        .await?;
-                    db.execute_unprepared(&format!(
-                        "CREATE TRIGGER IF NOT EXISTS cq_{t}_{o} AFTER {op} ON {t} \
-                         WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
-                         INSERT INTO change_queue (tbl, pk, op) VALUES ('{t}', {key}, '{kind}'); END"
-                    ))
-                    .await?;
-                }
-            }
-            txn.commit().await?;
-        }
+        DbBackend::Postgres => install_capture_postgres(db).await,
+        _ => install_capture_sqlite(db, false).await,
     }
+}
+
+/// Install a device's capture triggers (idempotent): its journal of which rows each local
+/// mutation touched (`change_queue.mutation_id`, set by `service::execute_as`) and what each row
+/// was before (`before_row`), from which a pull takes waiting mutations back (see
+/// [`take_back_waiting`]).
+pub async fn install_journal(db: &DatabaseConnection) -> Result<()> {
+    install_capture_sqlite(db, true).await
+}
+
+async fn install_capture_postgres(db: &DatabaseConnection) -> Result<()> {
+    // Several server processes may start at once on one database: one at a time here
+    // (concurrent CREATE OR REPLACE of one function fails with "tuple concurrently updated").
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    let db = &txn;
+    db.execute_unprepared("SELECT pg_advisory_xact_lock(727274)")
+        .await?;
+    db.execute_unprepared(
+        "CREATE OR REPLACE FUNCTION timebank_capture() RETURNS trigger AS $$ \
+         DECLARE r jsonb; k text := ''; i int; \
+         BEGIN \
+           IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF; \
+           FOR i IN 0 .. TG_NARGS - 1 LOOP \
+             IF i > 0 THEN k := k || '|'; END IF; \
+             k := k || (r ->> TG_ARGV[i]); \
+           END LOOP; \
+           INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
+           RETURN NULL; \
+         END $$ LANGUAGE plpgsql",
+    )
+    .await?;
+    for (t, pk) in TABLES {
+        let args = pk
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        db.execute_unprepared(&format!(
+            "CREATE OR REPLACE TRIGGER cc_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION timebank_capture({args})"
+        ))
+        .await?;
+    }
+    txn.commit().await?;
     Ok(())
 }
 
-/// A device enrolled by an earlier version has the `cc_` capture triggers, which also queued
-/// the rows applied from the server: replace them (once; a cheap check otherwise).
+/// SQLite's capture triggers: `cq_` on the city server, `cj_` on a device (`images`: each
+/// queued row also keeps what the row was before, the JSON `null` for a row just created).
+async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result<()> {
+    // In one transaction: no local write lands between an old trigger and its successor.
+    let txn = crate::db::begin_write(db).await?;
+    let db = &txn;
+    let prefix = if images { "cj" } else { "cq" };
+    for (t, pk) in TABLES {
+        let cols: Vec<String> = sql::all(
+            db,
+            "SELECT name FROM pragma_table_info(?) ORDER BY cid",
+            vec![(*t).into()],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "name").ok())
+        .collect();
+        let old_row = format!(
+            "json_object({})",
+            cols.iter()
+                .map(|c| format!("'{c}', OLD.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (op, row, kind) in [
+            ("INSERT", "NEW", "upsert"),
+            ("UPDATE", "NEW", "upsert"),
+            ("DELETE", "OLD", "delete"),
+        ] {
+            let key = pk
+                .iter()
+                .map(|c| format!("{row}.{c}"))
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            let o = op.to_lowercase();
+            // Earlier versions: `cc_` also queued the rows applied from the server; `cq_` on
+            // a device kept no images; `cj_` on the server would keep images nobody reads.
+            for old in ["cc", "cq", "cj"].iter().filter(|p| **p != prefix) {
+                db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {old}_{t}_{o}"))
+                    .await?;
+            }
+            let before = match (images, op) {
+                (false, _) => "NULL".to_owned(),
+                (true, "INSERT") => "'null'".to_owned(),
+                (true, _) => old_row.clone(),
+            };
+            // Rows written while a device applies the server's changes are not queued (they
+            // are the server's, not a local mutation's).
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {prefix}_{t}_{o} AFTER {op} ON {t} \
+                 WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
+                 INSERT INTO change_queue (tbl, pk, op, before_row) VALUES ('{t}', {key}, '{kind}', {before}); END"
+            ))
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A device enrolled by an earlier version has older capture triggers (`cc_` queued the rows
+/// applied from the server too, `cq_` kept no before-images): replace them (once; a cheap
+/// check otherwise).
 async fn upgrade_capture(db: &DatabaseConnection) -> Result<()> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
     }
     let old = sql::scalar_i64(
         db,
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'cc!_%' ESCAPE '!'",
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' \
+         AND (name LIKE 'cc!_%' ESCAPE '!' OR name LIKE 'cq!_%' ESCAPE '!')",
         vec![],
     )
     .await?;
     if old > 0 {
-        install_capture(db).await?;
+        install_journal(db).await?;
     }
     Ok(())
 }
@@ -471,41 +514,125 @@ pub async fn apply_page(
         return Ok(0); // already applied
     }
     begin_apply(&txn).await?;
-    let keep = waiting_rows(&txn).await?;
-    let fresh: Vec<&Change> = page
-        .changes
-        .iter()
-        .filter(|c| c.seq > cursor && !keep.contains(&(c.table.clone(), c.pk.clone())))
-        .collect();
+    let waiting = take_back_waiting(&txn).await?;
+    let fresh: Vec<&Change> = page.changes.iter().filter(|c| c.seq > cursor).collect();
     apply_changes(&txn, &fresh).await?;
     let n = fresh.len();
     end_apply(&txn).await?;
+    redo_waiting(&txn, &waiting).await?;
     set_setting(&txn, &cursor_key(partition), &page.next_after.to_string()).await?;
     txn.commit().await?;
     Ok(n)
 }
 
-/// Rows that mutations still waiting in the outbox changed (made while a round ran, so not
-/// pushed yet). A pull leaves them as the device has them: what the user just did stays on
-/// screen until the server has decided it, and then the next pull, or the repair of the rows
-/// the decided mutation touched, brings the server's version.
-async fn waiting_rows<C: ConnectionTrait>(
-    c: &C,
-) -> Result<std::collections::HashSet<(String, String)>> {
-    Ok(sql::all(
-        c,
-        "SELECT DISTINCT q.tbl, q.pk FROM change_queue q JOIN outbox o ON o.id = q.mutation_id WHERE o.status = 'pending'",
+/// A mutation still waiting in the outbox (made while a round ran, so not pushed yet).
+struct Waiting {
+    id: String,
+    device_id: String,
+    name: String,
+    args: String,
+    actor_id: String,
+    created_at: i64,
+}
+
+/// The first half of the rebase (sync.md): take the effects of the mutations waiting in the
+/// outbox back, newest journal entry first, to the rows as they were before (from the journal's
+/// before-images; a row a waiting mutation created is removed), and drop their journal. Runs
+/// between [`begin_apply`] and [`end_apply`], so nothing of it is journalled. Gives the waiting
+/// mutations in sequence order for [`redo_waiting`].
+async fn take_back_waiting<C: ConnectionTrait>(txn: &C) -> Result<Vec<Waiting>> {
+    let waiting: Vec<Waiting> = sql::all(
+        txn,
+        "SELECT id, device_id, name, args, actor_id, created_at FROM outbox WHERE status = 'pending' ORDER BY seq",
         vec![],
     )
     .await?
     .iter()
-    .filter_map(|r| {
-        Some((
-            r.try_get::<String>("", "tbl").ok()?,
-            r.try_get::<String>("", "pk").ok()?,
-        ))
+    .map(|r| {
+        Ok(Waiting {
+            id: r.try_get("", "id")?,
+            device_id: r.try_get("", "device_id")?,
+            name: r.try_get("", "name")?,
+            args: r.try_get("", "args")?,
+            actor_id: r.try_get("", "actor_id")?,
+            created_at: r.try_get("", "created_at")?,
+        })
     })
-    .collect())
+    .collect::<std::result::Result<_, sea_orm::DbErr>>()?;
+    if waiting.is_empty() {
+        return Ok(waiting);
+    }
+    let journal = sql::all(
+        txn,
+        "SELECT q.tbl, q.pk, q.before_row FROM change_queue q JOIN outbox o ON o.id = q.mutation_id \
+         WHERE o.status = 'pending' ORDER BY q.rowid DESC",
+        vec![],
+    )
+    .await?;
+    for r in &journal {
+        let table: String = r.try_get("", "tbl")?;
+        let pk: String = r.try_get("", "pk")?;
+        // No image: journalled by an older version's triggers; the row stays as it is.
+        let Some(before) = r.try_get::<Option<String>>("", "before_row")? else {
+            continue;
+        };
+        let row: Value = serde_json::from_str(&before).unwrap_or(Value::Null);
+        let op = if row.is_object() { "upsert" } else { "delete" };
+        apply_change(
+            txn,
+            &Change {
+                seq: 0,
+                table,
+                pk,
+                op: op.into(),
+                row,
+            },
+        )
+        .await?;
+    }
+    sql::exec(
+        txn,
+        "DELETE FROM change_queue WHERE mutation_id IN (SELECT id FROM outbox WHERE status = 'pending')",
+        vec![],
+    )
+    .await?;
+    Ok(waiting)
+}
+
+/// The second half of the rebase: run the waiting mutations again, in sequence order, on top of
+/// the server's rows, each in a savepoint, as the city server will (`Ctx::replaying`: the
+/// same ids, the time they were made, the PIN the device checked then), journalling their rows
+/// again. One that no longer holds (the server's rows say the order is full now) leaves no
+/// trace on screen and stays in the outbox: the server decides it, and a refusal reaches the
+/// user's inbox.
+async fn redo_waiting(txn: &DatabaseTransaction, waiting: &[Waiting]) -> Result<()> {
+    use crate::service::{self, Command, Ctx};
+    for w in waiting {
+        let args: Value = serde_json::from_str(&w.args).unwrap_or(Value::Null);
+        let Ok(cmd) =
+            serde_json::from_value::<Command>(serde_json::json!({"name": w.name, "args": args}))
+        else {
+            continue;
+        };
+        let ctx = Ctx::redoing(&w.actor_id, &w.device_id, w.created_at, &w.id);
+        let sp = txn.begin().await?;
+        match service::execute_in(&sp, &ctx, &cmd).await {
+            Ok(_) => {
+                sql::exec(
+                    &sp,
+                    "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
+                    vec![w.id.clone().into()],
+                )
+                .await?;
+                sp.commit().await?;
+            }
+            Err(e) => {
+                tracing::info!(mutation = %w.id, error = %e.message(crate::Lang::En), "a waiting mutation no longer applies on the pulled rows");
+                sp.rollback().await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Start writing the server's rows in `txn`: foreign keys are checked at commit (a page may
@@ -565,6 +692,7 @@ async fn repair<T: Transport>(
         let states = t.rows(token, chunk).await?;
         let txn = crate::db::begin_write(db).await?;
         begin_apply(&txn).await?;
+        let waiting = take_back_waiting(&txn).await?;
         for st in &states {
             let ch = Change {
                 seq: 0,
@@ -581,6 +709,7 @@ async fn repair<T: Transport>(
             report.repaired += 1;
         }
         end_apply(&txn).await?;
+        redo_waiting(&txn, &waiting).await?;
         txn.commit().await?;
     }
     Ok(())
@@ -684,7 +813,7 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
     )
     .await?;
     txn.commit().await?;
-    install_capture(db).await
+    install_journal(db).await
 }
 
 async fn push_all<T: Transport>(
@@ -773,6 +902,8 @@ async fn push_all<T: Transport>(
 pub async fn forget_pulled(db: &DatabaseConnection) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
     begin_apply(&txn).await?;
+    // Mutations waiting in the outbox are run again on the pulled rows, page by page.
+    take_back_waiting(&txn).await?;
     for (t, _) in TABLES.iter().rev() {
         // Rows referring to rows of the same table go first, level by level.
         let self_ref = match *t {

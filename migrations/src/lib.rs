@@ -7,9 +7,10 @@ mod m20261128_000002_create_sync_tables;
 mod m20261128_000003_field_versions;
 mod m20261129_000004_change_queue_order;
 mod m20261129_000005_change_horizon;
+mod m20261129_000006_journal_before;
 
 /// Schema version written into every outbox mutation. Bump it with every migration.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_field_versions::Migration),
             Box::new(m20261129_000004_change_queue_order::Migration),
             Box::new(m20261129_000005_change_horizon::Migration),
+            Box::new(m20261129_000006_journal_before::Migration),
         ]
     }
 }

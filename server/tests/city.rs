@@ -464,8 +464,9 @@ async fn the_city_server_runs_the_scheduled_rules_and_devices_pull_the_outcome_o
 }
 
 /// A device enrolled by an earlier version has the `cc_` capture triggers (which also queued
-/// the rows it applied from the server). Its next round replaces them by the `cq_` triggers,
-/// which leave pulled rows alone and still journal the device's own writes.
+/// the rows it applied from the server) or the `cq_` ones (which kept no before-images). Its
+/// next round replaces them by the `cj_` triggers, which leave pulled rows alone and journal
+/// the device's own writes with what each row was before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_journals_its_writes(
 ) {
@@ -486,13 +487,28 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
         }
     };
     let all = (sync::TABLES.len() * 3) as i64;
-    assert_eq!((triggers("cq_").await, triggers("cc_").await), (all, 0));
-    // Make it look like the earlier version: the old, unconditional trigger on members.
+    let kinds = || async {
+        (
+            triggers("cj_").await,
+            triggers("cq_").await,
+            triggers("cc_").await,
+        )
+    };
+    assert_eq!(kinds().await, (all, 0, 0));
+    // Make it look like the earlier versions: the old, unconditional trigger on members, and
+    // one without before-images.
     for o in ["insert", "update", "delete"] {
-        sea_orm::ConnectionTrait::execute_unprepared(&d, &format!("DROP TRIGGER cq_members_{o}"))
+        sea_orm::ConnectionTrait::execute_unprepared(&d, &format!("DROP TRIGGER cj_members_{o}"))
             .await
             .unwrap();
     }
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &d,
+        "CREATE TRIGGER cq_members_update AFTER UPDATE ON members BEGIN \
+         INSERT INTO change_queue (tbl, pk, op) VALUES ('members', NEW.id, 'upsert'); END",
+    )
+    .await
+    .unwrap();
     sea_orm::ConnectionTrait::execute_unprepared(
         &d,
         "CREATE TRIGGER cc_members_insert AFTER INSERT ON members BEGIN \
@@ -511,7 +527,7 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
     .await
     .unwrap();
     sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
-    assert_eq!((triggers("cq_").await, triggers("cc_").await), (all, 0));
+    assert_eq!(kinds().await, (all, 0, 0));
     // A write after the upgrade is journaled, pushed and on the server.
     execute(
         &d,
@@ -526,6 +542,21 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
     )
     .await;
     assert!(queued.contains(&"members".to_owned()), "{queued:?}");
+    // An edit is journaled with the row as it was: the phone before the edit.
+    let edit = Command::UpdateMember(UpdateMember {
+        member_id: "r-2".into(),
+        name: None,
+        phone: Some("13711112229".into()),
+        address: None,
+        seen: None,
+    });
+    execute(&d, &ctx, edit).await.unwrap();
+    let images = "SELECT q.before_row ->> 'phone' AS c0 FROM change_queue q WHERE q.tbl = 'members' AND q.pk = 'r-2' ORDER BY q.rowid";
+    assert_eq!(
+        rows(&d, images).await,
+        ["", "13711112222"],
+        "created, then edited"
+    );
     sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
     let q = "SELECT id AS c0 FROM members WHERE id IN ('r-1', 'r-2') ORDER BY id";
     assert_eq!(rows(&c.db, q).await, vec!["r-1", "r-2"]);

@@ -327,12 +327,12 @@ async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts
     clock_ahead(true).await;
 }
 
-/// The network of a device whose user acts while a round is pulling: before the first page
-/// arrives, staff at the device cancel an order.
+/// The network of a device whose users act while a round is pulling: before the first page
+/// arrives, what `acts` holds is done at the device.
 struct ActsDuringPull {
     http: Http,
     device: DatabaseConnection,
-    act: std::cell::Cell<Option<(Ctx, Command)>>,
+    acts: std::cell::RefCell<Vec<(Ctx, Command)>>,
 }
 
 impl sync::Transport for ActsDuringPull {
@@ -350,7 +350,8 @@ impl sync::Transport for ActsDuringPull {
         after: i64,
         limit: i64,
     ) -> timebank_core::Result<sync::PullPage> {
-        if let Some((ctx, cmd)) = self.act.take() {
+        let acts = std::mem::take(&mut *self.acts.borrow_mut());
+        for (ctx, cmd) in acts {
             execute(&self.device, &ctx, cmd).await.unwrap();
         }
         self.http.pull(token, p, after, limit).await
@@ -364,8 +365,12 @@ impl sync::Transport for ActsDuringPull {
     }
 }
 
-/// What the user did while a round ran stays on screen although the round pulls an older
-/// decision of the server about the same row; the next round sends it, and all converge.
+/// What users do at a device while its round pulls is rebased on what the round brings: the
+/// pulled rows go in under it and it runs again on top, as the server will run it. So the
+/// device shows at once what the server will end with: a cancellation of an order another
+/// device's volunteer took tells that volunteer; an edit of one field of a profile keeps the
+/// other field another center changed; an acceptance of an order the pulled rows show full
+/// leaves the screen (and is refused by the server in the next round, with a message).
 async fn acting_during_a_round(postgres: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
@@ -376,85 +381,127 @@ async fn acting_during_a_round(postgres: bool) {
     let now = timebank_core::service::now_ms();
     let ctx_a = Ctx::new(&admin, outbox::device_id(&a).await.unwrap(), now);
     let ctx_b = Ctx::new(&admin, outbox::device_id(&b).await.unwrap(), now);
-    execute(
-        &a,
-        &ctx_a,
+    let b_id = outbox::device_id(&b).await.unwrap();
+    for cmd in [
         register("r1", "王秀芝", "13700000001", &community, false),
-    )
-    .await
-    .unwrap();
-    execute(
-        &a,
-        &ctx_a,
         register("v1", "马军", "13800000001", &community, true),
-    )
-    .await
-    .unwrap();
-    execute(
-        &a,
-        &ctx_a,
-        Command::SetVetting {
-            member_id: "v1".into(),
+        register("v2", "李娜", "13800000002", &community, true),
+    ] {
+        execute(&a, &ctx_a, cmd).await.unwrap();
+    }
+    for v in ["v1", "v2"] {
+        let vet = Command::SetVetting {
+            member_id: v.into(),
             vetting: Vetting::Verified,
-        },
-    )
-    .await
-    .unwrap();
-    execute(&a, &ctx_a, order("o2", "r1")).await.unwrap();
+        };
+        execute(&a, &ctx_a, vet).await.unwrap();
+    }
+    for o in ["o2", "o3"] {
+        execute(&a, &ctx_a, order(o, "r1")).await.unwrap();
+    }
     let http = Http::new(&c.base);
     for d in [&a, &b] {
         sync::sync_once(d, &http).await.unwrap();
     }
-    // 马军 takes the order at A; the server has it as accepted.
-    execute(
-        &a,
-        &Ctx::new("v1", outbox::device_id(&a).await.unwrap(), now + MIN),
-        Command::AcceptOrder {
-            order_id: "o2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    // At A: 马军 takes both orders, and staff write down 王秀芝's new address.
+    let ctx_v1 = Ctx::new("v1", outbox::device_id(&a).await.unwrap(), now + MIN);
+    for o in ["o2", "o3"] {
+        let accept = Command::AcceptOrder { order_id: o.into() };
+        execute(&a, &ctx_v1, accept).await.unwrap();
+    }
+    let moved = Command::UpdateMember(UpdateMember {
+        member_id: "r1".into(),
+        name: None,
+        phone: None,
+        address: Some("7幢302".into()),
+        seen: None,
+    });
+    execute(&a, &ctx_a, moved).await.unwrap();
     sync::sync_once(&a, &http).await.unwrap();
-    // B syncs; while it pulls, staff at B cancel the order (the family called).
+    // B syncs; while it pulls, staff at B cancel o2 (the family called) and change
+    // 王秀芝's phone, and 李娜 takes o3 (which B still shows open).
     let t = ActsDuringPull {
         http: Http::new(&c.base),
         device: b.clone(),
-        act: std::cell::Cell::new(Some((
-            ctx_b.clone(),
-            Command::CancelOrder {
-                order_id: "o2".into(),
-                reason: "家属说不需要了".into(),
-            },
-        ))),
+        acts: std::cell::RefCell::new(vec![
+            (
+                ctx_b.clone(),
+                Command::CancelOrder {
+                    order_id: "o2".into(),
+                    reason: "家属说不需要了".into(),
+                },
+            ),
+            (
+                ctx_b.clone(),
+                Command::UpdateMember(UpdateMember {
+                    member_id: "r1".into(),
+                    name: None,
+                    phone: Some("13700000009".into()),
+                    address: None,
+                    seen: None,
+                }),
+            ),
+            (
+                Ctx::new("v2", &b_id, now + 2 * MIN),
+                Command::AcceptOrder {
+                    order_id: "o3".into(),
+                },
+            ),
+        ]),
     };
     sync::sync_once(&b, &t).await.unwrap();
-    let status = "SELECT status AS c0 FROM orders WHERE id = 'o2'";
+    let status = "SELECT id AS c0, status AS c1, accepted_count AS c2 FROM orders ORDER BY id";
     assert_eq!(
         rows(&b, status).await,
-        ["cancelled"],
-        "the cancellation made during the round is still what B shows"
+        ["o2|cancelled|1", "o3|accepted|1"],
+        "B shows its cancellation on top of 马军's acceptance, and o3 as 马军's alone"
     );
-    assert_eq!(sync::status(&b).await.unwrap().pending, 1);
-    // The next round sends it; the server cancels the accepted order; everyone agrees.
+    let takers = "SELECT order_id AS c0, volunteer_id AS c1, status AS c2 FROM order_volunteers ORDER BY order_id, volunteer_id";
+    assert_eq!(rows(&b, takers).await, ["o2|v1|accepted", "o3|v1|accepted"]);
+    let told =
+        "SELECT member_id AS c0, kind AS c1 FROM inbox_messages WHERE kind = 'order_cancelled'";
+    assert_eq!(
+        rows(&b, told).await,
+        ["v1|order_cancelled"],
+        "the cancellation made during the round tells 马军, whose acceptance the round brought"
+    );
+    let profile = "SELECT phone AS c0, address AS c1 FROM members WHERE id = 'r1'";
+    assert_eq!(
+        rows(&b, profile).await,
+        ["13700000009|7幢302"],
+        "B's new phone on top of the address A changed"
+    );
+    assert_eq!(sync::status(&b).await.unwrap().pending, 3);
+    // The next round sends them: the server agrees with what B showed, refuses 李娜's late
+    // acceptance and tells her why; everyone converges.
     let r = sync::sync_once(&b, &http).await.unwrap();
-    assert_eq!((r.pushed, r.rejected), (1, 0), "{r:?}");
+    assert_eq!((r.pushed, r.rejected), (2, 1), "{r:?}");
+    let refused =
+        "SELECT member_id AS c0, kind AS c1 FROM inbox_messages WHERE kind = 'sync_rejected'";
+    assert_eq!(rows(&c.db, refused).await, ["v2|sync_rejected"]);
     sync::sync_once(&a, &http).await.unwrap();
-    for d in [&c.db, &a, &b] {
-        assert_eq!(rows(d, status).await, ["cancelled"]);
+    sync::sync_once(&b, &http).await.unwrap();
+    let inbox = "SELECT id AS c0, member_id AS c1, kind AS c2 FROM inbox_messages ORDER BY id";
+    let members = "SELECT id AS c0, phone AS c1, address AS c2 FROM members ORDER BY id";
+    for q in [status, takers, inbox, members] {
+        let server = rows(&c.db, q).await;
+        assert_eq!(rows(&a, q).await, server, "A: {q}");
+        assert_eq!(rows(&b, q).await, server, "B: {q}");
     }
-    let q = "SELECT id AS c0, status AS c1, accepted_count AS c2 FROM orders ORDER BY id";
-    assert_eq!(rows(&a, q).await, rows(&c.db, q).await);
-    assert_eq!(rows(&b, q).await, rows(&c.db, q).await);
+    assert_eq!(
+        rows(&c.db, status).await,
+        ["o2|cancelled|1", "o3|accepted|1"]
+    );
+    assert_eq!(rows(&c.db, profile).await, ["13700000009|7幢302"]);
     c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_staff_do_while_a_round_pulls_stays_until_the_server_decides_on_sqlite() {
+async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_sqlite() {
     acting_during_a_round(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_staff_do_while_a_round_pulls_stays_until_the_server_decides_on_postgres() {
+async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_postgres() {
     acting_during_a_round(true).await;
 }

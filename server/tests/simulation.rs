@@ -15,7 +15,7 @@
 mod common;
 use common::City;
 use sea_orm::DatabaseConnection;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use timebank_core::domain::{ConfirmMethod, Relation, Role, Vetting};
 use timebank_core::service::command::*;
 use timebank_core::service::{execute, Ctx};
@@ -43,11 +43,21 @@ impl Rng {
     }
 }
 
+/// A device, what its users may do during a pull, and the count of what they did.
+type During<'a> = (
+    &'a DatabaseConnection,
+    RefCell<Vec<(Ctx, Command)>>,
+    &'a Cell<u32>,
+);
+
 /// The network between a device and the server, with faults.
 struct Faulty<'a> {
     inner: Http,
     rng: &'a Rng,
     on: bool,
+    /// What a user at the device may do while the round pulls (taken one at a time), so that
+    /// pulled pages are rebased under waiting mutations; `made` counts those that were applied.
+    during: Option<During<'a>>,
 }
 
 fn lost() -> CoreError {
@@ -77,6 +87,14 @@ impl Transport for Faulty<'_> {
     ) -> timebank_core::Result<PullPage> {
         if self.on && self.rng.chance(10) {
             return Err(lost());
+        }
+        if let Some((d, acts, made)) = &self.during {
+            let act = acts.borrow_mut().pop();
+            if let Some((ctx, cmd)) = act.filter(|_| self.rng.chance(50)) {
+                if execute(d, &ctx, cmd).await.is_ok() {
+                    made.set(made.get() + 1);
+                }
+            }
         }
         let mut page = self.inner.pull(token, p, after, limit).await?;
         if self.on && page.changes.len() > 2 && self.rng.chance(10) {
@@ -167,6 +185,7 @@ async fn run(seed: u64, postgres: bool) {
         .collect();
     let mut killed: Vec<String> = Vec::new();
     let mut restarts = 0;
+    let made_during = Cell::new(0u32);
     let dev_id = |d: &DatabaseConnection| {
         let d = d.clone();
         async move { timebank_core::service::outbox::device_id(&d).await.unwrap() }
@@ -402,10 +421,30 @@ async fn run(seed: u64, postgres: bool) {
         let _ = res; // refusals are part of the workload
         base = base.max(at - skew[di]);
         if rng.chance(35) {
+            // While the round pulls, a volunteer at the device may take an order it shows and
+            // give some minutes.
+            let mut acts = vec![(
+                Ctx::new("v0", &dev, at + 1),
+                Command::Gift {
+                    transfer_id: format!("pg{step}"),
+                    to_member_id: "v2".into(),
+                    minutes: 5,
+                    note: String::new(),
+                },
+            )];
+            if !orders.is_empty() {
+                let (o, _) = rng.pick(&orders).clone();
+                let (v, _) = rng.pick(&volunteers).clone();
+                acts.push((
+                    Ctx::new(&v, &dev, at + 2),
+                    Command::AcceptOrder { order_id: o },
+                ));
+            }
             let t = Faulty {
                 inner: Http::new(&url),
                 rng: &rng,
                 on: true,
+                during: Some((d, RefCell::new(acts), &made_during)),
             };
             let _ = sync::sync_once(d, &t).await; // may fail: it is retried later
         }
@@ -475,9 +514,10 @@ async fn run(seed: u64, postgres: bool) {
     let dup = sql::scalar_i64(&city, "SELECT COUNT(*) FROM (SELECT credit_key FROM transfers WHERE credit_key LIKE 'svc:%' GROUP BY credit_key HAVING COUNT(*) > 1) x", vec![]).await.unwrap();
     assert_eq!(dup, 0, "seed {seed}: a visit was credited twice");
     println!(
-        "seed {seed} ({backend}): clocks off by {:?} h, {restarts} server restarts, {} devices killed mid-transaction",
+        "seed {seed} ({backend}): clocks off by {:?} h, {restarts} server restarts, {} devices killed mid-transaction, {} mutations made while a round pulled",
         skew.iter().map(|s| s / 3_600_000).collect::<Vec<_>>(),
-        killed.len()
+        killed.len(),
+        made_during.get()
     );
     // A transaction killed before its commit left nothing, anywhere.
     for id in &killed {

@@ -43,6 +43,9 @@ pub struct Ctx {
     /// replays it: durations measured on one device clock (check-in to check-out) stay right
     /// even when that clock is days off and `now_ms` was clamped.
     pub device_at: Option<i64>,
+    /// Set when a device runs a mutation waiting in its outbox again on rows just pulled (the
+    /// rebase of `sync`): it was audited when it was made, so no second audit entry.
+    pub redo: bool,
     derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
@@ -59,6 +62,7 @@ impl Ctx {
             mutation_id: new_id(),
             hlc: None,
             device_at: None,
+            redo: false,
             derived: Default::default(),
         }
     }
@@ -92,6 +96,15 @@ impl Ctx {
             replay: true,
             mutation_id: mutation_id.to_owned(),
             ..Ctx::new(actor_id, device_id, now_ms)
+        }
+    }
+
+    /// The context in which a device runs its waiting mutation `mutation_id` again on pulled
+    /// rows: as the city server will replay it, without a second audit entry.
+    pub fn redoing(actor_id: &str, device_id: &str, made_at: i64, mutation_id: &str) -> Self {
+        Ctx {
+            redo: true,
+            ..Ctx::replaying(actor_id, device_id, made_at, mutation_id).with_device_time(made_at)
         }
     }
 
@@ -290,7 +303,9 @@ pub async fn execute_as<C: ConnectionTrait>(
         Ok(x) => x,
         Err(e) => return Err(name_places(c, e).await),
     };
-    write_audit(c, ctx, &cmd.name(), &audit).await?;
+    if !ctx.redo {
+        write_audit(c, ctx, &cmd.name(), &audit).await?;
+    }
     if !ctx.replay {
         outbox::append(c, ctx, cmd).await?;
         // The journal of an enrolled device: which rows this mutation touched.
