@@ -1429,6 +1429,7 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
                     order_id,
                     method,
                     pin,
+                    confirms: None,
                 })
                 .await?;
             let mut lines = vec![app.t("服务已确认。", "Visit confirmed.").to_owned()];

@@ -549,12 +549,14 @@ pub async fn seed(
                     order_id: oid.clone(),
                     method: ConfirmMethod::Pin,
                     pin: Some("2468".into()),
+                    confirms: None,
                 }
             } else {
                 Command::ConfirmVisit {
                     order_id: oid.clone(),
                     method: ConfirmMethod::Staff,
                     pin: None,
+                    confirms: None,
                 }
             };
             execute(

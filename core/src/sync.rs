@@ -870,8 +870,9 @@ async fn push_all<T: Transport>(
             by_status.entry(r.status.as_str()).or_default().push(r.seq);
         }
         let txn = crate::db::begin_write(db).await?;
+        let mut marked = 0;
         for (status, seqs) in by_status {
-            sql::exec(
+            marked += sql::exec(
                 &txn,
                 "UPDATE outbox SET status = ? WHERE status = 'pending' \
                  AND seq IN (SELECT value FROM json_each(?))",
@@ -883,6 +884,13 @@ async fn push_all<T: Transport>(
             .await?;
         }
         txn.commit().await?;
+        if marked == 0 {
+            // Answers for nothing that was sent: sending the same batch again would loop.
+            return Err(CoreError::new(Code::Io).with(
+                "detail",
+                "the server's answers match no mutation the device sent",
+            ));
+        }
         for r in &resp.results {
             if r.status == "applied" {
                 report.pushed += 1;

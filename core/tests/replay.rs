@@ -101,6 +101,7 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
             order_id: "o1".into(),
             method: ConfirmMethod::Pin,
             pin: Some("2468".into()),
+            confirms: None,
         },
     )
     .await
@@ -191,4 +192,74 @@ async fn a_profile_edit_carries_the_values_the_editor_saw_into_the_outbox() {
     // The city server compares these with its current values to find concurrent edits.
     assert_eq!(args["seen"]["address"], serde_json::json!(before));
     assert_eq!(args["address"], "府苑新村12幢2单元302室");
+}
+
+/// On the city server, a confirmation that says whose service it confirmed is refused when
+/// none of those volunteers' service waits on the visit and none of their help is held: it
+/// never confirms (or credits) another volunteer's visit. One that names the volunteer who
+/// waits confirms as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_confirmation_of_someone_elses_service_is_refused_not_put_on_the_visit_here() {
+    let device = sqlite().await;
+    let db = &device.db;
+    let w = world(db, Rules::default()).await;
+    let at = T0 + 10 * MIN;
+    w.exec(db, &w.xiuzhi, at, post("o1", &w.wang, 60))
+        .await
+        .unwrap();
+    for (i, cmd) in [
+        Command::AcceptOrder {
+            order_id: "o1".into(),
+        },
+        Command::CheckIn {
+            order_id: "o1".into(),
+        },
+        Command::CheckOut {
+            order_id: "o1".into(),
+            note: None,
+            served: None,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.exec(db, &w.majun, at + (i as i64 + 1) * 30 * MIN, cmd)
+            .await
+            .unwrap();
+    }
+    let confirm = |who: &str| Command::ConfirmVisit {
+        order_id: "o1".into(),
+        method: ConfirmMethod::Staff,
+        pin: None,
+        confirms: Some(vec![who.to_owned()]),
+    };
+    let replayed = |n: u128| {
+        Ctx::replaying(
+            &w.staff,
+            &w.boot.device_id,
+            at + 120 * MIN,
+            &uuid::Uuid::from_u128(n).to_string(),
+        )
+    };
+    let status = "SELECT status AS s FROM visit_attendance WHERE id LIKE 'o1%'";
+    let e = execute_in(db, &replayed(1), &confirm(&w.zhao))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message(timebank_core::Lang::En)
+            .contains("not the one waiting for confirmation"),
+        "{e:?}"
+    );
+    let s: String = sql::all(db, status, vec![]).await.unwrap()[0]
+        .try_get("", "s")
+        .unwrap();
+    assert_eq!(s, "awaiting_confirmation", "马军's visit is untouched");
+    execute_in(db, &replayed(2), &confirm(&w.majun))
+        .await
+        .unwrap();
+    let s: String = sql::all(db, status, vec![]).await.unwrap()[0]
+        .try_get("", "s")
+        .unwrap();
+    assert_eq!(s, "confirmed");
+    device.cleanup().await;
 }

@@ -87,6 +87,7 @@ async fn a_wrong_pin_is_refused_and_the_right_pin_confirms(t: &TestDb) {
                 order_id: id.clone(),
                 method: ConfirmMethod::Pin,
                 pin: None,
+                confirms: None,
             },
         )
         .await;

@@ -94,6 +94,7 @@ async fn run(postgres: bool) {
                     order_id: order_id.into(),
                     method: ConfirmMethod::Staff,
                     pin: None,
+                    confirms: None,
                 },
             )
             .await;
@@ -565,5 +566,71 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
         rows(&d, "SELECT COUNT(*) AS c0 FROM change_queue").await,
         vec!["0"]
     );
+    c.stop().await;
+}
+
+/// A server (or a proxy) that answers a push with sequences the device did not send.
+struct WrongAnswers(Http);
+
+impl sync::Transport for WrongAnswers {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        let mut r = self.0.push(token, m).await?;
+        for a in &mut r.results {
+            a.seq += 1000;
+        }
+        Ok(r)
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        self.0.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.0.rows(token, keys).await
+    }
+}
+
+/// Answers that match nothing the device sent end the round with an error (instead of sending
+/// the same batch for ever); the outbox keeps the mutation, and a sound round settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_match_nothing_sent_end_the_round_and_the_outbox_keeps_the_mutation() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    let comm = c.boot.community_ids[0].clone();
+    execute(
+        &d,
+        &ctx,
+        register("r-1", "周桂兰", "13711112221", &comm, false),
+    )
+    .await
+    .unwrap();
+    let wrong = WrongAnswers(Http::new(&c.base));
+    let round = sync::sync_once(&d, &wrong);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), round)
+        .await
+        .expect("the round ends");
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(sync::status(&d).await.unwrap().pending, 1);
+    let r = sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!(r.pushed, 1, "the stored answer settles it: {r:?}");
+    assert_eq!(sync::status(&d).await.unwrap().pending, 0);
+    let q = "SELECT id AS c0 FROM members WHERE id = 'r-1'";
+    assert_eq!(rows(&c.db, q).await, ["r-1"]);
     c.stop().await;
 }

@@ -17,7 +17,9 @@ use common::{order, register, rows, serve_visit, City};
 
 const MIN: i64 = 60_000;
 
-async fn run(postgres: bool) {
+/// `staff_confirm`: at B, staff confirm 李娜's visit at the desk instead of the resident with
+/// her PIN on the volunteer's device.
+async fn run(postgres: bool, staff_confirm: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
     };
@@ -82,18 +84,49 @@ async fn run(postgres: bool) {
     let t1 = t0 + 10 * MIN;
     serve_visit(a, &dev_a, "v1", "o1", t1, 60, Some("送到了")).await;
     serve_visit(b, &dev_b, "v2", "o1", t1 + 2 * MIN, 90, Some("送到了")).await;
-    // At B the resident confirms 李娜's visit with her PIN on the volunteer's device.
+    // At B the resident confirms 李娜's visit with her PIN on the volunteer's device, or staff
+    // confirm it at the desk.
+    let confirm = if staff_confirm {
+        (
+            on_b(&admin, t1 + 95 * MIN),
+            ConfirmMethod::Staff,
+            None,
+            "staff_confirmed_at",
+        )
+    } else {
+        (
+            on_b("v2", t1 + 95 * MIN),
+            ConfirmMethod::Pin,
+            Some("2468".to_owned()),
+            "resident_confirmed_at",
+        )
+    };
     execute(
         b,
-        &on_b("v2", t1 + 95 * MIN),
+        &confirm.0,
         Command::ConfirmVisit {
             order_id: "o1".into(),
-            method: ConfirmMethod::Pin,
-            pin: Some("2468".into()),
+            method: confirm.1,
+            pin: confirm.2,
+            confirms: None,
         },
     )
     .await
     .unwrap();
+    let args = sql::one(
+        b,
+        "SELECT args FROM outbox WHERE name = 'confirm_visit'",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<String>("", "args")
+    .unwrap();
+    assert!(
+        args.contains(r#""confirms":["v2"]"#) && !args.contains("2468"),
+        "the confirmation says whose service it confirmed, and never carries the PIN: {args}"
+    );
     // The check-out went into B's outbox with the visit and check-in time it ends.
     let args = sql::one(
         b,
@@ -133,14 +166,16 @@ async fn run(postgres: bool) {
         )
         .await,
         ["awaiting_confirmation|1"],
-        "the resident's PIN at B did not confirm 马军's visit"
+        "the confirmation at B did not confirm 马军's visit"
     );
+    let v1_credits = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e JOIN accounts ac ON ac.id = e.account_id JOIN transfers t ON t.id = e.transfer_id WHERE ac.member_id = 'v1' AND t.kind = 'service_credit'";
+    assert_eq!(rows(city, v1_credits).await, ["0"], "nor credited 马军");
     let flags = rows(city, "SELECT member_id AS c0, held_minutes AS c1, status AS c2, visit_id AS c3, detail AS c4, id AS c5 FROM ledger_flags WHERE kind = 'contested_completion'").await;
     assert_eq!(flags.len(), 1, "{flags:?}");
     assert!(flags[0].starts_with("v2|90|open|o1-v1|"), "{flags:?}");
     assert!(
-        flags[0].contains("resident_confirmed_at") && flags[0].contains("送到了"),
-        "staff see the resident's confirmation and the volunteer's note: {flags:?}"
+        flags[0].contains(confirm.3) && flags[0].contains("送到了"),
+        "staff see the confirmation made at B and the volunteer's note: {flags:?}"
     );
     let flag_id = flags[0].rsplit('|').next().unwrap().to_owned();
     let told = rows(city, "SELECT kind AS c0 FROM inbox_messages WHERE member_id = 'v2' AND kind IN ('completion_contested', 'sync_rejected') ORDER BY kind").await;
@@ -199,6 +234,7 @@ async fn run(postgres: bool) {
             order_id: "o1".into(),
             method: ConfirmMethod::Staff,
             pin: None,
+            confirms: None,
         },
     )
     .await
@@ -222,8 +258,7 @@ async fn run(postgres: bool) {
         rows(city, "SELECT status AS c0 FROM orders WHERE id = 'o1'").await,
         ["completed"]
     );
-    let v1_credits = v2_credits.replace("'v2'", "'v1'");
-    assert_eq!(rows(city, &v1_credits).await, ["60"]);
+    assert_eq!(rows(city, v1_credits).await, ["60"]);
     for d in [city, a, b] {
         assert!(timebank_core::read::verify(d, &|_, _| {})
             .await
@@ -236,13 +271,25 @@ async fn run(postgres: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_taken_twice_offline_keeps_the_losers_help_for_staff_and_credits_it_once_on_sqlite(
 ) {
-    run(false).await;
+    run(false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_taken_twice_offline_keeps_the_losers_help_for_staff_and_credits_it_once_on_postgres(
 ) {
-    run(true).await;
+    run(true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_confirming_the_losers_visit_offline_note_it_on_the_held_help_not_on_the_winners_visit_on_sqlite(
+) {
+    run(false, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_confirming_the_losers_visit_offline_note_it_on_the_held_help_not_on_the_winners_visit_on_postgres(
+) {
+    run(true, true).await;
 }
 
 /// A center whose clock runs three days ahead: the server clamps its times to its own clock,
@@ -290,6 +337,7 @@ async fn clock_ahead(postgres: bool) {
             order_id: "o1".into(),
             method: ConfirmMethod::Staff,
             pin: None,
+            confirms: None,
         },
     )
     .await;

@@ -395,6 +395,7 @@ async fn run(seed: u64, postgres: bool) {
                                 order_id: o,
                                 method: ConfirmMethod::Staff,
                                 pin: None,
+                                confirms: None,
                             },
                         )
                         .await;

@@ -335,6 +335,7 @@ pub async fn confirm_visit(
         order_id,
         method,
         pin,
+        confirms: None,
     })
     .await
 }

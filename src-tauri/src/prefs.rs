@@ -129,13 +129,15 @@ pub async fn enrol(
     }
     // The first pull can be long: the indicator says it is syncing and how far it has got.
     let handle = s.handle.clone();
-    s.syncing.store(true, std::sync::atomic::Ordering::Relaxed);
+    s.enrolling
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let r = sync::http::enrol(&s.db, server, code.trim(), device_name.trim(), &move |_| {
         let h = handle.clone();
         tauri::async_runtime::spawn(async move { h.state::<AppState>().emit_status().await });
     })
     .await;
-    s.syncing.store(false, std::sync::atomic::Ordering::Relaxed);
+    s.enrolling
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     if r.is_err() {
         s.emit_status().await;
     }

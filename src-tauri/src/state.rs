@@ -137,7 +137,11 @@ pub struct AppState {
     pub db_path: PathBuf,
     pub handle: AppHandle,
     pub wake: Arc<tokio::sync::Notify>,
+    /// A round of the background loop is running.
     pub syncing: Arc<std::sync::atomic::AtomicBool>,
+    /// The device is enrolling (its first pull): apart from `syncing`, which a round of the
+    /// loop ending meanwhile (it finds the device not enrolled yet) would clear.
+    pub enrolling: std::sync::atomic::AtomicBool,
     /// Whether the staff capability has been added to the window.
     pub staff_granted: std::sync::atomic::AtomicBool,
     session: Mutex<Session>,
@@ -166,6 +170,7 @@ impl AppState {
             handle,
             wake: Arc::new(tokio::sync::Notify::new()),
             syncing: Arc::default(),
+            enrolling: Default::default(),
             staff_granted: Default::default(),
             session: Mutex::new(Session {
                 me: None,
@@ -311,7 +316,8 @@ impl AppState {
     pub async fn status(&self) -> UiResult<SyncStatusView> {
         Ok(SyncStatusView::of(
             timebank_core::sync::status(&self.db).await?,
-            self.syncing.load(std::sync::atomic::Ordering::Relaxed),
+            self.syncing.load(std::sync::atomic::Ordering::Relaxed)
+                || self.enrolling.load(std::sync::atomic::Ordering::Relaxed),
         ))
     }
 

@@ -59,6 +59,12 @@ pub enum Command {
         /// Checked against the beneficiary's PIN hash on the device; never serialized.
         #[serde(skip_serializing, default)]
         pin: Option<String>,
+        /// Filled on the device when the command is executed: the volunteers whose service on
+        /// the current visit it confirmed. If their acceptance lost to another device's, the
+        /// city server puts the confirmation with their help held for staff, never on the
+        /// other volunteer's visit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirms: Option<Vec<String>>,
     },
     DisputeVisit {
         order_id: String,
@@ -300,6 +306,7 @@ mod tests {
             order_id: "o1".into(),
             method: ConfirmMethod::Pin,
             pin: Some("2468".into()),
+            confirms: None,
         };
         let text = serde_json::to_string(&c).expect("json");
         assert!(!text.contains("2468"), "{text}");

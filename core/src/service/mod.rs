@@ -325,6 +325,7 @@ async fn prepare<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<
     match cmd {
         Command::UpdateMember(_) => members::with_seen(c, cmd).await,
         Command::CheckOut { .. } => orders::with_served(c, &ctx.actor_id, cmd).await,
+        Command::ConfirmVisit { .. } => orders::with_confirmed(c, cmd).await,
         _ => Ok(None),
     }
 }
@@ -372,7 +373,19 @@ async fn dispatch<C: ConnectionTrait>(
             order_id,
             method,
             pin,
-        } => orders::confirm(c, ctx, a, order_id, *method, pin.as_deref()).await,
+            confirms,
+        } => {
+            orders::confirm(
+                c,
+                ctx,
+                a,
+                order_id,
+                *method,
+                pin.as_deref(),
+                confirms.as_deref(),
+            )
+            .await
+        }
         K::DisputeVisit { order_id, reason } => orders::dispute(c, ctx, a, order_id, reason).await,
         K::ResolveDispute {
             order_id,

@@ -737,6 +737,109 @@ async fn contested_completion<C: ConnectionTrait>(
     ))
 }
 
+/// On the device: the confirmation with the volunteers whose service it confirms (those
+/// waiting for confirmation on the order's current visit, as the device has it).
+pub async fn with_confirmed<C: ConnectionTrait>(
+    c: &C,
+    cmd: &super::Command,
+) -> Result<Option<super::Command>> {
+    let super::Command::ConfirmVisit {
+        order_id,
+        method,
+        pin,
+        confirms: None,
+    } = cmd
+    else {
+        return Ok(None);
+    };
+    let Ok(v) = current_visit(c, order_id).await else {
+        return Ok(None);
+    };
+    Ok(Some(super::Command::ConfirmVisit {
+        order_id: order_id.clone(),
+        method: *method,
+        pin: pin.clone(),
+        confirms: Some(waiting_volunteers(c, &v.id).await?),
+    }))
+}
+
+/// The volunteers whose service on visit `visit_id` waits for confirmation (or is disputed).
+async fn waiting_volunteers<C: ConnectionTrait>(c: &C, visit_id: &str) -> Result<Vec<String>> {
+    let mut v: Vec<String> = visit_attendance::Entity::find()
+        .filter(visit_attendance::Column::VisitId.eq(visit_id))
+        .filter(visit_attendance::Column::Status.is_in(["awaiting_confirmation", "disputed"]))
+        .all(c)
+        .await?
+        .into_iter()
+        .map(|x| x.volunteer_id)
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// On the city server: a confirmation made on a device whose volunteers' acceptance lost to
+/// another device's. When none of the volunteers it confirmed waits on the visit here, it goes
+/// with their help held for staff (noted on each open contested completion, for staff to see
+/// when they decide), never on the other volunteer's visit; with no such help either, it is
+/// refused (`told`: the device said whose service it confirmed; an earlier version's did not).
+/// None: the confirmation is for the visit here, as usual.
+async fn confirm_held<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    a: &Actor,
+    o: &orders::Model,
+    method: ConfirmMethod,
+    confirmed: &[String],
+    told: bool,
+) -> Result<Option<(Outcome, Audit)>> {
+    let here = match current_visit(c, &o.id).await {
+        Ok(v) => waiting_volunteers(c, &v.id).await?,
+        Err(_) => vec![],
+    };
+    if confirmed.iter().any(|v| here.contains(v)) {
+        return Ok(None);
+    }
+    let mut held = Vec::new();
+    for v in confirmed {
+        let Some(f) = open_contest(c, &o.id, v).await? else {
+            continue;
+        };
+        let mut detail: serde_json::Value =
+            serde_json::from_str(&f.detail).unwrap_or_else(|_| json!({}));
+        match method {
+            ConfirmMethod::Pin | ConfirmMethod::App => {
+                detail["info"]["resident_confirmed_at"] = json!(ctx.now_ms);
+            }
+            _ => {
+                detail["info"]["staff_confirmed_at"] = json!(ctx.now_ms);
+                detail["info"]["staff_confirmed_by"] = json!(a.id());
+            }
+        }
+        held.push(f.id.clone());
+        let mut am = f.into_active_model();
+        am.detail = Set(detail.to_string());
+        am.update(c).await?;
+    }
+    if held.is_empty() {
+        if !told {
+            return Ok(None); // an earlier version's PIN confirmation, no help held: as usual
+        }
+        return Err(CoreError::invalid(
+            "confirms",
+            "确认的服务不是这里等待确认的那一次，请工作人员核对",
+            "the service confirmed on the device is not the one waiting for confirmation here; staff should check it",
+        ));
+    }
+    Ok(Some((
+        Outcome {
+            id: o.id.clone(),
+            detail: json!({"contested": true, "flags": held}),
+        },
+        Audit::of("order", &o.id)
+            .detail(json!({"method": method, "contested": true, "flags": held})),
+    )))
+}
+
 /// Who may confirm: the beneficiary or a proxy in the app, anyone holding the beneficiary's
 /// PIN (the volunteer's device handed over), staff, or the clock (auto).
 pub async fn confirm<C: ConnectionTrait>(
@@ -746,28 +849,17 @@ pub async fn confirm<C: ConnectionTrait>(
     order_id: &str,
     method: ConfirmMethod,
     pin: Option<&str>,
+    confirms: Option<&[String]>,
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
-    if ctx.replay && method == ConfirmMethod::Pin {
-        // The resident confirmed, on a device whose acceptance lost, help now held for staff:
-        // the confirmation goes with that held help, not to another volunteer's visit.
-        if let Some(f) = open_contest(c, order_id, a.id()).await? {
-            let mut detail: serde_json::Value =
-                serde_json::from_str(&f.detail).unwrap_or_else(|_| json!({}));
-            detail["info"]["resident_confirmed_at"] = json!(ctx.now_ms);
-            let mut am = f.into_active_model();
-            am.detail = Set(detail.to_string());
-            am.update(c).await?;
-            return Ok((
-                Outcome {
-                    id: order_id.into(),
-                    detail: json!({"contested": true}),
-                },
-                Audit::of("order", order_id).detail(json!({"method": method, "contested": true})),
-            ));
-        }
-    }
+    // A device of an earlier version does not say whose service it confirmed: a PIN entered
+    // on the device of a volunteer whose help is held goes with that help.
+    let confirms_held = match confirms {
+        Some(v) => v.to_vec(),
+        None if ctx.replay && method == ConfirmMethod::Pin => vec![a.id().to_owned()],
+        None => vec![],
+    };
     match method {
         ConfirmMethod::Pin => {
             let hash = b
@@ -791,6 +883,13 @@ pub async fn confirm<C: ConnectionTrait>(
         }
         ConfirmMethod::Staff | ConfirmMethod::Auto | ConfirmMethod::Resolution => {
             a.require_staff_for(&o.community_id, "confirm visits as staff")?;
+        }
+    }
+    if ctx.replay && !confirms_held.is_empty() {
+        if let Some(done) =
+            confirm_held(c, ctx, a, &o, method, &confirms_held, confirms.is_some()).await?
+        {
+            return Ok(done);
         }
     }
     let credited = finish_visit(

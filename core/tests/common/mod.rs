@@ -690,6 +690,7 @@ pub fn confirm_pin(order_id: &str, pin: &str) -> Command {
         order_id: order_id.into(),
         method: timebank_core::domain::ConfirmMethod::Pin,
         pin: Some(pin.into()),
+        confirms: None,
     }
 }
 
@@ -698,6 +699,7 @@ pub fn confirm_by(order_id: &str, method: timebank_core::domain::ConfirmMethod) 
         order_id: order_id.into(),
         method,
         pin: None,
+        confirms: None,
     }
 }
 
