@@ -5,7 +5,7 @@
 //! the device which sequence to send next; a rejection is stored, put in the inbox of the
 //! member who made it, and never blocks the mutations after it.
 use crate::auth::Device;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -103,8 +103,11 @@ pub async fn push(
     )
     .await?;
     let mut results = Vec::with_capacity(muts.len());
-    // Actors loaded for this batch, kept while its mutations cannot change them.
+    // Actors, rules and places loaded for this batch, kept while its mutations cannot change
+    // them.
     let mut actors: HashMap<String, Actor> = HashMap::new();
+    let memo = std::sync::Arc::new(service::Memo::default());
+    let mut savepoint = false;
     for m in muts {
         if m.seq < next {
             if let Some(r) = stored(&txn, &device.id, m.seq).await? {
@@ -115,7 +118,12 @@ pub async fn push(
         if m.seq > next {
             break; // a gap: the device resends from `next_seq`
         }
-        results.push(apply_one(&txn, device, &m, lang, now_ms, &mut actors).await?);
+        let batch = Batch {
+            actors: &mut actors,
+            memo: &memo,
+            savepoint: &mut savepoint,
+        };
+        results.push(apply_one(&txn, device, &m, lang, now_ms, batch).await?);
         next += 1;
     }
     crate::changes::log_changes(&txn, now_ms).await?;
@@ -154,6 +162,33 @@ fn reject_reason(m: &PushMutation) -> Option<CoreError> {
     None
 }
 
+/// What the mutations of one batch share: the actors and reference data loaded (see
+/// `service::Memo`), and whether the savepoint `m` is open.
+struct Batch<'a> {
+    actors: &'a mut HashMap<String, Actor>,
+    memo: &'a std::sync::Arc<service::Memo>,
+    savepoint: &'a mut bool,
+}
+
+/// Start the mutation's savepoint `m`. The previous mutation's is released in the same
+/// statement (a round trip to the database per mutation, not two).
+async fn savepoint(txn: &DatabaseTransaction, open: &mut bool) -> Result<(), CoreError> {
+    let sql = if *open {
+        "RELEASE SAVEPOINT m; SAVEPOINT m"
+    } else {
+        "SAVEPOINT m"
+    };
+    txn.execute_unprepared(sql).await?;
+    *open = true;
+    Ok(())
+}
+
+/// Undo what the mutation wrote since its savepoint (which stays open).
+async fn undo(txn: &DatabaseTransaction) -> Result<(), CoreError> {
+    txn.execute_unprepared("ROLLBACK TO SAVEPOINT m").await?;
+    Ok(())
+}
+
 /// Apply one mutation in a savepoint of the batch's transaction and record its result there.
 async fn apply_one(
     txn: &DatabaseTransaction,
@@ -161,8 +196,9 @@ async fn apply_one(
     m: &PushMutation,
     lang: Lang,
     now_ms: i64,
-    actors: &mut HashMap<String, Actor>,
+    batch: Batch<'_>,
 ) -> Result<PushResult, CoreError> {
+    savepoint(txn, batch.savepoint).await?;
     let parsed: Result<Command, CoreError> =
         serde_json::from_value(json!({"name": m.name, "args": m.args})).map_err(|e| {
             CoreError::invalid(
@@ -181,29 +217,29 @@ async fn apply_one(
             let at = device_at.min(now_ms); // clocks ahead of the server's are clamped
             let ctx = Ctx::replaying(&m.actor_id, &device.id, at, &m.id)
                 .with_hlc(&m.hlc)
-                .with_device_time(device_at);
-            let sp = txn.begin().await?;
-            let res = match scoped_actor(&sp, device, &m.actor_id, actors).await {
-                Ok(actor) => service::execute_as(&sp, &ctx, actor.as_ref(), &cmd).await,
+                .with_device_time(device_at)
+                .with_memo(batch.memo.clone());
+            let res = match scoped_actor(txn, device, &m.actor_id, batch.actors).await {
+                Ok(actor) => service::execute_as(txn, &ctx, actor.as_ref(), &cmd).await,
                 Err(e) => Err(e),
             };
             if !cmd.leaves_actors_unchanged() {
-                actors.clear();
+                batch.actors.clear();
+                batch.memo.clear();
             }
             match res {
                 Ok(out) => {
                     let result = serde_json::to_value(&out).unwrap_or(Value::Null);
-                    if record(&sp, device, m, "applied", &result, now_ms)
+                    if record(txn, device, m, "applied", &result, now_ms)
                         .await
                         .is_err()
                     {
                         // Another delivery of the same mutation committed first.
-                        sp.rollback().await?;
+                        undo(txn).await?;
                         return stored(txn, &device.id, m.seq)
                             .await?
                             .ok_or_else(|| CoreError::new(Code::Database));
                     }
-                    sp.commit().await?;
                     return Ok(PushResult {
                         seq: m.seq,
                         mutation_id: m.id.clone(),
@@ -213,7 +249,7 @@ async fn apply_one(
                     });
                 }
                 Err(e) => {
-                    sp.rollback().await?;
+                    undo(txn).await?;
                     Err(e)
                 }
             }
@@ -226,19 +262,18 @@ async fn apply_one(
         return Err(e); // not the mutation's fault: the device retries
     }
     let wire = e.to_wire(lang);
-    let sp = txn.begin().await?;
-    if record(&sp, device, m, "rejected", &wire, now_ms)
+    if record(txn, device, m, "rejected", &wire, now_ms)
         .await
         .is_err()
     {
-        sp.rollback().await?;
+        undo(txn).await?;
         return stored(txn, &device.id, m.seq)
             .await?
             .ok_or_else(|| CoreError::new(Code::Database));
     }
     // The member who made it is told why, in the inbox (the record of every notification).
     let actor_exists = sql::scalar_i64(
-        &sp,
+        txn,
         "SELECT COUNT(*) FROM members WHERE id = ?",
         vec![m.actor_id.clone().into()],
     )
@@ -246,9 +281,8 @@ async fn apply_one(
         > 0;
     if actor_exists {
         let ctx = Ctx::new(&m.actor_id, &device.id, now_ms);
-        service::notify(&sp, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
+        service::notify(txn, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
     }
-    sp.commit().await?;
     Ok(PushResult {
         seq: m.seq,
         mutation_id: m.id.clone(),

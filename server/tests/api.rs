@@ -679,3 +679,49 @@ async fn concurrent_profile_edits_are_decided_per_field_by_hlc_and_the_loser_is_
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_batch_a_change_of_the_rules_holds_for_the_mutations_after_it() {
+    // The server keeps the programme's rules loaded for the next mutations of a batch: a
+    // change of the rules in the middle of a batch drops them, so the registration after it
+    // gets the new sign-up bonus and the one before it the old.
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let token = s.enrol().await;
+        let admin = s.boot.admin_id.clone();
+        let community = s.boot.community_ids[0].clone();
+        let volunteer = |id: &str, phone: &str| {
+            let mut r = register(id, phone, &community);
+            r["roles"] = json!(["resident", "volunteer"]);
+            r["date_of_birth"] = json!("1985-03-02");
+            r["volunteer"] = json!({"service_fields": [], "skills": "", "availability": ""});
+            r
+        };
+        let old = timebank_core::domain::Rules::default().signup_bonus;
+        let new_rules = timebank_core::domain::Rules {
+            signup_bonus: old + 45,
+            ..Default::default()
+        };
+        let batch = json!({"mutations": [
+            mutation(1, "register_member", volunteer("v1", "13811112222"), &admin),
+            mutation(2, "set_rules", serde_json::to_value(&new_rules).unwrap(), &admin),
+            mutation(3, "register_member", volunteer("v2", "13811113333"), &admin),
+        ]});
+        let (r, status) = s.push_batch(&token, &batch).await;
+        assert_eq!(status, ["applied", "applied", "applied"], "{r}");
+        let balances: Vec<i64> = sql::all(
+            &s.db,
+            "SELECT balance FROM accounts WHERE member_id IN ('v1', 'v2') ORDER BY member_id",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.try_get("", "balance").unwrap())
+        .collect();
+        assert_eq!(balances, [old, old + 45]);
+        s.stop().await;
+    }
+}

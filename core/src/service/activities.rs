@@ -1,5 +1,5 @@
 //! Community activities organised by a center: capacity, sign-up, attendance and credit.
-use super::{get_member, get_place, Actor, Audit, CreateActivity, Ctx, Outcome};
+use super::{get_member, Actor, Audit, CreateActivity, Ctx, Outcome};
 use crate::domain::Role;
 use crate::entities::{activities, activity_signups};
 use crate::error::{Code, CoreError, Result};
@@ -22,7 +22,7 @@ pub async fn create<C: ConnectionTrait>(
     a: &Actor,
     x: &CreateActivity,
 ) -> Result<(Outcome, Audit)> {
-    get_place(c, &x.community_id).await?;
+    super::get_place_in(c, ctx, &x.community_id).await?;
     a.require_staff_for(&x.community_id, "organise activities")?;
     let title = super::nonempty("title", &x.title, 100)?;
     if !(1..=1000).contains(&x.capacity) {

@@ -196,7 +196,7 @@ pub async fn credit_service<C: ConnectionTrait>(
     raw_minutes: i64,
     f: CreditFor<'_>,
 ) -> Result<(i64, i64)> {
-    let (programme_id, rules) = super::admin::rules(c).await?;
+    let (programme_id, rules) = super::rules_in(c, ctx).await?;
     let minutes = rules.round(raw_minutes);
     if minutes == 0 {
         return Ok((0, 0));
@@ -322,7 +322,7 @@ pub async fn gift<C: ConnectionTrait>(
     minutes: i64,
     note: &str,
 ) -> Result<(Outcome, Audit)> {
-    let (programme_id, rules) = super::admin::rules(c).await?;
+    let (programme_id, rules) = super::rules_in(c, ctx).await?;
     if minutes <= 0 {
         return Err(CoreError::invalid(
             "minutes",
@@ -485,7 +485,7 @@ pub async fn approve_held<C: ConnectionTrait>(
     note: &str,
 ) -> Result<(Outcome, Audit)> {
     let f = open_flag(c, a, flag_id).await?;
-    let (programme_id, _) = super::admin::rules(c).await?;
+    let (programme_id, _) = super::rules_in(c, ctx).await?;
     if f.held_minutes > 0 {
         let issuing = issuing_account(c, &programme_id).await?;
         let acct = member_account(c, &f.member_id).await?;

@@ -1,6 +1,6 @@
 //! Members: registration, profile, family links, vetting, PINs.
 use super::command::{Command, SeenProfile};
-use super::{get_member, get_place, Actor, Audit, Ctx, Outcome, RegisterMember, UpdateMember};
+use super::{get_member, Actor, Audit, Ctx, Outcome, RegisterMember, UpdateMember};
 use crate::domain::{PlaceLevel, Relation, Role, TransferKind, Vetting};
 use crate::entities::{family_links, member_roles, members, volunteer_profiles};
 use crate::error::{Code, CoreError, Result};
@@ -114,10 +114,10 @@ pub async fn register<C: ConnectionTrait>(
     a: &Actor,
     r: &RegisterMember,
 ) -> Result<(Outcome, Audit)> {
-    let rules = super::admin::rules(c).await?;
+    let rules = super::rules_in(c, ctx).await?;
     let today = rules.1.local_date(ctx.now_ms);
     let (name, phone) = validate_member(r, today)?;
-    let community = get_place(c, &r.home_community_id).await?;
+    let community = super::get_place_in(c, ctx, &r.home_community_id).await?;
     if community.level != PlaceLevel::Community.as_str() {
         return Err(CoreError::invalid(
             "home_community_id",

@@ -46,6 +46,8 @@ pub struct Ctx {
     /// Set when a device runs a mutation waiting in its outbox again on rows just pulled (the
     /// rebase of `sync`): it was audited when it was made, so no second audit entry.
     pub redo: bool,
+    /// Reference data kept for the mutations of one pushed batch (see [`Memo`]); None on devices.
+    pub memo: Option<std::sync::Arc<Memo>>,
     derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
@@ -63,8 +65,15 @@ impl Ctx {
             hlc: None,
             device_at: None,
             redo: false,
+            memo: None,
             derived: Default::default(),
         }
+    }
+
+    /// The same context reading reference data through `memo`.
+    pub fn with_memo(mut self, memo: std::sync::Arc<Memo>) -> Self {
+        self.memo = Some(memo);
+        self
     }
 
     /// The same context carrying the replayed mutation's HLC time.
@@ -126,6 +135,60 @@ impl Ctx {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         uuid::Uuid::new_v5(&DERIVED_NS, format!("{}:{n}", self.mutation_id).as_bytes()).to_string()
     }
+}
+
+/// Reference data the mutations of a pushed batch read again and again (the programme's rules,
+/// places), kept by the city server for the batch while its commands cannot change them: it
+/// [`Memo::clear`]s it after any command outside [`Command::leaves_actors_unchanged`] (which
+/// also leaves programmes and places alone).
+#[derive(Debug, Default)]
+pub struct Memo {
+    rules: std::sync::Mutex<Option<(String, crate::domain::Rules)>>,
+    places: std::sync::Mutex<std::collections::HashMap<String, places::Model>>,
+}
+
+impl Memo {
+    pub fn clear(&self) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// The programme's id and rules, through the batch's memo when there is one.
+pub async fn rules_in<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+) -> Result<(String, crate::domain::Rules)> {
+    if let Some(m) = &ctx.memo {
+        if let Some(r) = m.rules.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(r);
+        }
+    }
+    let r = admin::rules(c).await?;
+    if let Some(m) = &ctx.memo {
+        *m.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+    }
+    Ok(r)
+}
+
+/// A place, through the batch's memo when there is one.
+pub async fn get_place_in<C: ConnectionTrait>(c: &C, ctx: &Ctx, id: &str) -> Result<places::Model> {
+    if let Some(m) = &ctx.memo {
+        if let Some(p) = m.places.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(p.clone());
+        }
+    }
+    let p = get_place(c, id).await?;
+    if let Some(m) = &ctx.memo {
+        m.places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), p.clone());
+    }
+    Ok(p)
 }
 
 pub fn now_ms() -> i64 {

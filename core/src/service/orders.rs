@@ -121,7 +121,7 @@ pub async fn post<C: ConnectionTrait>(
             )
         })?;
     let visits_total = p.visits.len().max(1) as i32;
-    let (_, rules) = super::admin::rules(c).await?;
+    let (_, rules) = super::rules_in(c, ctx).await?;
     if rules.payer == Payer::Beneficiary {
         let age = age_on(b.date_of_birth, rules.local_date(ctx.now_ms));
         rules.may_spend(age, b.hardship).map_err(|(min, age)| {
@@ -695,7 +695,7 @@ async fn contested_completion<C: ConnectionTrait>(
     {
         return Err(CoreError::new(Code::NotCheckedIn));
     }
-    let (_, rules) = super::admin::rules(c).await?;
+    let (_, rules) = super::rules_in(c, ctx).await?;
     let checked_in_at = Ord::min(s.checked_in_at, ctx.now_ms);
     let minutes = rules.round(served_minutes(ctx, Some(s), checked_in_at));
     let taken_by = accepted_names(c, &o.id).await?;
@@ -1133,7 +1133,7 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
     if !(a.is_admin() || a.has(Role::Staff)) {
         return Err(CoreError::forbidden("run the scheduled rules"));
     }
-    let (_, rules) = super::admin::rules(c).await?;
+    let (_, rules) = super::rules_in(c, ctx).await?;
     let in_scope = |community: &str| a.is_staff_for(community);
     // Auto-confirm.
     let waiting = orders::Entity::find()
@@ -1210,7 +1210,7 @@ pub async fn tick<C: ConnectionTrait>(c: &C, ctx: &Ctx, a: &Actor) -> Result<(Ou
             notify(c, ctx, &s, "urgent_escalated", json!({"order_id": o.id})).await?;
         }
         // Widen to the verified volunteers of the neighbouring communities.
-        let place = get_place(c, &o.community_id).await?;
+        let place = super::get_place_in(c, ctx, &o.community_id).await?;
         let rows = crate::sql::all(
             c,
             "SELECT m.id FROM members m JOIN places p ON p.id = m.home_community_id JOIN volunteer_profiles v ON v.member_id = m.id \
