@@ -1,7 +1,7 @@
 //! Push: a device sends its outbox mutations in sequence order. Each is applied in its own
-//! savepoint of the batch's transaction through the core's `execute_in`, and its result is
-//! stored under (device, sequence) in that same savepoint. A duplicate delivery is answered from the
-//! stored result and changes nothing; a gap (a lost earlier message) stops the batch and tells
+//! savepoint of the batch's transaction through the core's `execute_as`, and its result is
+//! stored under (device, sequence) in that same transaction, with the batch's others (one
+//! statement per hundred). A duplicate delivery is answered from the stored result and changes nothing; a gap (a lost earlier message) stops the batch and tells
 //! the device which sequence to send next; a rejection is stored, put in the inbox of the
 //! member who made it, and never blocks the mutations after it.
 use crate::auth::Device;
@@ -83,9 +83,11 @@ async fn stored<C: ConnectionTrait>(
 }
 
 /// Apply a batch: one transaction for the whole batch, a savepoint for each mutation (so each
-/// is applied, with its recorded result, or not at all), and the change log written once at
-/// the end. A failure that is not the mutation's fault (the database) rolls the whole batch
-/// back and the device sends it again.
+/// is applied or not at all), the results recorded and the change log written once at the end.
+/// A failure that is not the mutation's fault (the database) rolls the whole batch back and
+/// the device sends it again. When another delivery of the same batch committed first (its
+/// results are recorded under the same (device, sequence)), this one is rolled back and
+/// answered from what that one recorded.
 pub async fn push(
     db: &DatabaseConnection,
     device: &Device,
@@ -95,6 +97,35 @@ pub async fn push(
 ) -> Result<PushResponse, CoreError> {
     let mut muts = req.mutations;
     muts.sort_by_key(|m| m.seq);
+    match push_once(db, device, &muts, lang, now_ms).await {
+        Err(Recorded::Before) => push_once(db, device, &muts, lang, now_ms)
+            .await
+            .map_err(|_| CoreError::new(Code::Database)),
+        Err(Recorded::Failed(e)) => Err(e),
+        Ok(r) => Ok(r),
+    }
+}
+
+/// Why a batch did not go through.
+enum Recorded {
+    /// Another delivery recorded results for the same sequences first.
+    Before,
+    Failed(CoreError),
+}
+
+impl<E: Into<CoreError>> From<E> for Recorded {
+    fn from(e: E) -> Self {
+        Recorded::Failed(e.into())
+    }
+}
+
+async fn push_once(
+    db: &DatabaseConnection,
+    device: &Device,
+    muts: &[PushMutation],
+    lang: Lang,
+    now_ms: i64,
+) -> Result<PushResponse, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
     let mut next = sql::scalar_i64(
         &txn,
@@ -108,6 +139,8 @@ pub async fn push(
     let mut actors: HashMap<String, Actor> = HashMap::new();
     let memo = std::sync::Arc::new(service::Memo::default());
     let mut savepoint = false;
+    // The results of this delivery, recorded together at the end.
+    let mut fresh: Vec<(&PushMutation, usize)> = Vec::new();
     for m in muts {
         if m.seq < next {
             if let Some(r) = stored(&txn, &device.id, m.seq).await? {
@@ -123,9 +156,35 @@ pub async fn push(
             memo: &memo,
             savepoint: &mut savepoint,
         };
-        results.push(apply_one(&txn, device, &m, lang, now_ms, batch).await?);
+        fresh.push((m, results.len()));
+        results.push(apply_one(&txn, device, m, lang, now_ms, batch).await?);
         next += 1;
     }
+    for chunk in fresh.chunks(100) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut vals = Vec::with_capacity(chunk.len() * 7);
+        for (m, i) in chunk {
+            let r = &results[*i];
+            vals.extend([
+                device.id.clone().into(),
+                m.seq.into(),
+                m.id.clone().into(),
+                m.name.clone().into(),
+                r.status.clone().into(),
+                r.result.to_string().into(),
+                now_ms.into(),
+            ]);
+        }
+        let sql = format!("INSERT INTO push_results (device_id, seq, mutation_id, name, status, result, applied_at) VALUES {marks}");
+        if let Err(e) = sql::exec(&txn, &sql, vals).await {
+            let t = e.to_string().to_lowercase();
+            if t.contains("unique") || t.contains("duplicate key") {
+                return Err(Recorded::Before);
+            }
+            return Err(e.into());
+        }
+    }
+    memo.flush(&txn).await?;
     crate::changes::log_changes(&txn, now_ms).await?;
     txn.commit().await?;
     Ok(PushResponse {
@@ -189,7 +248,8 @@ async fn undo(txn: &DatabaseTransaction) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Apply one mutation in a savepoint of the batch's transaction and record its result there.
+/// Apply one mutation in a savepoint of the batch's transaction (its result is recorded with
+/// the batch's).
 async fn apply_one(
     txn: &DatabaseTransaction,
     device: &Device,
@@ -230,16 +290,6 @@ async fn apply_one(
             match res {
                 Ok(out) => {
                     let result = serde_json::to_value(&out).unwrap_or(Value::Null);
-                    if record(txn, device, m, "applied", &result, now_ms)
-                        .await
-                        .is_err()
-                    {
-                        // Another delivery of the same mutation committed first.
-                        undo(txn).await?;
-                        return stored(txn, &device.id, m.seq)
-                            .await?
-                            .ok_or_else(|| CoreError::new(Code::Database));
-                    }
                     return Ok(PushResult {
                         seq: m.seq,
                         mutation_id: m.id.clone(),
@@ -262,15 +312,6 @@ async fn apply_one(
         return Err(e); // not the mutation's fault: the device retries
     }
     let wire = e.to_wire(lang);
-    if record(txn, device, m, "rejected", &wire, now_ms)
-        .await
-        .is_err()
-    {
-        undo(txn).await?;
-        return stored(txn, &device.id, m.seq)
-            .await?
-            .ok_or_else(|| CoreError::new(Code::Database));
-    }
     // The member who made it is told why, in the inbox (the record of every notification).
     let actor_exists = sql::scalar_i64(
         txn,
@@ -328,21 +369,4 @@ async fn check_scope<C: sea_orm::ConnectionTrait>(
     } else {
         Err(CoreError::new(Code::OutOfScope).with("community", &actor.home_community_id))
     }
-}
-
-async fn record<C: sea_orm::ConnectionTrait>(
-    c: &C,
-    device: &Device,
-    m: &PushMutation,
-    status: &str,
-    result: &Value,
-    now_ms: i64,
-) -> Result<(), CoreError> {
-    sql::exec(
-        c,
-        "INSERT INTO push_results (device_id, seq, mutation_id, name, status, result, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        vec![device.id.clone().into(), m.seq.into(), m.id.clone().into(), m.name.clone().into(), status.into(), result.to_string().into(), now_ms.into()],
-    )
-    .await?;
-    Ok(())
 }

@@ -725,3 +725,59 @@ async fn in_one_batch_a_change_of_the_rules_holds_for_the_mutations_after_it() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_delivered_twice_at_once_is_applied_once_and_both_answers_agree() {
+    // A device's retry can reach the server while the first delivery is still being applied
+    // (on PostgreSQL, by another server process): the later one to record its results is
+    // rolled back and answered from what the first recorded.
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let token = s.enrol().await;
+        let admin = s.boot.admin_id.clone();
+        let community = s.boot.community_ids[0].clone();
+        let batch = json!({"mutations": (1..=20)
+            .map(|i| mutation(i, "register_member", register(&format!("m{i}"), &format!("1381111{i:04}"), &community), &admin))
+            .collect::<Vec<_>>()});
+        let ((a, sa), (b, sb)) =
+            tokio::join!(s.push_batch(&token, &batch), s.push_batch(&token, &batch));
+        assert_eq!(sa, vec!["applied"; 20], "{a}");
+        assert_eq!(sb, vec!["applied"; 20], "{b}");
+        for i in 0..20 {
+            let firsts = [&a, &b]
+                .iter()
+                .filter(|r| r["results"][i]["duplicate"] == false)
+                .count();
+            assert_eq!(firsts, 1, "mutation {i}: {a} {b}");
+            assert_eq!(
+                a["results"][i]["result"], b["results"][i]["result"],
+                "the same answer twice"
+            );
+        }
+        let n = sql::scalar_i64(
+            &s.db,
+            "SELECT COUNT(*) FROM members WHERE id LIKE 'm%'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let recorded = sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM push_results", vec![])
+            .await
+            .unwrap();
+        let audited = sql::scalar_i64(
+            &s.db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'register_member'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (n, recorded, audited),
+            (20, 20, 20),
+            "applied, answered and audited once each"
+        );
+        s.stop().await;
+    }
+}

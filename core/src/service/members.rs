@@ -129,14 +129,7 @@ pub async fn register<C: ConnectionTrait>(
     if (r.roles.contains(&Role::Staff) || r.roles.contains(&Role::Admin)) && !a.is_admin() {
         return Err(CoreError::forbidden("grant staff or administrator roles"));
     }
-    if members::Entity::find()
-        .filter(members::Column::Phone.eq(phone.as_str()))
-        .one(c)
-        .await?
-        .is_some()
-    {
-        return Err(CoreError::new(Code::DuplicatePhone).with("phone", &phone));
-    }
+    // A phone already registered is refused by the unique index (see `insert_member_rows`).
     insert_member_rows(c, ctx.now_ms, r, name, phone).await?;
     super::ledger::open_member_account(c, ctx, &r.member_id).await?;
     if r.roles.contains(&Role::Volunteer) && rules.1.signup_bonus > 0 {
@@ -175,10 +168,18 @@ pub(crate) async fn insert_member_rows<C: ConnectionTrait>(
     name: String,
     phone: String,
 ) -> Result<()> {
-    members::Entity::insert(member_model(now, r, name, phone).into_active_model())
+    members::Entity::insert(member_model(now, r, name, phone.clone()).into_active_model())
         .exec_without_returning(c)
         .await
-        .map_err(|e| super::on_duplicate(e, "member", &r.member_id))?;
+        .map_err(|e| {
+            // SQLite names the column (members.phone), PostgreSQL the constraint
+            // (members_phone_key).
+            if super::is_unique_violation(&e) && e.to_string().contains("phone") {
+                CoreError::new(Code::DuplicatePhone).with("phone", &phone)
+            } else {
+                super::on_duplicate(e, "member", &r.member_id)
+            }
+        })?;
     member_roles::Entity::insert_many(
         role_models(r)
             .into_iter()

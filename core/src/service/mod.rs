@@ -145,6 +145,8 @@ impl Ctx {
 pub struct Memo {
     rules: std::sync::Mutex<Option<(String, crate::domain::Rules)>>,
     places: std::sync::Mutex<std::collections::HashMap<String, places::Model>>,
+    /// Audit entries of the batch's applied mutations, written together by [`Memo::flush`].
+    audits: std::sync::Mutex<Vec<audit_log::Model>>,
 }
 
 impl Memo {
@@ -154,6 +156,23 @@ impl Memo {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// Write the audit entries kept for the batch (in the batch's transaction, before it
+    /// commits), a hundred to a statement.
+    pub async fn flush<C: ConnectionTrait>(&self, c: &C) -> Result<()> {
+        let audits = std::mem::take(&mut *self.audits.lock().unwrap_or_else(|e| e.into_inner()));
+        for chunk in audits.chunks(100) {
+            audit_log::Entity::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .exec_without_returning(c)
+            .await?;
+        }
+        Ok(())
     }
 }
 
@@ -525,22 +544,28 @@ pub async fn write_audit<C: ConnectionTrait>(
     action: &str,
     a: &Audit,
 ) -> Result<()> {
-    audit_log::Entity::insert(
-        audit_log::Model {
-            id: ctx.derive_id(),
-            at: ctx.now_ms,
-            actor_id: ctx.actor_id.clone(),
-            on_behalf_of: a.on_behalf_of.clone(),
-            device_id: ctx.device_id.clone(),
-            action: action.to_owned(),
-            entity: a.entity.to_owned(),
-            entity_id: a.entity_id.clone(),
-            detail: a.detail.to_string(),
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(c)
-    .await?;
+    let entry = audit_log::Model {
+        id: ctx.derive_id(),
+        at: ctx.now_ms,
+        actor_id: ctx.actor_id.clone(),
+        on_behalf_of: a.on_behalf_of.clone(),
+        device_id: ctx.device_id.clone(),
+        action: action.to_owned(),
+        entity: a.entity.to_owned(),
+        entity_id: a.entity_id.clone(),
+        detail: a.detail.to_string(),
+    };
+    if let Some(m) = &ctx.memo {
+        // The city server's batch writes its entries together, in the same transaction.
+        m.audits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+        return Ok(());
+    }
+    audit_log::Entity::insert(entry.into_active_model())
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }
 
@@ -630,9 +655,15 @@ pub async fn get_member<C: ConnectionTrait>(c: &C, id: &str) -> Result<member_e:
 }
 
 /// Map a unique-constraint violation to a clear `duplicate` error.
-pub fn on_duplicate(e: sea_orm::DbErr, entity: &str, id: &str) -> CoreError {
+/// A unique index refused the write (SQLite: "UNIQUE constraint failed", PostgreSQL:
+/// "duplicate key value violates unique constraint").
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     let t = e.to_string().to_lowercase();
-    if t.contains("unique") || t.contains("duplicate key") {
+    t.contains("unique") || t.contains("duplicate key")
+}
+
+pub fn on_duplicate(e: sea_orm::DbErr, entity: &str, id: &str) -> CoreError {
+    if is_unique_violation(&e) {
         CoreError::new(Code::Duplicate)
             .with("entity", entity)
             .with("id", id)
