@@ -33,6 +33,15 @@ impl Server {
             .post(format!("{}{path}", self.base))
             .header("x-timebank-protocol", "1")
     }
+    /// A newly enrolled device's token, the administrator and the first community.
+    async fn desk(&self) -> (String, String, String) {
+        (
+            self.enrol().await,
+            self.boot.admin_id.clone(),
+            self.boot.community_ids[0].clone(),
+        )
+    }
+
     async fn enrol(&self) -> String {
         let code = auth::issue_code(
             &self.db,
@@ -231,9 +240,7 @@ async fn pushed_mutations_apply_once_and_rejections_never_block() {
         let Some(s) = start(postgres).await else {
             continue;
         };
-        let token = s.enrol().await;
-        let admin = s.boot.admin_id.clone();
-        let community = s.boot.community_ids[0].clone();
+        let (token, admin, community) = s.desk().await;
         let batch = json!({"mutations": [
             mutation(1, "register_member", register("m1", "13811112222", &community), &admin),
             // Refused: the same phone again. It is stored and reported, and does not block seq 3.
@@ -303,9 +310,7 @@ async fn in_one_batch_each_mutation_is_judged_for_its_own_actor() {
         let Some(s) = start(postgres).await else {
             continue;
         };
-        let token = s.enrol().await;
-        let admin = s.boot.admin_id.clone();
-        let community = s.boot.community_ids[0].clone();
+        let (token, admin, community) = s.desk().await;
         let pin = timebank_core::service::members::hash_pin("2580").unwrap();
         let batch = json!({"mutations": [
             mutation(1, "register_member", register("m1", "13811112222", &community), &admin),
@@ -689,9 +694,7 @@ async fn in_one_batch_a_change_of_the_rules_holds_for_the_mutations_after_it() {
         let Some(s) = start(postgres).await else {
             continue;
         };
-        let token = s.enrol().await;
-        let admin = s.boot.admin_id.clone();
-        let community = s.boot.community_ids[0].clone();
+        let (token, admin, community) = s.desk().await;
         let volunteer = |id: &str, phone: &str| {
             let mut r = register(id, phone, &community);
             r["roles"] = json!(["resident", "volunteer"]);
@@ -735,9 +738,7 @@ async fn one_batch_delivered_twice_at_once_is_applied_once_and_both_answers_agre
         let Some(s) = start(postgres).await else {
             continue;
         };
-        let token = s.enrol().await;
-        let admin = s.boot.admin_id.clone();
-        let community = s.boot.community_ids[0].clone();
+        let (token, admin, community) = s.desk().await;
         let batch = json!({"mutations": (1..=20)
             .map(|i| mutation(i, "register_member", register(&format!("m{i}"), &format!("1381111{i:04}"), &community), &admin))
             .collect::<Vec<_>>()});

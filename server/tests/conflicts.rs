@@ -113,31 +113,25 @@ async fn run(postgres: bool, staff_confirm: bool) {
     )
     .await
     .unwrap();
-    let args = sql::one(
-        b,
-        "SELECT args FROM outbox WHERE name = 'confirm_visit'",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "args")
-    .unwrap();
+    let outboxed = |name: &'static str| async move {
+        sql::one(
+            b,
+            "SELECT args FROM outbox WHERE name = ?",
+            vec![name.into()],
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "args")
+        .unwrap()
+    };
+    let args = outboxed("confirm_visit").await;
     assert!(
         args.contains(r#""confirms":["v2"]"#) && !args.contains("2468"),
         "the confirmation says whose service it confirmed, and never carries the PIN: {args}"
     );
     // The check-out went into B's outbox with the visit and check-in time it ends.
-    let args = sql::one(
-        b,
-        "SELECT args FROM outbox WHERE name = 'check_out'",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "args")
-    .unwrap();
+    let args = outboxed("check_out").await;
     assert!(
         args.contains("\"served\"") && args.contains("o1-v1"),
         "{args}"
