@@ -525,40 +525,15 @@ pub async fn apply_page(
     Ok(n)
 }
 
-/// A mutation still waiting in the outbox (made while a round ran, so not pushed yet).
-struct Waiting {
-    id: String,
-    device_id: String,
-    name: String,
-    args: String,
-    actor_id: String,
-    created_at: i64,
-}
-
 /// The first half of the rebase (sync.md): take the effects of the mutations waiting in the
 /// outbox back, newest journal entry first, to the rows as they were before (from the journal's
 /// before-images; a row a waiting mutation created is removed), and drop their journal. Runs
 /// between [`begin_apply`] and [`end_apply`], so nothing of it is journalled. Gives the waiting
 /// mutations in sequence order for [`redo_waiting`].
-async fn take_back_waiting<C: ConnectionTrait>(txn: &C) -> Result<Vec<Waiting>> {
-    let waiting: Vec<Waiting> = sql::all(
-        txn,
-        "SELECT id, device_id, name, args, actor_id, created_at FROM outbox WHERE status = 'pending' ORDER BY seq",
-        vec![],
-    )
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(Waiting {
-            id: r.try_get("", "id")?,
-            device_id: r.try_get("", "device_id")?,
-            name: r.try_get("", "name")?,
-            args: r.try_get("", "args")?,
-            actor_id: r.try_get("", "actor_id")?,
-            created_at: r.try_get("", "created_at")?,
-        })
-    })
-    .collect::<std::result::Result<_, sea_orm::DbErr>>()?;
+async fn take_back_waiting<C: ConnectionTrait>(
+    txn: &C,
+) -> Result<Vec<crate::entities::outbox::Model>> {
+    let waiting = outbox::pending(txn).await?;
     if waiting.is_empty() {
         return Ok(waiting);
     }
@@ -605,25 +580,21 @@ async fn take_back_waiting<C: ConnectionTrait>(txn: &C) -> Result<Vec<Waiting>> 
 /// again. One that no longer holds (the server's rows say the order is full now) leaves no
 /// trace on screen and stays in the outbox: the server decides it, and a refusal reaches the
 /// user's inbox.
-async fn redo_waiting(txn: &DatabaseTransaction, waiting: &[Waiting]) -> Result<()> {
+async fn redo_waiting(
+    txn: &DatabaseTransaction,
+    waiting: &[crate::entities::outbox::Model],
+) -> Result<()> {
     use crate::service::{self, Command, Ctx};
     for w in waiting {
         let args: Value = serde_json::from_str(&w.args).unwrap_or(Value::Null);
-        let Ok(cmd) =
-            serde_json::from_value::<Command>(serde_json::json!({"name": w.name, "args": args}))
-        else {
+        let Ok(cmd) = Command::from_parts(&w.name, args) else {
             continue;
         };
         let ctx = Ctx::redoing(&w.actor_id, &w.device_id, w.created_at, &w.id);
         let sp = txn.begin().await?;
         match service::execute_in(&sp, &ctx, &cmd).await {
             Ok(_) => {
-                sql::exec(
-                    &sp,
-                    "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
-                    vec![w.id.clone().into()],
-                )
-                .await?;
+                outbox::journal(&sp, &w.id).await?;
                 sp.commit().await?;
             }
             Err(e) => {

@@ -133,8 +133,7 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
         let name: String = r.try_get("", "name").unwrap();
         let args: serde_json::Value =
             serde_json::from_str(&r.try_get::<String>("", "args").unwrap()).unwrap();
-        let cmd: Command =
-            serde_json::from_value(serde_json::json!({"name": name, "args": args})).unwrap();
+        let cmd = Command::from_parts(&name, args).unwrap();
         let ctx = Ctx::replaying(
             &r.try_get::<String>("", "actor_id").unwrap(),
             &w.boot.device_id,

@@ -176,9 +176,9 @@ async fn push_once(
             ]);
         }
         let sql = format!("INSERT INTO push_results (device_id, seq, mutation_id, name, status, result, applied_at) VALUES {marks}");
-        if let Err(e) = sql::exec(&txn, &sql, vals).await {
-            let t = e.to_string().to_lowercase();
-            if t.contains("unique") || t.contains("duplicate key") {
+        let insert = sql::stmt(txn.get_database_backend(), &sql, vals);
+        if let Err(e) = txn.execute_raw(insert).await {
+            if service::is_unique_violation(&e) {
                 return Err(Recorded::Before);
             }
             return Err(e.into());
@@ -260,7 +260,7 @@ async fn apply_one(
 ) -> Result<PushResult, CoreError> {
     savepoint(txn, batch.savepoint).await?;
     let parsed: Result<Command, CoreError> =
-        serde_json::from_value(json!({"name": m.name, "args": m.args})).map_err(|e| {
+        Command::from_parts(&m.name, m.args.clone()).map_err(|e| {
             CoreError::invalid(
                 "mutation",
                 "无法识别的操作",

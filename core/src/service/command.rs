@@ -279,6 +279,12 @@ impl Command {
         )
     }
 
+    /// The command of a mutation from its name and arguments, as the outbox and a push keep
+    /// them.
+    pub fn from_parts(name: &str, args: serde_json::Value) -> serde_json::Result<Command> {
+        serde_json::from_value(serde_json::json!({"name": name, "args": args}))
+    }
+
     /// The mutation's name as stored in the outbox and the audit trail.
     pub fn name(&self) -> String {
         serde_json::to_value(self)

@@ -391,12 +391,7 @@ pub async fn execute_as<C: ConnectionTrait>(
     if !ctx.replay {
         outbox::append(c, ctx, cmd).await?;
         // The journal of an enrolled device: which rows this mutation touched.
-        crate::sql::exec(
-            c,
-            "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
-            vec![ctx.mutation_id.clone().into()],
-        )
-        .await?;
+        outbox::journal(c, &ctx.mutation_id).await?;
     }
     Ok(out)
 }

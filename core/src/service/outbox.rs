@@ -5,7 +5,9 @@ use super::{Command, Ctx};
 use crate::domain::hlc::Hlc;
 use crate::entities::{device_settings, outbox};
 use crate::error::{Code, CoreError, Result};
-use sea_orm::{ConnectionTrait, EntityTrait, IntoActiveModel, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+};
 use timebank_migrations::SCHEMA_VERSION;
 
 pub const K_DEVICE_ID: &str = "device_id";
@@ -93,10 +95,23 @@ pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Resu
     Ok(())
 }
 
-/// Pending mutations in sequence order.
+/// Pending mutations (not yet answered by the city server) in sequence order.
 pub async fn pending<C: ConnectionTrait>(c: &C) -> Result<Vec<outbox::Model>> {
     Ok(outbox::Entity::find()
+        .filter(outbox::Column::Status.eq("pending"))
         .order_by_asc(outbox::Column::Seq)
         .all(c)
         .await?)
+}
+
+/// Tag the rows the capture triggers just queued with the local mutation that wrote them (the
+/// device's journal).
+pub async fn journal<C: ConnectionTrait>(c: &C, mutation_id: &str) -> Result<()> {
+    crate::sql::exec(
+        c,
+        "UPDATE change_queue SET mutation_id = ? WHERE mutation_id IS NULL",
+        vec![mutation_id.into()],
+    )
+    .await?;
+    Ok(())
 }
