@@ -33,6 +33,29 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// With BENCH_STATEMENTS set: the server's statements (first 90 characters), how many and
+/// how long in total, printed after the one-device push.
+static STATEMENTS: std::sync::Mutex<std::collections::BTreeMap<String, (u64, f64)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn print_statements(per: u64) {
+    let mut m = STATEMENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if m.is_empty() {
+        return;
+    }
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    let total: u64 = v.iter().map(|x| x.1 .0).sum();
+    println!(
+        "server statements: {total} ({:.1} per mutation)",
+        total as f64 / per as f64
+    );
+    for (sql, (n, s)) in v.iter().take(25) {
+        println!("{n:>8} {:>8.3} s  {sql}", s);
+    }
+    m.clear();
+}
+
 const COMMUNITIES: [&str; 2] = ["府苑新村", "蒋村花园"];
 
 /// A city server on loopback over a fresh database (SQLite file, or a new PostgreSQL database).
@@ -63,7 +86,17 @@ impl City {
                 (format!("{base}/{name}"), Some((admin_url.to_owned(), name)))
             }
         };
-        let city = db::connect(&url).await.map_err(e)?;
+        #[allow(unused_mut)]
+        let mut city = db::connect(&url).await.map_err(e)?;
+        if std::env::var_os("BENCH_STATEMENTS").is_some() {
+            city.set_metric_callback(|info| {
+                let key: String = info.statement.sql.chars().take(90).collect();
+                let mut m = STATEMENTS.lock().unwrap_or_else(|p| p.into_inner());
+                let e = m.entry(key).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += info.elapsed.as_secs_f64();
+            });
+        }
         let boot = timebank_server::init_city(
             &city,
             &Bootstrap {
@@ -164,6 +197,22 @@ async fn register(
     Ok(())
 }
 
+/// Seconds from `t` until the server has stored `expected` push results (polled every 20 ms).
+fn stored_by(db: &DatabaseConnection, expected: i64, t: Instant) -> tokio::task::JoinHandle<f64> {
+    let db = db.clone();
+    tokio::spawn(async move {
+        loop {
+            let n = sql::scalar_i64(&db, "SELECT COUNT(*) FROM push_results", vec![])
+                .await
+                .unwrap_or(0);
+            if n >= expected {
+                return t.elapsed().as_secs_f64();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+}
+
 struct Figures {
     push: f64,
     pull: (f64, usize),
@@ -196,21 +245,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     let t = Instant::now();
     // The server's throughput: until every pushed mutation has its stored result (the
     // devices' rounds go on with pulling each other's rows, reported apart).
-    let expected = (devices * 100) as i64;
-    let watcher = {
-        let db = city.db.clone();
-        tokio::spawn(async move {
-            loop {
-                let n = sql::scalar_i64(&db, "SELECT COUNT(*) FROM push_results", vec![])
-                    .await
-                    .unwrap_or(0);
-                if n >= expected {
-                    return t.elapsed().as_secs_f64();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let watcher = stored_by(&city.db, (devices * 100) as i64, t);
     let mut tasks = tokio::task::JoinSet::new();
     for d in fleet {
         let url = city.url.clone();
@@ -252,15 +287,21 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         false,
     )
     .await?;
+    let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
+        .await
+        .map_err(e)?;
     let t = Instant::now();
+    let watcher = stored_by(&city.db, already + pushes as i64, t);
     let r = sync::sync_once(&a, &Http::new(&city.url))
         .await
         .map_err(e)?;
-    let push_s = t.elapsed().as_secs_f64();
+    let round_s = t.elapsed().as_secs_f64();
+    let push_s = watcher.await?;
     println!(
-        "push: {} mutations applied in {push_s:.2} s (with the pull of their rows back)",
+        "push: the server applied {} mutations from one device in {push_s:.2} s; the whole round (with the pull of their rows back) took {round_s:.2} s",
         r.pushed
     );
+    print_statements(pushes);
 
     // More rows on the server, then device B's initial pull of everything.
     register(

@@ -172,9 +172,17 @@ async fn push_handler(
             lang,
         ));
     }
+    let _pushing = crate::Pushing::start(&s);
+    let _turn = match s.db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => Some(s.sqlite_writes.lock().await),
+        _ => None,
+    };
     let r = push::push(&s.db, &d, req, lang, now_ms())
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
+    if r.carefully {
+        Metrics::inc(&s.metrics.push_batches_careful);
+    }
     for x in r.results.iter() {
         let c = match (x.duplicate, x.status.as_str()) {
             (true, _) => &s.metrics.mutations_duplicate,
@@ -195,6 +203,11 @@ async fn pull_handler(
 ) -> Result<Json<PullPage>, ApiError> {
     let lang = lang_of(&headers);
     let d = device(&s, &headers).await?;
+    s.after_pushes().await;
+    let _turn =
+        s.pulls.acquire().await.map_err(|_| {
+            ApiError::from_core(CoreError::new(timebank_core::Code::Database), lang)
+        })?;
     Ok(Json(
         pull::pull(&s.db, &d, &q)
             .await

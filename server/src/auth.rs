@@ -116,8 +116,8 @@ pub async fn enrol(
     }
     sql::exec(
         &txn,
-        "INSERT INTO sync_devices (id, name, center_id, role, token_hash, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)",
-        vec![device_id.clone().into(), device_name.chars().take(100).collect::<String>().into(), center_id.clone().into(), role.clone().into(), hash(&token).into(), now_ms.into()],
+        "INSERT INTO sync_devices (id, name, center_id, role, token_hash, enrolled_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        vec![device_id.clone().into(), device_name.chars().take(100).collect::<String>().into(), center_id.clone().into(), role.clone().into(), hash(&token).into(), now_ms.into(), now_ms.into()],
     )
     .await?;
     let communities = communities_of(&txn, &center_id).await?;
@@ -155,6 +155,9 @@ pub struct Device {
     pub communities: Vec<String>,
 }
 
+/// How stale a device's `last_seen_at` may be before a request writes it again.
+pub const LAST_SEEN_PRECISION_MS: i64 = 60_000;
+
 pub async fn authenticate(
     db: &DatabaseConnection,
     token: &str,
@@ -162,19 +165,24 @@ pub async fn authenticate(
 ) -> Result<Option<Device>, CoreError> {
     let row = sql::one(
         db,
-        "SELECT id, center_id, role FROM sync_devices WHERE token_hash = ? AND revoked_at IS NULL",
+        "SELECT id, center_id, role, last_seen_at FROM sync_devices WHERE token_hash = ? AND revoked_at IS NULL",
         vec![hash(token).into()],
     )
     .await?;
     let Some(row) = row else { return Ok(None) };
     let id: String = row.try_get("", "id")?;
     let center_id: String = row.try_get("", "center_id")?;
-    sql::exec(
-        db,
-        "UPDATE sync_devices SET last_seen_at = ? WHERE id = ?",
-        vec![now_ms.into(), id.clone().into()],
-    )
-    .await?;
+    // When the device was last seen, to the minute: a write per request would queue every
+    // request behind the pushes for the database's write lock (SQLite has one).
+    let seen: Option<i64> = row.try_get("", "last_seen_at")?;
+    if seen.is_none_or(|s| now_ms - s >= LAST_SEEN_PRECISION_MS || s > now_ms) {
+        sql::exec(
+            db,
+            "UPDATE sync_devices SET last_seen_at = ? WHERE id = ?",
+            vec![now_ms.into(), id.clone().into()],
+        )
+        .await?;
+    }
     let communities = communities_of(db, &center_id).await?;
     Ok(Some(Device {
         id,

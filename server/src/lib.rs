@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod changes;
+pub mod deferred;
 pub mod pull;
 pub mod push;
 
@@ -29,6 +30,7 @@ pub struct Metrics {
     pub mutations_applied: AtomicU64,
     pub mutations_rejected: AtomicU64,
     pub mutations_duplicate: AtomicU64,
+    pub push_batches_careful: AtomicU64,
     pub auth_failures: AtomicU64,
 }
 
@@ -67,6 +69,11 @@ impl Metrics {
                 &self.mutations_duplicate,
             ),
             (
+                "timebank_push_batches_careful_total",
+                "Pushed batches applied again statement by statement (a held-back write failed or a refused mutation had written)",
+                &self.push_batches_careful,
+            ),
+            (
                 "timebank_auth_failures_total",
                 "Requests refused for missing or bad credentials",
                 &self.auth_failures,
@@ -85,16 +92,59 @@ impl Metrics {
 pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Arc<Metrics>,
+    /// Pull pages read at once: as many as the machine has cores. More only share the same
+    /// cores and the database with the pushes, which then wait behind a crowd of reads.
+    pub pulls: Arc<tokio::sync::Semaphore>,
+    /// On SQLite, pushes take their turn here rather than in SQLite's busy handler, which
+    /// sleeps in growing steps (up to 100 ms) and leaves the write lock idle meanwhile.
+    pub sqlite_writes: Arc<tokio::sync::Mutex<()>>,
+    /// Pushes under way or waiting. Pull pages wait while there are any: a user's change
+    /// waits for no catch-up read of another device.
+    pub pushing: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// The longest a pull page waits for pushes to finish.
+pub const PULL_YIELDS_MS: u64 = 5_000;
+
+/// A push counted in [`AppState::pushing`] while this lives.
+pub struct Pushing(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Pushing {
+    pub fn start(s: &AppState) -> Self {
+        s.pushing.send_modify(|n| *n += 1);
+        Pushing(s.pushing.clone())
+    }
+}
+
+impl Drop for Pushing {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl AppState {
     /// The state of a server on `db`: installs the change-capture triggers (idempotent).
     pub async fn open(db: DatabaseConnection) -> Result<Self, timebank_core::CoreError> {
         changes::install(&db).await?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(AppState {
             db,
             metrics: Arc::new(Metrics::default()),
+            pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+            sqlite_writes: Arc::new(tokio::sync::Mutex::new(())),
+            pushing: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
+    }
+
+    /// Wait until no push is under way or waiting, at most [`PULL_YIELDS_MS`] (so a steady
+    /// stream of pushes slows pulls down but never stops them).
+    pub async fn after_pushes(&self) {
+        let mut rx = self.pushing.subscribe();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(PULL_YIELDS_MS),
+            rx.wait_for(|n| *n == 0),
+        )
+        .await;
     }
 }
 
@@ -175,4 +225,30 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pull_pages_wait_while_a_push_is_under_way_and_go_on_when_it_ends() {
+        let db = timebank_core::db::connect("sqlite::memory:")
+            .await
+            .expect("database");
+        let s = AppState::open(db).await.expect("state");
+        let push = Pushing::start(&s);
+        let pull = tokio::spawn({
+            let s = s.clone();
+            async move { s.after_pushes().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!pull.is_finished(), "the pull waits for the push");
+        drop(push);
+        tokio::time::timeout(std::time::Duration::from_secs(2), pull)
+            .await
+            .expect("the pull goes on once the push is over")
+            .expect("task");
+        assert_eq!(*s.pushing.borrow(), 0);
+    }
 }

@@ -1,10 +1,12 @@
-//! Push: a device sends its outbox mutations in sequence order. Each is applied in its own
-//! savepoint of the batch's transaction through the core's `execute_as`, and its result is
-//! stored under (device, sequence) in that same transaction, with the batch's others (one
-//! statement per hundred). A duplicate delivery is answered from the stored result and changes nothing; a gap (a lost earlier message) stops the batch and tells
+//! Push: a device sends its outbox mutations in sequence order. Each is applied through the
+//! core's `execute_as` in the batch's transaction (its inserts held back and sent with the
+//! batch's, see [`crate::deferred`]; or, when that cannot be trusted, in a savepoint of its
+//! own), and its result is stored under (device, sequence) in that same transaction, with
+//! the batch's others (one statement per hundred). A duplicate delivery is answered from the stored result and changes nothing; a gap (a lost earlier message) stops the batch and tells
 //! the device which sequence to send next; a rejection is stored, put in the inbox of the
 //! member who made it, and never blocks the mutations after it.
 use crate::auth::Device;
+use crate::deferred::Deferred;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -56,6 +58,9 @@ pub struct PushResponse {
     pub results: Vec<PushResult>,
     /// The sequence the server expects next from this device.
     pub next_seq: i64,
+    /// The batch was applied by the careful pass (see [`push`]); for the server's metrics.
+    #[serde(skip)]
+    pub carefully: bool,
 }
 
 async fn stored<C: ConnectionTrait>(
@@ -82,9 +87,12 @@ async fn stored<C: ConnectionTrait>(
     })
 }
 
-/// Apply a batch: one transaction for the whole batch, a savepoint for each mutation (so each
-/// is applied or not at all), the results recorded and the change log written once at the end.
-/// A failure that is not the mutation's fault (the database) rolls the whole batch back and
+/// Apply a batch: one transaction for the whole batch, the results recorded and the change
+/// log written once at the end. First with its inserts held back and sent together
+/// ([`Deferred`]); when that cannot be trusted (a statement failed, or a refused mutation had
+/// already written something) the transaction is rolled back and the batch applied again
+/// carefully, each mutation in a savepoint of its own (so each is applied or not at all).
+/// A failure that is not a mutation's fault (the database) rolls the whole batch back and
 /// the device sends it again. When another delivery of the same batch committed first (its
 /// results are recorded under the same (device, sequence)), this one is rolled back and
 /// answered from what that one recorded.
@@ -97,12 +105,18 @@ pub async fn push(
 ) -> Result<PushResponse, CoreError> {
     let mut muts = req.mutations;
     muts.sort_by_key(|m| m.seq);
-    match push_once(db, device, &muts, lang, now_ms).await {
-        Err(Recorded::Before) => push_once(db, device, &muts, lang, now_ms)
-            .await
-            .map_err(|_| CoreError::new(Code::Database)),
-        Err(Recorded::Failed(e)) => Err(e),
-        Ok(r) => Ok(r),
+    let mut careful = false;
+    let mut raced = false;
+    loop {
+        match push_once(db, device, &muts, lang, now_ms, careful).await {
+            Ok(r) => return Ok(r),
+            Err(Recorded::Careful) if !careful => careful = true,
+            Err(Recorded::Before) if !raced => raced = true,
+            Err(Recorded::Careful | Recorded::Before) => {
+                return Err(CoreError::new(Code::Database))
+            }
+            Err(Recorded::Failed(e)) => return Err(e),
+        }
     }
 }
 
@@ -110,6 +124,8 @@ pub async fn push(
 enum Recorded {
     /// Another delivery recorded results for the same sequences first.
     Before,
+    /// The batch's held-back writes cannot be trusted: apply it again, carefully.
+    Careful,
     Failed(CoreError),
 }
 
@@ -125,8 +141,10 @@ async fn push_once(
     muts: &[PushMutation],
     lang: Lang,
     now_ms: i64,
+    careful: bool,
 ) -> Result<PushResponse, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
+    let deferred = Deferred::new(&txn);
     let mut next = sql::scalar_i64(
         &txn,
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM push_results WHERE device_id = ?",
@@ -157,8 +175,30 @@ async fn push_once(
             savepoint: &mut savepoint,
         };
         fresh.push((m, results.len()));
-        results.push(apply_one(&txn, device, m, lang, now_ms, batch).await?);
+        let r = if careful {
+            apply_one(&txn, Way::Savepoints(&txn), device, m, lang, now_ms, batch).await?
+        } else {
+            let r = apply_one(
+                &deferred,
+                Way::Deferred(&deferred),
+                device,
+                m,
+                lang,
+                now_ms,
+                batch,
+            )
+            .await;
+            // Whatever failed, when a statement did the careful pass decides.
+            if deferred.failed() {
+                return Err(Recorded::Careful);
+            }
+            r?
+        };
+        results.push(r);
         next += 1;
+    }
+    if deferred.flush().await.is_err() {
+        return Err(Recorded::Careful);
     }
     for chunk in fresh.chunks(100) {
         let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -190,6 +230,7 @@ async fn push_once(
     Ok(PushResponse {
         results,
         next_seq: next,
+        carefully: careful,
     })
 }
 
@@ -248,17 +289,28 @@ async fn undo(txn: &DatabaseTransaction) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Apply one mutation in a savepoint of the batch's transaction (its result is recorded with
-/// the batch's).
-async fn apply_one(
-    txn: &DatabaseTransaction,
+/// How a mutation is applied and undone: in a savepoint of the batch's transaction, or with
+/// its inserts held back (undone by dropping them).
+#[derive(Clone, Copy)]
+enum Way<'a> {
+    Savepoints(&'a DatabaseTransaction),
+    Deferred(&'a Deferred<'a>),
+}
+
+/// Apply one mutation (its result is recorded with the batch's).
+async fn apply_one<C: ConnectionTrait>(
+    c: &C,
+    way: Way<'_>,
     device: &Device,
     m: &PushMutation,
     lang: Lang,
     now_ms: i64,
     batch: Batch<'_>,
-) -> Result<PushResult, CoreError> {
-    savepoint(txn, batch.savepoint).await?;
+) -> Result<PushResult, Recorded> {
+    match way {
+        Way::Savepoints(txn) => savepoint(txn, batch.savepoint).await?,
+        Way::Deferred(d) => d.begin_mutation(),
+    }
     let parsed: Result<Command, CoreError> =
         Command::from_parts(&m.name, m.args.clone()).map_err(|e| {
             CoreError::invalid(
@@ -279,8 +331,8 @@ async fn apply_one(
                 .with_hlc(&m.hlc)
                 .with_device_time(device_at)
                 .with_memo(batch.memo.clone());
-            let res = match scoped_actor(txn, device, &m.actor_id, batch.actors).await {
-                Ok(actor) => service::execute_as(txn, &ctx, actor.as_ref(), &cmd).await,
+            let res = match scoped_actor(c, device, &m.actor_id, batch.actors).await {
+                Ok(actor) => service::execute_as(c, &ctx, actor.as_ref(), &cmd).await,
                 Err(e) => Err(e),
             };
             if !cmd.leaves_actors_unchanged() {
@@ -299,7 +351,18 @@ async fn apply_one(
                     });
                 }
                 Err(e) => {
-                    undo(txn).await?;
+                    match way {
+                        Way::Savepoints(txn) => undo(txn).await?,
+                        // A failed statement may be what refused it: decide carefully.
+                        Way::Deferred(d) if d.failed() || e.code == Code::Database => {
+                            return Err(Recorded::Careful)
+                        }
+                        Way::Deferred(d) => {
+                            if !d.discard_mutation() {
+                                return Err(Recorded::Careful);
+                            }
+                        }
+                    }
                     Err(e)
                 }
             }
@@ -309,12 +372,12 @@ async fn apply_one(
         unreachable!("applied mutations returned above")
     };
     if e.code == Code::Database {
-        return Err(e); // not the mutation's fault: the device retries
+        return Err(e.into()); // not the mutation's fault: the device retries
     }
     let wire = e.to_wire(lang);
     // The member who made it is told why, in the inbox (the record of every notification).
     let actor_exists = sql::scalar_i64(
-        txn,
+        c,
         "SELECT COUNT(*) FROM members WHERE id = ?",
         vec![m.actor_id.clone().into()],
     )
@@ -322,7 +385,7 @@ async fn apply_one(
         > 0;
     if actor_exists {
         let ctx = Ctx::new(&m.actor_id, &device.id, now_ms);
-        service::notify(txn, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
+        service::notify(c, &ctx, &m.actor_id, "sync_rejected", json!({"mutation": m.name, "code": e.code, "message_zh": e.message(Lang::Zh), "message_en": e.message(Lang::En)})).await?;
     }
     Ok(PushResult {
         seq: m.seq,

@@ -42,6 +42,20 @@ impl Server {
         )
     }
 
+    /// A counter of `/metrics`.
+    async fn metric(&self, name: &str) -> u64 {
+        let m = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not in {m}"))
+    }
+
     async fn enrol(&self) -> String {
         let code = auth::issue_code(
             &self.db,
@@ -252,6 +266,9 @@ async fn pushed_mutations_apply_once_and_rejections_never_block() {
         assert_eq!(st, ["applied", "rejected", "applied", "rejected"], "{r}");
         assert_eq!(r["results"][1]["result"]["code"], "duplicate_phone");
         assert_eq!(r["next_seq"], 5);
+        // The duplicate phone is only found when the held-back inserts are sent: the batch is
+        // applied again statement by statement, which tells which mutation it was.
+        assert_eq!(s.metric("timebank_push_batches_careful_total").await, 1);
         // The admin is told why, in the inbox.
         let told = sql::scalar_i64(
             &s.db,
@@ -327,6 +344,9 @@ async fn in_one_batch_each_mutation_is_judged_for_its_own_actor() {
             ["applied", "rejected", "applied", "applied", "applied", "rejected"],
             "{r}"
         );
+        // Refused before they wrote anything: undone by dropping their held rows, the batch
+        // is not applied a second time.
+        assert_eq!(s.metric("timebank_push_batches_careful_total").await, 0);
         assert_eq!(r["results"][1]["result"]["code"], "not_found", "{r}");
         assert_eq!(r["results"][5]["result"]["code"], "forbidden", "{r}");
         let members: Vec<String> = sql::all(
@@ -342,6 +362,41 @@ async fn in_one_batch_each_mutation_is_judged_for_its_own_actor() {
         assert_eq!(members, ["m1", "m3", "m5"]);
         s.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_last_seen_time_is_written_at_most_once_a_minute() {
+    // A write per request would queue every request behind the pushes for the write lock.
+    let s = start(false).await.unwrap();
+    let (token, _, _) = s.desk().await;
+    let seen = || async {
+        sql::scalar_i64(
+            &s.db,
+            "SELECT last_seen_at FROM sync_devices WHERE token_hash = ?",
+            vec![auth::hash(&token).into()],
+        )
+        .await
+        .unwrap()
+    };
+    let enrolled = seen().await;
+    assert!(enrolled > 0, "enrolment is the first sighting");
+    let later = enrolled + auth::LAST_SEEN_PRECISION_MS - 1;
+    assert!(auth::authenticate(&s.db, &token, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        seen().await,
+        enrolled,
+        "within the minute nothing is written"
+    );
+    let much_later = enrolled + auth::LAST_SEEN_PRECISION_MS;
+    assert!(auth::authenticate(&s.db, &token, much_later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(seen().await, much_later);
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
