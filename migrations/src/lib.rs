@@ -8,9 +8,10 @@ mod m20261128_000003_field_versions;
 mod m20261129_000004_change_queue_order;
 mod m20261129_000005_change_horizon;
 mod m20261129_000006_journal_before;
+mod m20261129_000007_outbox_pending;
 
 /// Schema version written into every outbox mutation. Bump it with every migration.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_change_queue_order::Migration),
             Box::new(m20261129_000005_change_horizon::Migration),
             Box::new(m20261129_000006_journal_before::Migration),
+            Box::new(m20261129_000007_outbox_pending::Migration),
         ]
     }
 }

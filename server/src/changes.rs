@@ -249,19 +249,24 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         sea_orm::DbBackend::Postgres => "qid",
         _ => "rowid",
     };
-    let queued = sql::all(
+    // Each row once, where it first appears (deduplicated here: cheaper than a GROUP BY).
+    let rows = sql::all(
         c,
-        &format!("SELECT tbl, pk FROM change_queue GROUP BY tbl, pk ORDER BY MIN({order})"),
+        &format!("SELECT tbl, pk FROM change_queue ORDER BY {order}"),
         vec![],
     )
     .await?;
-    if queued.is_empty() {
+    if rows.is_empty() {
         return Ok(0);
     }
-    let queued: Vec<(String, String)> = queued
-        .iter()
-        .map(|q| Ok((q.try_get("", "tbl")?, q.try_get("", "pk")?)))
-        .collect::<Result<_, sea_orm::DbErr>>()?;
+    let mut seen: HashSet<(String, String)> = HashSet::with_capacity(rows.len());
+    let mut queued: Vec<(String, String)> = Vec::with_capacity(rows.len());
+    for q in &rows {
+        let key: (String, String) = (q.try_get("", "tbl")?, q.try_get("", "pk")?);
+        if seen.insert(key.clone()) {
+            queued.push(key);
+        }
+    }
     // The current rows, one query per table (and 500 keys), not one per row.
     let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (tbl, pk) in &queued {

@@ -42,14 +42,19 @@ impl Server {
         )
     }
 
-    /// A counter of `/metrics`.
-    async fn metric(&self, name: &str) -> u64 {
-        let m = reqwest::get(format!("{}/metrics", self.base))
+    /// The text of `/metrics`.
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A counter of `/metrics`.
+    async fn metric(&self, name: &str) -> u64 {
+        let m = self.metrics().await;
         m.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.parse().ok())
@@ -110,12 +115,7 @@ async fn health_metrics_and_the_openapi_document_are_served() {
         .unwrap();
     assert!(doc["paths"]["/v1/push"]["post"].is_object(), "{doc}");
     assert!(doc["components"]["schemas"]["PushMutation"].is_object());
-    let m = reqwest::get(format!("{}/metrics", s.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     assert!(
         m.contains("# TYPE timebank_mutations_applied_total counter"),
         "{m}"
