@@ -787,32 +787,50 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
     install_journal(db).await
 }
 
+/// Up to a batch of the outbox's waiting mutations after sequence `after`, in order.
+async fn waiting_after(db: &DatabaseConnection, after: i64) -> Result<Vec<Mutation>> {
+    let rows = sql::all(db, "SELECT id, seq, name, args, hlc, schema_version, actor_id, created_at FROM outbox WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?", vec![after.into(), (BATCH as i64).into()]).await?;
+    let mut batch = Vec::with_capacity(rows.len());
+    for r in &rows {
+        batch.push(Mutation {
+            id: r.try_get("", "id")?,
+            seq: r.try_get("", "seq")?,
+            name: r.try_get("", "name")?,
+            args: serde_json::from_str(&r.try_get::<String>("", "args")?).unwrap_or(Value::Null),
+            hlc: r.try_get("", "hlc")?,
+            schema_version: r.try_get("", "schema_version")?,
+            actor_id: r.try_get("", "actor_id")?,
+            at: Some(r.try_get("", "created_at")?),
+        });
+    }
+    Ok(batch)
+}
+
 async fn push_all<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,
     report: &mut SyncReport,
 ) -> Result<()> {
+    // The next batch, read while the server applied the one before.
+    let mut ahead: Option<Vec<Mutation>> = None;
     loop {
-        let rows = sql::all(db, "SELECT id, seq, name, args, hlc, schema_version, actor_id, created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", vec![(BATCH as i64).into()]).await?;
-        if rows.is_empty() {
+        let batch = match ahead.take() {
+            Some(b) if !b.is_empty() => b,
+            // Nothing read ahead (or nothing was waiting then): read afresh, which also sees
+            // what users did meanwhile.
+            _ => waiting_after(db, 0).await?,
+        };
+        if batch.is_empty() {
             return Ok(());
         }
-        let mut batch = Vec::with_capacity(rows.len());
-        for r in &rows {
-            batch.push(Mutation {
-                id: r.try_get("", "id")?,
-                seq: r.try_get("", "seq")?,
-                name: r.try_get("", "name")?,
-                args: serde_json::from_str(&r.try_get::<String>("", "args")?)
-                    .unwrap_or(Value::Null),
-                hlc: r.try_get("", "hlc")?,
-                schema_version: r.try_get("", "schema_version")?,
-                actor_id: r.try_get("", "actor_id")?,
-                at: Some(r.try_get("", "created_at")?),
-            });
+        let last = batch.last().map_or(0, |m| m.seq);
+        let (resp, next) = tokio::join!(t.push(token, &batch), waiting_after(db, last));
+        let resp = resp?;
+        // Read ahead is good only when the server took this batch whole.
+        if resp.next_seq == last + 1 {
+            ahead = next.ok();
         }
-        let resp = t.push(token, &batch).await?;
         if resp.results.is_empty() {
             // The server expects an earlier sequence than we hold: our outbox lost nothing, so
             // this means the server already has them all (a previous round's answer was lost).

@@ -547,3 +547,111 @@ async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_sqli
 async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_postgres() {
     acting_during_a_round(true).await;
 }
+
+/// The network of a device whose users register someone while its third batch is on the way.
+struct ActsDuringPush {
+    http: Http,
+    device: DatabaseConnection,
+    acts: std::cell::RefCell<Vec<(Ctx, Command)>>,
+    batches: std::cell::Cell<usize>,
+}
+
+impl sync::Transport for ActsDuringPush {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        self.batches.set(self.batches.get() + 1);
+        let answer = self.http.push(token, m).await;
+        // While the last batch of the outbox was on the way (after the device looked for
+        // the next one).
+        if self.batches.get() == 3 {
+            let acts = std::mem::take(&mut *self.acts.borrow_mut());
+            for (ctx, cmd) in acts {
+                execute(&self.device, &ctx, cmd).await.unwrap();
+            }
+        }
+        answer
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        self.http.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.http.rows(token, keys).await
+    }
+}
+
+/// A long outbox goes batch after batch (the device reads the next batch while the server
+/// applies the one before), and what a user does while a batch is on the way goes in the same
+/// round: nothing is left waiting, nothing is sent twice.
+async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let a = c.device("a").await;
+    let community = c.boot.community_ids[0].clone();
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
+    for i in 0..1_100 {
+        csv.push_str(&format!(
+            "居民{i},136{i:08},1950-01-01,府苑新村,resident,,\n"
+        ));
+    }
+    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
+        .await
+        .unwrap();
+    let net = ActsDuringPush {
+        http: Http::new(&c.base),
+        device: a.clone(),
+        acts: vec![(
+            ctx.clone(),
+            register("late", "晚到的", "13900000099", &community, false),
+        )]
+        .into(),
+        batches: 0.into(),
+    };
+    let r = sync::sync_once(&a, &net).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1_101, 0), "{r:?}");
+    assert_eq!(
+        net.batches.get(),
+        4,
+        "three batches of the import (500, 500, 100), then the latecomer"
+    );
+    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    let on_server = sql::scalar_i64(
+        &c.db,
+        "SELECT COUNT(*) FROM push_results WHERE status = 'applied'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_server, 1_101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_sqlite() {
+    a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_postgres() {
+    a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(true).await;
+}
