@@ -36,13 +36,15 @@ struct Held {
 
 /// The insert, split at its `VALUES`, when it is a plain insert of literal rows: no
 /// `RETURNING`, no `ON CONFLICT`, no `SELECT`, no quoted text (whose `$n` or `?` could be
-/// mistaken for a parameter).
-fn holdable(stmt: &Statement) -> Option<Held> {
+/// mistaken for a parameter). Any other statement is given back as it came.
+fn holdable(stmt: Statement) -> Result<Held, Statement> {
     let sql = stmt.sql.as_str();
-    if !sql.starts_with("INSERT INTO ") {
-        return None;
-    }
-    let at = sql.find(" VALUES (")?;
+    let Some(at) = sql
+        .find(" VALUES (")
+        .filter(|_| sql.starts_with("INSERT INTO "))
+    else {
+        return Err(stmt);
+    };
     let (prefix, tuples) = (&sql[..at], &sql[at + " VALUES ".len()..]);
     let upper = sql.to_ascii_uppercase();
     if !tuples.ends_with(')')
@@ -52,16 +54,12 @@ fn holdable(stmt: &Statement) -> Option<Held> {
             .iter()
             .any(|w| upper.contains(w))
     {
-        return None;
+        return Err(stmt);
     }
-    Some(Held {
+    Ok(Held {
         prefix: prefix.to_owned(),
         tuples: tuples.to_owned(),
-        values: stmt
-            .values
-            .as_ref()
-            .map(|v| v.0.clone())
-            .unwrap_or_default(),
+        values: stmt.values.map(|v| v.0).unwrap_or_default(),
     })
 }
 
@@ -224,17 +222,20 @@ impl ConnectionTrait for Deferred<'_> {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        if let Some(h) = holdable(&stmt) {
-            self.state().held.push(h);
-            // The driver's own "nothing reported yet" result: no rows affected, no id. The
-            // core's inserts do not read it (they use `exec_without_returning`); SeaORM's
-            // `Insert::exec` would read 0 as "not inserted", an error that sends the batch
-            // to the careful pass, never a wrong answer.
-            return Ok(match self.get_database_backend() {
-                DbBackend::Postgres => PgQueryResult::default().into(),
-                _ => SqliteQueryResult::default().into(),
-            });
-        }
+        let stmt = match holdable(stmt) {
+            Ok(h) => {
+                self.state().held.push(h);
+                // The driver's own "nothing reported yet" result: no rows affected, no id. The
+                // core's inserts do not read it (they use `exec_without_returning`); SeaORM's
+                // `Insert::exec` would read 0 as "not inserted", an error that sends the batch
+                // to the careful pass, never a wrong answer.
+                return Ok(match self.get_database_backend() {
+                    DbBackend::Postgres => PgQueryResult::default().into(),
+                    _ => SqliteQueryResult::default().into(),
+                });
+            }
+            Err(stmt) => stmt,
+        };
         self.flush().await?;
         self.state().touched = true;
         let r = self.txn.execute_raw(stmt).await;
@@ -277,7 +278,7 @@ mod tests {
     #[test]
     fn only_plain_inserts_of_literal_rows_are_held() {
         let b = DbBackend::Sqlite;
-        let h = holdable(&stmt(
+        let h = holdable(stmt(
             b,
             r#"INSERT INTO "t" ("a", "b") VALUES (?, ?), (?, ?)"#,
             4,
@@ -295,10 +296,7 @@ mod tests {
             r#"UPDATE "t" SET "a" = ?"#,
             "INSERT INTO t (a) VALUES (?); DELETE FROM t",
         ] {
-            assert!(
-                holdable(&stmt(b, sql, 1)).is_none(),
-                "{sql} must not be held"
-            );
+            assert!(holdable(stmt(b, sql, 1)).is_err(), "{sql} must not be held");
         }
     }
 

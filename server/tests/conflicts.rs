@@ -369,21 +369,63 @@ async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts
     clock_ahead(true).await;
 }
 
-/// The network of a device whose users act while a round is pulling: before the first page
-/// arrives, what `acts` holds is done at the device.
-struct ActsDuringPull {
+/// When the users of an [`Acting`] device act.
+#[derive(Clone, Copy, PartialEq)]
+enum Moment {
+    /// Before the round's first pull page arrives.
+    FirstPull,
+    /// While the n-th pushed batch is on the way (after the device looked for the next one).
+    Push(usize),
+}
+
+/// The network of a device whose users act during a sync round: at `when`, what `acts` holds
+/// is done at the device.
+struct Acting {
     http: Http,
     device: DatabaseConnection,
     acts: std::cell::RefCell<Vec<(Ctx, Command)>>,
+    when: Moment,
+    /// Batches pushed so far.
+    batches: std::cell::Cell<usize>,
 }
 
-impl sync::Transport for ActsDuringPull {
+impl Acting {
+    fn new(
+        base: &str,
+        device: &DatabaseConnection,
+        when: Moment,
+        acts: Vec<(Ctx, Command)>,
+    ) -> Self {
+        Acting {
+            http: Http::new(base),
+            device: device.clone(),
+            acts: acts.into(),
+            when,
+            batches: 0.into(),
+        }
+    }
+
+    async fn act_if(&self, now: Moment) {
+        if now != self.when {
+            return;
+        }
+        let acts = std::mem::take(&mut *self.acts.borrow_mut());
+        for (ctx, cmd) in acts {
+            execute(&self.device, &ctx, cmd).await.unwrap();
+        }
+    }
+}
+
+impl sync::Transport for Acting {
     async fn push(
         &self,
         token: &str,
         m: &[sync::Mutation],
     ) -> timebank_core::Result<sync::PushResponse> {
-        self.http.push(token, m).await
+        self.batches.set(self.batches.get() + 1);
+        let answer = self.http.push(token, m).await;
+        self.act_if(Moment::Push(self.batches.get())).await;
+        answer
     }
     async fn pull(
         &self,
@@ -392,10 +434,7 @@ impl sync::Transport for ActsDuringPull {
         after: i64,
         limit: i64,
     ) -> timebank_core::Result<sync::PullPage> {
-        let acts = std::mem::take(&mut *self.acts.borrow_mut());
-        for (ctx, cmd) in acts {
-            execute(&self.device, &ctx, cmd).await.unwrap();
-        }
+        self.act_if(Moment::FirstPull).await;
         self.http.pull(token, p, after, limit).await
     }
     async fn rows(
@@ -462,10 +501,11 @@ async fn acting_during_a_round(postgres: bool) {
     sync::sync_once(&a, &http).await.unwrap();
     // B syncs; while it pulls, staff at B cancel o2 (the family called) and change
     // 王秀芝's phone, and 李娜 takes o3 (which B still shows open).
-    let t = ActsDuringPull {
-        http: Http::new(&c.base),
-        device: b.clone(),
-        acts: std::cell::RefCell::new(vec![
+    let t = Acting::new(
+        &c.base,
+        &b,
+        Moment::FirstPull,
+        vec![
             (
                 ctx_b.clone(),
                 Command::CancelOrder {
@@ -489,8 +529,8 @@ async fn acting_during_a_round(postgres: bool) {
                     order_id: "o3".into(),
                 },
             ),
-        ]),
-    };
+        ],
+    );
     sync::sync_once(&b, &t).await.unwrap();
     let status = "SELECT id AS c0, status AS c1, accepted_count AS c2 FROM orders ORDER BY id";
     assert_eq!(
@@ -548,50 +588,6 @@ async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_post
     acting_during_a_round(true).await;
 }
 
-/// The network of a device whose users register someone while its third batch is on the way.
-struct ActsDuringPush {
-    http: Http,
-    device: DatabaseConnection,
-    acts: std::cell::RefCell<Vec<(Ctx, Command)>>,
-    batches: std::cell::Cell<usize>,
-}
-
-impl sync::Transport for ActsDuringPush {
-    async fn push(
-        &self,
-        token: &str,
-        m: &[sync::Mutation],
-    ) -> timebank_core::Result<sync::PushResponse> {
-        self.batches.set(self.batches.get() + 1);
-        let answer = self.http.push(token, m).await;
-        // While the last batch of the outbox was on the way (after the device looked for
-        // the next one).
-        if self.batches.get() == 3 {
-            let acts = std::mem::take(&mut *self.acts.borrow_mut());
-            for (ctx, cmd) in acts {
-                execute(&self.device, &ctx, cmd).await.unwrap();
-            }
-        }
-        answer
-    }
-    async fn pull(
-        &self,
-        token: &str,
-        p: &str,
-        after: i64,
-        limit: i64,
-    ) -> timebank_core::Result<sync::PullPage> {
-        self.http.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
-    }
-}
-
 /// A long outbox goes batch after batch (the device reads the next batch while the server
 /// applies the one before), and what a user does while a batch is on the way goes in the same
 /// round: nothing is left waiting, nothing is sent twice.
@@ -615,16 +611,16 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
     timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
         .await
         .unwrap();
-    let net = ActsDuringPush {
-        http: Http::new(&c.base),
-        device: a.clone(),
-        acts: vec![(
+    // A registration while the last batch of the import is on the way.
+    let net = Acting::new(
+        &c.base,
+        &a,
+        Moment::Push(3),
+        vec![(
             ctx.clone(),
             register("late", "晚到的", "13900000099", &community, false),
-        )]
-        .into(),
-        batches: 0.into(),
-    };
+        )],
+    );
     let r = sync::sync_once(&a, &net).await.unwrap();
     assert_eq!((r.pushed, r.rejected), (1_101, 0), "{r:?}");
     assert_eq!(
