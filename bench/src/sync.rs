@@ -16,6 +16,10 @@ use timebank_core::service::{self, admin::Bootstrap, admin::Bootstrapped, Ctx};
 use timebank_core::sync::{self, http::Http};
 use timebank_core::{db, sql, Lang};
 
+// The allocator the server binary uses (see server/src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn e(x: timebank_core::CoreError) -> anyhow::Error {
     anyhow!("{} {:?}", x.message(Lang::En), x.detail)
 }

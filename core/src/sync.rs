@@ -165,7 +165,8 @@ pub const TABLES: &[(&str, &[&str])] = &[
 ];
 
 /// Install the capture triggers that queue every touched row of a synced table in
-/// `change_queue` (idempotent): the city server's, which it logs into its change log.
+/// `change_queue`, with the row as it is after the write (idempotent, replacing earlier
+/// versions): the city server's, which it logs into its change log.
 pub async fn install_capture(db: &DatabaseConnection) -> Result<()> {
     match db.get_database_backend() {
         DbBackend::Postgres => install_capture_postgres(db).await,
@@ -197,7 +198,11 @@ async fn install_capture_postgres(db: &DatabaseConnection) -> Result<()> {
              IF i > 0 THEN k := k || '|'; END IF; \
              k := k || (r ->> TG_ARGV[i]); \
            END LOOP; \
-           INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, CASE WHEN TG_OP = 'DELETE' THEN 'delete' ELSE 'upsert' END); \
+           IF TG_OP = 'DELETE' THEN \
+             INSERT INTO change_queue (tbl, pk, op) VALUES (TG_TABLE_NAME, k, 'delete'); \
+           ELSE \
+             INSERT INTO change_queue (tbl, pk, op, row_json) VALUES (TG_TABLE_NAME, k, 'upsert', r::text); \
+           END IF; \
            RETURN NULL; \
          END $$ LANGUAGE plpgsql",
     )
@@ -217,8 +222,9 @@ async fn install_capture_postgres(db: &DatabaseConnection) -> Result<()> {
     Ok(())
 }
 
-/// SQLite's capture triggers: `cq_` on the city server, `cj_` on a device (`images`: each
-/// queued row also keeps what the row was before, the JSON `null` for a row just created).
+/// SQLite's capture triggers: `cq_` on the city server (each queued row keeps what the row is
+/// after the write, `row_json`, for the change log), `cj_` on a device (`images`: each queued
+/// row keeps what the row was before, `before_row`, the JSON `null` for a row just created).
 async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result<()> {
     // In one transaction: no local write lands between an old trigger and its successor.
     let txn = crate::db::begin_write(db).await?;
@@ -234,13 +240,15 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
         .iter()
         .filter_map(|r| r.try_get::<String>("", "name").ok())
         .collect();
-        let old_row = format!(
-            "json_object({})",
-            cols.iter()
-                .map(|c| format!("'{c}', OLD.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let image = |of: &str| {
+            format!(
+                "json_object({})",
+                cols.iter()
+                    .map(|c| format!("'{c}', {of}.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         for (op, row, kind) in [
             ("INSERT", "NEW", "upsert"),
             ("UPDATE", "NEW", "upsert"),
@@ -254,21 +262,25 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
             let o = op.to_lowercase();
             // Earlier versions: `cc_` also queued the rows applied from the server; `cq_` on
             // a device kept no images; `cj_` on the server would keep images nobody reads.
-            for old in ["cc", "cq", "cj"].iter().filter(|p| **p != prefix) {
+            // Its own too: an earlier version of it may not keep the row images it should.
+            for old in ["cc", "cq", "cj"] {
                 db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {old}_{t}_{o}"))
                     .await?;
             }
-            let before = match (images, op) {
-                (false, _) => "NULL".to_owned(),
-                (true, "INSERT") => "'null'".to_owned(),
-                (true, _) => old_row.clone(),
+            // A device keeps what the row was before (for the rebase); the city server what
+            // it is after (for its change log).
+            let (before, after) = match (images, op) {
+                (false, "DELETE") => ("NULL".to_owned(), "NULL".to_owned()),
+                (false, _) => ("NULL".to_owned(), image("NEW")),
+                (true, "INSERT") => ("'null'".to_owned(), "NULL".to_owned()),
+                (true, _) => (image("OLD"), "NULL".to_owned()),
             };
             // Rows written while a device applies the server's changes are not queued (they
             // are the server's, not a local mutation's).
             db.execute_unprepared(&format!(
-                "CREATE TRIGGER IF NOT EXISTS {prefix}_{t}_{o} AFTER {op} ON {t} \
+                "CREATE TRIGGER {prefix}_{t}_{o} AFTER {op} ON {t} \
                  WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
-                 INSERT INTO change_queue (tbl, pk, op, before_row) VALUES ('{t}', {key}, '{kind}', {before}); END"
+                 INSERT INTO change_queue (tbl, pk, op, before_row, row_json) VALUES ('{t}', {key}, '{kind}', {before}, {after}); END"
             ))
             .await?;
         }

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use timebank_core::entities::*;
-use timebank_core::{sql, CoreError};
+use timebank_core::{sql, Code, CoreError};
 
 /// The city-wide partition: places, centers, the catalogue, the programme.
 pub const CITY: &str = "*";
@@ -241,61 +241,104 @@ async fn reserve_seqs<C: ConnectionTrait>(
         + 1)
 }
 
+/// A row the transaction touched: its last operation and, for an upsert, the row after it.
+struct Touched {
+    tbl: String,
+    pk: String,
+    delete: bool,
+    image: Option<String>,
+}
+
 /// Turn the queued row changes of this transaction into change-log entries. Call it inside
 /// the writing transaction, after the write.
 pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize, CoreError> {
+    use std::collections::hash_map::Entry;
     // In the order the transaction first touched each row (parents before children).
     let order = match c.get_database_backend() {
         sea_orm::DbBackend::Postgres => "qid",
         _ => "rowid",
     };
-    // Each row once, where it first appears (deduplicated here: cheaper than a GROUP BY).
     let rows = sql::all(
         c,
-        &format!("SELECT tbl, pk FROM change_queue ORDER BY {order}"),
+        &format!("SELECT tbl, pk, op, row_json FROM change_queue ORDER BY {order}"),
         vec![],
     )
     .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut seen: HashSet<(String, String)> = HashSet::with_capacity(rows.len());
-    let mut queued: Vec<(String, String)> = Vec::with_capacity(rows.len());
+    // Each row once, where it first appears, as its last write left it (deduplicated here:
+    // cheaper than a GROUP BY).
+    let mut at: HashMap<(String, String), usize> = HashMap::with_capacity(rows.len());
+    let mut queued: Vec<Touched> = Vec::with_capacity(rows.len());
     for q in &rows {
-        let key: (String, String) = (q.try_get("", "tbl")?, q.try_get("", "pk")?);
-        if seen.insert(key.clone()) {
-            queued.push(key);
+        let (tbl, pk): (String, String) = (q.try_get("", "tbl")?, q.try_get("", "pk")?);
+        let delete = q.try_get::<String>("", "op")? == "delete";
+        let image: Option<String> = q.try_get("", "row_json")?;
+        match at.entry((tbl, pk)) {
+            Entry::Occupied(i) => {
+                let t = &mut queued[*i.get()];
+                t.delete = delete;
+                t.image = image;
+            }
+            Entry::Vacant(v) => {
+                let (tbl, pk) = v.key().clone();
+                v.insert(queued.len());
+                queued.push(Touched {
+                    tbl,
+                    pk,
+                    delete,
+                    image,
+                });
+            }
         }
     }
-    // The current rows, one query per table (and 500 keys), not one per row.
-    let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (tbl, pk) in &queued {
-        keys.entry(tbl.as_str()).or_default().push(pk.clone());
+    // Upserts queued without the row (by a trigger of an earlier version) read it back, one
+    // query per table (and 500 keys); a row gone meanwhile is logged as deleted.
+    let mut missing: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, t) in queued.iter().enumerate() {
+        if !t.delete && t.image.is_none() {
+            missing.entry(t.tbl.clone()).or_default().push(i);
+        }
     }
-    let mut current: HashMap<&str, HashMap<String, Value>> = HashMap::new();
+    for (tbl, at) in missing {
+        let pks: Vec<String> = at.iter().map(|i| queued[*i].pk.clone()).collect();
+        let mut found = load_rows(c, &tbl, &pks).await?;
+        for i in at {
+            let t = &mut queued[i];
+            match found.remove(&t.pk) {
+                Some(row) => t.image = Some(row.to_string()),
+                None => t.delete = true,
+            }
+        }
+    }
+    // The rows as values, for the partitions they belong to; what each tells of communities
+    // is learnt first (a member registered in this batch, then its roles and account).
+    let mut values: Vec<Value> = Vec::with_capacity(queued.len());
     let mut partitions = Partitions::default();
-    for (tbl, pks) in keys {
-        let rows = load_rows(c, tbl, &pks).await?;
-        for row in rows.values() {
-            partitions.learn(tbl, row);
-        }
-        current.insert(tbl, rows);
-    }
-    let mut by_partition: BTreeMap<String, Vec<(String, String, String, String)>> = BTreeMap::new();
-    for (tbl, pk) in &queued {
-        let (op, row) = match current.get_mut(tbl.as_str()).and_then(|m| m.remove(pk)) {
-            Some(r) => ("upsert", r),
-            None => ("delete", Value::Null),
+    for t in &queued {
+        let v = match (&t.image, t.delete) {
+            (Some(text), false) => serde_json::from_str(text).map_err(|e| {
+                CoreError::new(Code::Database)
+                    .with("table", &t.tbl)
+                    .with("detail", e)
+            })?,
+            _ => Value::Null,
         };
-        let parts: BTreeSet<String> = if op == "upsert" {
-            partitions.of(c, tbl, &row).await?.into_iter().collect()
+        partitions.learn(&t.tbl, &v);
+        values.push(v);
+    }
+    let mut by_partition: BTreeMap<String, Vec<(&str, &str, &str, &str)>> = BTreeMap::new();
+    for (t, row) in queued.iter().zip(&values) {
+        let parts: BTreeSet<String> = if !t.delete {
+            partitions.of(c, &t.tbl, row).await?.into_iter().collect()
         } else {
             // A deletion goes to every partition the row was ever logged in, so that no
             // device (nor a new one pulling from the start) keeps or gets it back.
             let seen: BTreeSet<String> = sql::all(
                 c,
                 "SELECT DISTINCT community_id FROM change_log WHERE tbl = ? AND pk = ?",
-                vec![tbl.clone().into(), pk.clone().into()],
+                vec![t.tbl.clone().into(), t.pk.clone().into()],
             )
             .await?
             .iter()
@@ -307,13 +350,15 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
                 seen
             }
         };
+        let (op, image) = match (&t.image, t.delete) {
+            (Some(text), false) => ("upsert", text.as_str()),
+            _ => ("delete", "null"),
+        };
         for p in parts {
-            by_partition.entry(p).or_default().push((
-                tbl.clone(),
-                pk.clone(),
-                op.to_owned(),
-                row.to_string(),
-            ));
+            by_partition
+                .entry(p)
+                .or_default()
+                .push((&t.tbl, &t.pk, op, image));
         }
     }
     let mut n = 0;
@@ -328,10 +373,10 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
                 vals.extend([
                     community.clone().into(),
                     seq.into(),
-                    tbl.clone().into(),
-                    pk.clone().into(),
-                    op.clone().into(),
-                    row.clone().into(),
+                    (*tbl).into(),
+                    (*pk).into(),
+                    (*op).into(),
+                    (*row).into(),
                     now_ms.into(),
                 ]);
             }

@@ -1,0 +1,124 @@
+//! What the change log records of a writing transaction (SQLite and PostgreSQL): each touched
+//! row once, as the transaction's last write left it (the capture triggers keep the row's
+//! image, so it is not read back), and, for a row queued without its image (by the trigger of
+//! an earlier version), the row read back, or a deletion when it is gone.
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::City;
+use serde_json::Value;
+use timebank_core::{db, sql};
+use timebank_server::changes;
+
+/// The change-log entries of the member `id`: (op, row).
+async fn logged(c: &sea_orm::DatabaseConnection, id: &str) -> Vec<(String, Value)> {
+    sql::all(
+        c,
+        "SELECT op, row_json FROM change_log WHERE tbl = 'members' AND pk = ? ORDER BY seq",
+        vec![id.into()],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.try_get("", "op").unwrap(),
+            serde_json::from_str(&r.try_get::<String>("", "row_json").unwrap()).unwrap(),
+        )
+    })
+    .collect()
+}
+
+async fn run(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let admin = c.boot.admin_id.clone();
+    let before = logged(&c.db, &admin).await.len();
+
+    // Two writes of one row in one transaction: one entry, with the second write's values.
+    let txn = db::begin_write(&c.db).await.unwrap();
+    for (name, hardship) in [("周建国", true), ("周建华", false)] {
+        sql::exec(
+            &txn,
+            "UPDATE members SET name = ?, hardship = ? WHERE id = ?",
+            vec![name.into(), hardship.into(), admin.clone().into()],
+        )
+        .await
+        .unwrap();
+    }
+    // The triggers queued the row as each write left it.
+    let images: Vec<Value> = sql::all(
+        &txn,
+        "SELECT row_json FROM change_queue WHERE tbl = 'members' AND pk = ?",
+        vec![admin.clone().into()],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| serde_json::from_str(&r.try_get::<String>("", "row_json").unwrap()).unwrap())
+    .collect();
+    let names: Vec<&Value> = images.iter().map(|r| &r["name"]).collect();
+    assert_eq!(names, ["周建国", "周建华"]);
+    changes::log_changes(&txn, 1).await.unwrap();
+    txn.commit().await.unwrap();
+    let after = logged(&c.db, &admin).await;
+    assert_eq!(after.len(), before + 1, "one entry for the row: {after:?}");
+    let (op, row) = after.last().unwrap();
+    assert_eq!(op, "upsert");
+    assert_eq!(row["id"], admin.as_str());
+    assert_eq!(row["name"], "周建华", "the last write's value: {row}");
+    // SQLite's triggers give a boolean as 0 or 1, PostgreSQL's as false or true: devices read
+    // both the same (`->>`).
+    assert!(
+        row["hardship"] == Value::from(0) || row["hardship"] == Value::Bool(false),
+        "{row}"
+    );
+    assert!(
+        row["phone"].is_string(),
+        "every column is in the row: {row}"
+    );
+
+    // Queued without an image: the row is read back; a row that is gone is logged deleted.
+    let txn = db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &txn,
+        "UPDATE members SET name = ? WHERE id = ?",
+        vec!["周建民".into(), admin.clone().into()],
+    )
+    .await
+    .unwrap();
+    sql::exec(&txn, "DELETE FROM change_queue", vec![])
+        .await
+        .unwrap();
+    for pk in [admin.as_str(), "no-such-member"] {
+        sql::exec(
+            &txn,
+            "INSERT INTO change_queue (tbl, pk, op) VALUES ('members', ?, 'upsert')",
+            vec![pk.into()],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(changes::log_changes(&txn, 2).await.unwrap(), 2);
+    txn.commit().await.unwrap();
+    let (op, row) = logged(&c.db, &admin).await.pop().unwrap();
+    assert_eq!(
+        (op.as_str(), &row["name"]),
+        ("upsert", &Value::from("周建民"))
+    );
+    assert_eq!(
+        logged(&c.db, "no-such-member").await,
+        vec![("delete".to_owned(), Value::Null)]
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_transaction_logs_each_row_once_as_its_last_write_left_it_sqlite() {
+    run(false).await;
+}
+
+#[tokio::test]
+async fn a_transaction_logs_each_row_once_as_its_last_write_left_it_postgres() {
+    run(true).await;
+}
