@@ -91,7 +91,9 @@ impl City {
             }
         };
         #[allow(unused_mut)]
-        let mut city = db::connect(&url).await.map_err(e)?;
+        let mut city = db::connect_tuned(&url, db::Tuning::SERVER)
+            .await
+            .map_err(e)?;
         if std::env::var_os("BENCH_STATEMENTS").is_some() {
             city.set_metric_callback(|info| {
                 let key: String = info.statement.sql.chars().take(90).collect();

@@ -199,10 +199,28 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, api::router(state))
+    // The WAL of an SQLite database opened with `Tuning::SERVER` is checkpointed here, beside
+    // the requests, not by the push whose commit fills it.
+    let db = state.db.clone();
+    let checkpoints = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(CHECKPOINT_MS));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = timebank_core::db::checkpoint(&db).await {
+                tracing::warn!("checkpoint: {e}");
+            }
+        }
+    });
+    let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    checkpoints.abort();
+    served
 }
+
+/// How often the server checkpoints its SQLite database's WAL.
+pub const CHECKPOINT_MS: u64 = 250;
 
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -250,5 +268,46 @@ mod tests {
             .expect("the pull goes on once the push is over")
             .expect("task");
         assert_eq!(*s.pushing.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_server_on_sqlite_checkpoints_its_wal_beside_the_requests_not_in_a_commit() {
+        use sea_orm::ConnectionTrait;
+        let dir = tempfile::tempdir().expect("directory");
+        let path = dir.path().join("city.db");
+        let db = timebank_core::db::connect_tuned(
+            &timebank_core::db::sqlite_url(&path),
+            timebank_core::db::Tuning::SERVER,
+        )
+        .await
+        .expect("database");
+        let size = || std::fs::metadata(&path).expect("database file").len();
+        let before = size();
+        // About 4 MB written: more than SQLite's own threshold (1,000 pages), yet no commit
+        // copies it into the database file.
+        db.execute_unprepared(
+            "CREATE TABLE filler (x TEXT); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO filler SELECT hex(randomblob(1000)) FROM n",
+        )
+        .await
+        .expect("filler");
+        assert!(size() < before + 1_000_000, "{before} -> {}", size());
+        let state = AppState::open(db).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("port");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(4 * CHECKPOINT_MS)).await;
+        assert!(
+            size() > before + 3_000_000,
+            "the running server copied the WAL into the database: {before} -> {}",
+            size()
+        );
+        let _ = stop.send(());
+        server.await.expect("task").expect("served");
     }
 }

@@ -99,7 +99,7 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
-    let db = timebank_core::db::connect(&url(&args)?)
+    let db = timebank_core::db::connect_tuned(&url(&args)?, timebank_core::db::Tuning::SERVER)
         .await
         .map_err(|e| anyhow::anyhow!(e.message(timebank_core::Lang::En)))?;
     let now = timebank_core::service::now_ms();

@@ -68,7 +68,7 @@ impl City {
         } else {
             (db::sqlite_url(&dir.path().join("city.db")), None)
         };
-        let city = db::connect(&url).await.unwrap();
+        let city = db::connect_tuned(&url, db::Tuning::SERVER).await.unwrap();
         let boot = timebank_server::init_city(
             &city,
             &timebank_core::service::admin::Bootstrap {
