@@ -335,9 +335,11 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         } else {
             // A deletion goes to every partition the row was ever logged in, so that no
             // device (nor a new one pulling from the start) keeps or gets it back.
+            // Partition by partition: the log's index starts with the partition, and a search
+            // by table and key alone read the whole log (0.4 s for 280,000 entries).
             let seen: BTreeSet<String> = sql::all(
                 c,
-                "SELECT DISTINCT community_id FROM change_log WHERE tbl = ? AND pk = ?",
+                "SELECT h.community_id FROM change_heads h WHERE EXISTS (SELECT 1 FROM change_log l WHERE l.community_id = h.community_id AND l.tbl = ? AND l.pk = ?)",
                 vec![t.tbl.clone().into(), t.pk.clone().into()],
             )
             .await?

@@ -1,11 +1,12 @@
 //! What the change log records of a writing transaction (SQLite and PostgreSQL): each touched
 //! row once, as the transaction's last write left it (the capture triggers keep the row's
 //! image, so it is not read back), and, for a row queued without its image (by the trigger of
-//! an earlier version), the row read back, or a deletion when it is gone.
+//! an earlier version), the row read back, or a deletion when it is gone; a deletion goes to
+//! every partition the row was logged in.
 #![allow(clippy::unwrap_used)]
 mod common;
 use common::City;
-use serde_json::Value;
+use serde_json::{json, Value};
 use timebank_core::{db, sql};
 use timebank_server::changes;
 
@@ -29,7 +30,8 @@ async fn logged(c: &sea_orm::DatabaseConnection, id: &str) -> Vec<(String, Value
 }
 
 async fn run(postgres: bool) {
-    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+    let Some(c) = City::start(postgres, &["府苑新村", "蒋村花园"], Default::default()).await
+    else {
         return;
     };
     let admin = c.boot.admin_id.clone();
@@ -69,10 +71,7 @@ async fn run(postgres: bool) {
     assert_eq!(row["name"], "周建华", "the last write's value: {row}");
     // SQLite's triggers give a boolean as 0 or 1, PostgreSQL's as false or true: devices read
     // both the same (`->>`).
-    assert!(
-        row["hardship"] == Value::from(0) || row["hardship"] == Value::Bool(false),
-        "{row}"
-    );
+    assert!(row["hardship"] == 0 || row["hardship"] == false, "{row}");
     assert!(
         row["phone"].is_string(),
         "every column is in the row: {row}"
@@ -110,15 +109,58 @@ async fn run(postgres: bool) {
         logged(&c.db, "no-such-member").await,
         vec![("delete".to_owned(), Value::Null)]
     );
+
+    // A row logged in two communities (a member who moved), then deleted: the deletion goes
+    // to both, and to no other partition.
+    let (home, new_home) = (&c.boot.community_ids[1], &c.boot.community_ids[0]);
+    for (at, queued) in [
+        (3, Some(home)),
+        (4, Some(new_home)),
+        (5, None), // deleted
+    ] {
+        let txn = db::begin_write(&c.db).await.unwrap();
+        let (op, image) = match queued {
+            Some(h) => (
+                "upsert",
+                Some(json!({"id": "ghost", "home_community_id": h}).to_string()),
+            ),
+            None => ("delete", None),
+        };
+        sql::exec(
+            &txn,
+            "INSERT INTO change_queue (tbl, pk, op, row_json) VALUES ('members', 'ghost', ?, ?)",
+            vec![op.into(), image.into()],
+        )
+        .await
+        .unwrap();
+        changes::log_changes(&txn, at).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+    let mut deleted = sql::all(
+        &c.db,
+        "SELECT community_id FROM change_log WHERE tbl = 'members' AND pk = 'ghost' AND op = 'delete'",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get::<String>("", "community_id").unwrap())
+    .collect::<Vec<_>>();
+    deleted.sort();
+    let mut both = vec![home.clone(), new_home.clone()];
+    both.sort();
+    assert_eq!(deleted, both);
     c.stop().await;
 }
 
 #[tokio::test]
-async fn a_transaction_logs_each_row_once_as_its_last_write_left_it_sqlite() {
+async fn each_row_is_logged_once_as_its_last_write_left_it_and_deleted_where_it_was_logged_sqlite()
+{
     run(false).await;
 }
 
 #[tokio::test]
-async fn a_transaction_logs_each_row_once_as_its_last_write_left_it_postgres() {
+async fn each_row_is_logged_once_as_its_last_write_left_it_and_deleted_where_it_was_logged_postgres(
+) {
     run(true).await;
 }
