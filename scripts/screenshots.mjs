@@ -2,11 +2,10 @@
 // tauri-driver. Run by scripts/screenshots.sh (which builds and starts a city server).
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { Driver, q, sleep } from "../tests/e2e/wd.mjs";
+import { Driver, q, sleep, startDriver } from "../tests/e2e/wd.mjs";
 
 const { APP, SERVER_URL, CODE, WORK, OUT } = process.env;
-const driver = spawn("tauri-driver", ["--port", "4444"], { stdio: "ignore" });
-await sleep(1000);
+const driver = await startDriver({ spawn });
 const d = new Driver();
 await d.start(APP, ["--data-dir", path.join(WORK, "app"), "--enrol-server", SERVER_URL, "--enrol-code", CODE]);
 const person = (name) => `//button[contains(@class,'person')][.//span[normalize-space(.)=${q(name)}]]`;

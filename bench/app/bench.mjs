@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { Driver, q, sleep } from "../../tests/e2e/wd.mjs";
+import { Driver, q, sleep, startDriver } from "../../tests/e2e/wd.mjs";
 
 const { APP, HELLO, SERVER_URL, CODE, WORK } = process.env;
 const RUNS = Number(process.env.RUNS ?? 5);
@@ -76,8 +76,7 @@ async function markEpoch(name) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => x.toFixed(0);
 
-const driver = spawn("tauri-driver", ["--port", "4444"], { stdio: "ignore" });
-await sleep(1000);
+const driver = await startDriver({ spawn });
 const d = new Driver();
 
 // --- the app ---

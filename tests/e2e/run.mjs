@@ -8,7 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { Driver, q, sleep } from "./wd.mjs";
+import { Driver, q, sleep, startDriver } from "./wd.mjs";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const APP = process.env.TIMEBANK_APP ?? path.join(ROOT, "target/debug/timebank-app");
@@ -112,9 +112,8 @@ try {
 }
 
 // ----- the app through tauri-driver -----
-const driver = run("tauri-driver", ["--port", "4444"]);
+const driver = await startDriver({ spawn: (cmd, args, opts) => run(cmd, args, opts), stdio: "pipe" });
 driver.stderr.pipe(fs.createWriteStream(path.join(OUT, "tauri-driver.log")));
-await waitPort(4444);
 
 const d = new Driver();
 const appData = path.join(WORK, "app");

@@ -147,3 +147,33 @@ export function q(s) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start tauri-driver on `port` (WebKitWebDriver behind it on `nativePort`) and wait until both
+ * answer. tauri-driver accepts connections before its native driver listens
+ * (tauri-apps/tauri#15156): a session asked for in that window has its connection closed with
+ * no answer, so readiness is a `/status` answered through tauri-driver, not an open port.
+ */
+export async function startDriver({ port = 4444, nativePort = 4445, spawn, stdio = "ignore", timeout = 30000 }) {
+  const child = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
+    stdio: ["ignore", stdio, stdio],
+  });
+  let exited = null;
+  child.on("exit", (code, signal) => (exited = signal ?? code));
+  const until = Date.now() + timeout;
+  let last = "no answer";
+  while (Date.now() < until) {
+    if (exited !== null) throw new Error(`tauri-driver exited (${exited}) before it was ready`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/status`);
+      const j = await r.json();
+      if (r.ok && j.value?.ready !== false) return child;
+      last = `status ${r.status} ${JSON.stringify(j.value ?? j)}`;
+    } catch (e) {
+      last = e.cause?.code ?? e.message;
+    }
+    await sleep(100);
+  }
+  child.kill();
+  throw new Error(`tauri-driver was not ready on port ${port} after ${timeout} ms (${last})`);
+}
