@@ -219,6 +219,17 @@ fn stored_by(db: &DatabaseConnection, expected: i64, t: Instant) -> tokio::task:
     })
 }
 
+/// With BENCH_PERF_CTL naming the control FIFO of `perf record --control fifo:FILE -D -1`:
+/// profile only the one-device push round (see CONTRIBUTING.md).
+fn perf_control(what: &str) {
+    if let Some(path) = std::env::var_os("BENCH_PERF_CTL") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+}
+
 struct Figures {
     push: f64,
     pull: (f64, usize),
@@ -298,9 +309,11 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         .map_err(e)?;
     let t = Instant::now();
     let watcher = stored_by(&city.db, already + pushes as i64, t);
+    perf_control("enable");
     let r = sync::sync_once(&a, &Http::new(&city.url))
         .await
         .map_err(e)?;
+    perf_control("disable");
     let round_s = t.elapsed().as_secs_f64();
     let push_s = watcher.await?;
     println!(

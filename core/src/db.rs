@@ -9,6 +9,11 @@ use sea_orm::{
 use std::time::Duration;
 use timebank_migrations::{Migrator, MigratorTrait};
 
+/// Rows an SQLite connection's worker thread may hand over before the reader takes them
+/// (sqlx's default is 50: a query of a few thousand rows, such as a pushed batch's change log
+/// or a device's next batch, then ping-pongs between the two threads every 50 rows).
+const ROW_CHANNEL: usize = 4096;
+
 /// `sqlite:` URL of a database file, created if missing.
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
@@ -92,6 +97,7 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
             .map_sqlx_sqlite_opts(move |o| {
                 let o = o
                     .foreign_keys(true)
+                    .row_buffer_size(ROW_CHANNEL)
                     .busy_timeout(Duration::from_secs(10))
                     .synchronous(SqliteSynchronous::Normal)
                     .pragma("temp_store", "memory")

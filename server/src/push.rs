@@ -144,6 +144,17 @@ async fn push_once(
     careful: bool,
 ) -> Result<PushResponse, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // A device's batches one after the other, also when two are on their way at once
+        // (possibly to two server processes): the second reads the sequence the first left.
+        // On SQLite pushes take turns anyway (`AppState::sqlite_writes`, and one writer).
+        sql::exec(
+            &txn,
+            "SELECT pg_advisory_xact_lock(727275, hashtext(?))",
+            vec![device.id.clone().into()],
+        )
+        .await?;
+    }
     let deferred = Deferred::new(&txn);
     let mut next = sql::scalar_i64(
         &txn,

@@ -374,7 +374,8 @@ async fn a_center_clock_three_days_ahead_is_clamped_and_the_service_still_counts
 enum Moment {
     /// Before the round's first pull page arrives.
     FirstPull,
-    /// While the n-th pushed batch is on the way (after the device looked for the next one).
+    /// When the answer to the n-th pushed batch arrives (the batch after it may be on its way
+    /// already: the client keeps two batches in flight).
     Push(usize),
 }
 
@@ -422,10 +423,14 @@ impl sync::Transport for Acting {
         token: &str,
         m: &[sync::Mutation],
     ) -> timebank_core::Result<sync::PushResponse> {
-        self.batches.set(self.batches.get() + 1);
+        let n = self.batches.get() + 1;
+        self.batches.set(n);
         let answer = self.http.push(token, m).await;
-        self.act_if(Moment::Push(self.batches.get())).await;
+        self.act_if(Moment::Push(n)).await;
         answer
+    }
+    fn pushes_in_flight(&self) -> usize {
+        self.http.pushes_in_flight()
     }
     async fn pull(
         &self,
@@ -588,9 +593,23 @@ async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_post
     acting_during_a_round(true).await;
 }
 
-/// A long outbox goes batch after batch (the device reads the next batch while the server
-/// applies the one before), and what a user does while a batch is on the way goes in the same
-/// round: nothing is left waiting, nothing is sent twice.
+/// `n` residents of 府苑新村 imported at `device` (one mutation each), phones 136…
+async fn import_residents(device: &DatabaseConnection, ctx: &Ctx, n: usize) {
+    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "居民{i},136{i:08},1950-01-01,府苑新村,resident,,\n"
+        ));
+    }
+    timebank_core::import::import_members(device, ctx, csv.as_bytes(), &|_, _| {})
+        .await
+        .unwrap();
+}
+
+/// A long outbox goes batch after batch, two on their way at once (the server applies one
+/// while the device sends the next and records the answers to the one before), and what a
+/// user does while a batch is on the way goes in the same round: nothing is left waiting,
+/// nothing is sent twice.
 async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
@@ -602,15 +621,7 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
         outbox::device_id(&a).await.unwrap(),
         timebank_core::service::now_ms(),
     );
-    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
-    for i in 0..1_100 {
-        csv.push_str(&format!(
-            "居民{i},136{i:08},1950-01-01,府苑新村,resident,,\n"
-        ));
-    }
-    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
-        .await
-        .unwrap();
+    import_residents(&a, &ctx, 1_100).await;
     // A registration while the last batch of the import is on the way.
     let net = Acting::new(
         &c.base,
@@ -650,4 +661,125 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_postgres() {
     a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(true).await;
+}
+
+/// A network where the device's first batch is held up on the way, so the second, sent while
+/// the first is still travelling, reaches the server first.
+struct Overtaking {
+    http: Http,
+    calls: std::cell::Cell<usize>,
+    /// (call, results in the answer, the sequence the server expects next).
+    answers: std::cell::RefCell<Vec<(usize, usize, i64)>>,
+}
+
+impl sync::Transport for Overtaking {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        if n == 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        }
+        let answer = self.http.push(token, m).await?;
+        self.answers
+            .borrow_mut()
+            .push((n, answer.results.len(), answer.next_seq));
+        Ok(answer)
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        self.http.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.http.rows(token, keys).await
+    }
+    fn pushes_in_flight(&self) -> usize {
+        self.http.pushes_in_flight()
+    }
+}
+
+/// The server takes a device's batches strictly in sequence: a batch that overtakes the one
+/// before it is answered with the sequence the server expects (and changes nothing), and the
+/// device sends it again once the batch before is through. Every mutation is applied once, in
+/// order, and the outbox ends empty.
+async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let a = c.device("a").await;
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    import_residents(&a, &ctx, 1_100).await;
+    let net = Overtaking {
+        http: Http::new(&c.base),
+        calls: 0.into(),
+        answers: Default::default(),
+    };
+    let r = sync::sync_once(&a, &net).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1_100, 0), "{r:?}");
+    let answers = net.answers.borrow().clone();
+    assert!(
+        answers.contains(&(2, 0, 1)),
+        "the second batch arrived first and was told to start at 1: {answers:?}"
+    );
+    assert!(
+        answers.contains(&(1, 500, 501)),
+        "the first batch was taken whole: {answers:?}"
+    );
+    assert_eq!(
+        answers.iter().map(|x| x.1).sum::<usize>(),
+        1_100,
+        "each mutation answered once: {answers:?}"
+    );
+    let on_server = sql::all(
+        &c.db,
+        "SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM push_results WHERE status = 'applied'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let row = &on_server[0];
+    let got: (i64, i64, i64) = (
+        row.try_get("", "n").unwrap(),
+        row.try_get("", "lo").unwrap(),
+        row.try_get("", "hi").unwrap(),
+    );
+    assert_eq!(got, (1_100, 1, 1_100), "applied once each, in sequence");
+    let members = sql::scalar_i64(
+        &c.db,
+        "SELECT COUNT(*) FROM members WHERE phone LIKE '136%'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(members, 1_100);
+    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_sqlite() {
+    a_batch_that_overtakes_the_one_before_is_sent_again(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_postgres() {
+    a_batch_that_overtakes_the_one_before_is_sent_again(true).await;
 }
