@@ -117,7 +117,10 @@ pub trait Transport {
     /// How many push batches may be on their way at once. With two, the server applies a
     /// batch while the device sends the next and records the answers to the one before; the
     /// server still takes a device's batches strictly in sequence (one that overtakes the
-    /// batch before it is answered with the sequence it expects, and is sent again).
+    /// batch before it is answered with the sequence it expects, and is sent again). A push
+    /// future is left unpolled while the client records another batch's answer, so it must
+    /// not use the device's database (it could hold the connection or the write lock that
+    /// the client waits for).
     fn pushes_in_flight(&self) -> usize {
         1
     }
@@ -857,23 +860,38 @@ async fn push_all<T: Transport>(
     use futures_util::StreamExt;
     let depth = t.pushes_in_flight().max(1);
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    // Answers that came while the next batch was read, in order (before those still on their
+    // way).
+    let mut landed = std::collections::VecDeque::new();
     // The last sequence sent in this stretch of batches (0: read the outbox from its start).
     let mut sent_up_to = 0;
     // After an answer that did not take its batch whole, one batch goes alone until the server
     // takes one whole again (so a batch the server truly cannot place is not resent forever).
     let mut alone = false;
     loop {
-        while in_flight.len() < if alone { 1 } else { depth } {
-            // Read while the batches before are on their way; a fresh read also sees what
-            // users did meanwhile.
-            let batch = waiting_after(db, sent_up_to).await?;
+        while in_flight.len() + landed.len() < if alone { 1 } else { depth } {
+            // Read while the batches before go on their way (a request moves only while its
+            // future is polled); a fresh read also sees what users did meanwhile.
+            let read = waiting_after(db, sent_up_to);
+            tokio::pin!(read);
+            let batch = loop {
+                tokio::select! {
+                    biased;
+                    b = &mut read => break b?,
+                    Some(r) = in_flight.next(), if !in_flight.is_empty() => landed.push_back(r),
+                }
+            };
             let Some(last) = batch.last().map(|m| m.seq) else {
                 break;
             };
             sent_up_to = last;
             in_flight.push_back(send_batch(t, token, batch));
         }
-        let Some((batch, resp)) = in_flight.next().await else {
+        let next = match landed.pop_front() {
+            Some(r) => Some(r),
+            None => in_flight.next().await,
+        };
+        let Some((batch, resp)) = next else {
             return Ok(());
         };
         // An error drops the batches still on their way; the server keeps what it applied
@@ -910,7 +928,8 @@ async fn push_all<T: Transport>(
         if !whole {
             // Let the batches still on their way land (their answers count), then go on from
             // the outbox's first waiting mutation, one batch at a time.
-            while let Some((_, r)) = in_flight.next().await {
+            landed.extend(in_flight.by_ref().collect::<Vec<_>>().await);
+            for (_, r) in landed.drain(..) {
                 if let Ok(r) = r {
                     if !r.results.is_empty() {
                         record_answers(db, &r, report).await?;

@@ -173,11 +173,9 @@ async fn push_handler(
         ));
     }
     let _pushing = crate::Pushing::start(&s);
-    let _turn = match s.db.get_database_backend() {
-        sea_orm::DbBackend::Sqlite => Some(s.sqlite_writes.lock().await),
-        _ => None,
-    };
-    let r = push::push(&s.db, &d, req, lang, now_ms())
+    let r = s
+        .pushes
+        .push(&s.db, &s.metrics, &d, req, lang)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
     if r.carefully {

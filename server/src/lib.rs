@@ -31,6 +31,8 @@ pub struct Metrics {
     pub mutations_rejected: AtomicU64,
     pub mutations_duplicate: AtomicU64,
     pub push_batches_careful: AtomicU64,
+    pub push_groups: AtomicU64,
+    pub push_groups_split: AtomicU64,
     pub auth_failures: AtomicU64,
 }
 
@@ -74,6 +76,16 @@ impl Metrics {
                 &self.push_batches_careful,
             ),
             (
+                "timebank_push_groups_total",
+                "Groups of two or more pushed batches applied together in one transaction",
+                &self.push_groups,
+            ),
+            (
+                "timebank_push_groups_split_total",
+                "Groups of pushed batches rolled back and applied batch by batch (one needed the careful pass, or the database failed)",
+                &self.push_groups_split,
+            ),
+            (
                 "timebank_auth_failures_total",
                 "Requests refused for missing or bad credentials",
                 &self.auth_failures,
@@ -95,9 +107,10 @@ pub struct AppState {
     /// Pull pages read at once: as many as the machine has cores. More only share the same
     /// cores and the database with the pushes, which then wait behind a crowd of reads.
     pub pulls: Arc<tokio::sync::Semaphore>,
-    /// On SQLite, pushes take their turn here rather than in SQLite's busy handler, which
+    /// Pushes take their turn here, in groups of the batches that wait (group commit, see
+    /// [`push::Combiner`]). On SQLite this also keeps them out of SQLite's busy handler, which
     /// sleeps in growing steps (up to 100 ms) and leaves the write lock idle meanwhile.
-    pub sqlite_writes: Arc<tokio::sync::Mutex<()>>,
+    pub pushes: Arc<push::Combiner>,
     /// Pushes under way or waiting. Pull pages wait while there are any: a user's change
     /// waits for no catch-up read of another device.
     pub pushing: Arc<tokio::sync::watch::Sender<usize>>,
@@ -131,7 +144,7 @@ impl AppState {
             db,
             metrics: Arc::new(Metrics::default()),
             pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
-            sqlite_writes: Arc::new(tokio::sync::Mutex::new(())),
+            pushes: Arc::new(push::Combiner::default()),
             pushing: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }

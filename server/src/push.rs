@@ -144,20 +144,52 @@ async fn push_once(
     careful: bool,
 ) -> Result<PushResponse, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // A device's batches one after the other, also when two are on their way at once
-        // (possibly to two server processes): the second reads the sequence the first left.
-        // On SQLite pushes take turns anyway (`AppState::sqlite_writes`, and one writer).
+    take_turns(&txn, [device.id.as_str()]).await?;
+    let deferred = Deferred::new(&txn);
+    let r = apply_batch(&txn, &deferred, device, muts, lang, now_ms, careful).await?;
+    crate::changes::log_changes(&txn, now_ms).await?;
+    txn.commit().await?;
+    Ok(r)
+}
+
+/// A device's batches one after the other on PostgreSQL, also when two are on their way at
+/// once (possibly to two server processes): each batch reads the sequence the one before
+/// left. Several devices' locks are taken in the order of their ids, so that two groups of
+/// batches never wait for each other crosswise. On SQLite pushes take turns anyway
+/// ([`Combiner`], and one writer).
+async fn take_turns<'a>(
+    txn: &DatabaseTransaction,
+    devices: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CoreError> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let ids: std::collections::BTreeSet<&str> = devices.into_iter().collect();
+    for id in ids {
         sql::exec(
-            &txn,
+            txn,
             "SELECT pg_advisory_xact_lock(727275, hashtext(?))",
-            vec![device.id.clone().into()],
+            vec![id.into()],
         )
         .await?;
     }
-    let deferred = Deferred::new(&txn);
+    Ok(())
+}
+
+/// Apply one device's batch in the caller's transaction (its inserts held back in
+/// `deferred`, or, `careful`, each mutation in a savepoint of its own) and record its results;
+/// the caller logs the changes and commits.
+async fn apply_batch(
+    txn: &DatabaseTransaction,
+    deferred: &Deferred<'_>,
+    device: &Device,
+    muts: &[PushMutation],
+    lang: Lang,
+    now_ms: i64,
+    careful: bool,
+) -> Result<PushResponse, Recorded> {
     let mut next = sql::scalar_i64(
-        &txn,
+        txn,
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM push_results WHERE device_id = ?",
         vec![device.id.clone().into()],
     )
@@ -172,7 +204,7 @@ async fn push_once(
     let mut fresh: Vec<(&PushMutation, usize)> = Vec::new();
     for m in muts {
         if m.seq < next {
-            if let Some(r) = stored(&txn, &device.id, m.seq).await? {
+            if let Some(r) = stored(txn, &device.id, m.seq).await? {
                 results.push(r);
             }
             continue;
@@ -187,11 +219,11 @@ async fn push_once(
         };
         fresh.push((m, results.len()));
         let r = if careful {
-            apply_one(&txn, Way::Savepoints(&txn), device, m, lang, now_ms, batch).await?
+            apply_one(txn, Way::Savepoints(txn), device, m, lang, now_ms, batch).await?
         } else {
             let r = apply_one(
-                &deferred,
-                Way::Deferred(&deferred),
+                deferred,
+                Way::Deferred(deferred),
                 device,
                 m,
                 lang,
@@ -235,14 +267,176 @@ async fn push_once(
             return Err(e.into());
         }
     }
-    memo.flush(&txn).await?;
-    crate::changes::log_changes(&txn, now_ms).await?;
-    txn.commit().await?;
+    memo.flush(txn).await?;
     Ok(PushResponse {
         results,
         next_seq: next,
         carefully: careful,
     })
+}
+
+/// A batch waiting for its turn to be applied, and where its answer goes.
+struct Job {
+    device: Device,
+    req: PushRequest,
+    lang: Lang,
+    reply: tokio::sync::oneshot::Sender<Result<PushResponse, CoreError>>,
+}
+
+/// Group commit of pushes: batches that arrive while another is being applied wait, and the
+/// next to have its turn applies all that wait, each device's in sequence, in one
+/// transaction with one change log, instead of one transaction each. A hundred devices
+/// pushing a hundred mutations each then cost about what one device pushing ten thousand
+/// does (the transaction's fixed costs, the log and the commit, are paid once per group).
+/// When anything in the group goes wrong (a batch needs the careful pass, another delivery
+/// recorded first, the database failed) the group is rolled back and each batch is applied
+/// on its own, as [`push`] does, so no batch is answered differently for having shared a
+/// transaction. Pushes take turns in this process; on PostgreSQL, several processes' groups
+/// share the database (each device's batches in sequence: [`take_turns`]).
+#[derive(Default)]
+pub struct Combiner {
+    waiting: std::sync::Mutex<Vec<Job>>,
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The most mutations applied in one group's transaction.
+const GROUP_MUTATIONS: usize = 2_000;
+
+impl Combiner {
+    /// Apply `req` from `device`, in a group with the batches that wait with it.
+    pub async fn push(
+        &self,
+        db: &DatabaseConnection,
+        metrics: &std::sync::Arc<crate::Metrics>,
+        device: &Device,
+        req: PushRequest,
+        lang: Lang,
+    ) -> Result<PushResponse, CoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Job {
+                device: device.clone(),
+                req,
+                lang,
+                reply,
+            });
+        loop {
+            let turn = self.turn.clone().lock_owned().await;
+            let jobs = self.take_group();
+            if jobs.is_empty() {
+                break; // an earlier turn applied this batch
+            }
+            // Applied apart from this request, so that a device hanging up does not cut the
+            // group (and the other devices' answers) short.
+            let (db, metrics) = (db.clone(), metrics.clone());
+            let group = tokio::spawn(async move {
+                apply_group(&db, &metrics, jobs, service::now_ms()).await;
+                drop(turn);
+            });
+            if group.await.is_err() {
+                break; // the task panicked: the answers' senders are gone, said below
+            }
+            if self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+            {
+                break;
+            }
+            // This batch may still wait (the group was full): take the next turn.
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(CoreError::new(Code::Database)))
+    }
+
+    /// The waiting batches, oldest first, up to [`GROUP_MUTATIONS`] mutations (at least one
+    /// batch).
+    fn take_group(&self) -> Vec<Job> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        let mut take = 0;
+        for j in waiting.iter() {
+            if take > 0 && n + j.req.mutations.len() > GROUP_MUTATIONS {
+                break;
+            }
+            n += j.req.mutations.len();
+            take += 1;
+        }
+        waiting.drain(..take).collect()
+    }
+}
+
+/// Apply a group of batches in one transaction and answer each; see [`Combiner`].
+async fn apply_group(
+    db: &DatabaseConnection,
+    metrics: &crate::Metrics,
+    mut jobs: Vec<Job>,
+    now_ms: i64,
+) {
+    for j in &mut jobs {
+        j.req.mutations.sort_by_key(|m| m.seq);
+    }
+    // In the order they arrived, but a device's batches in sequence, also when the later one
+    // arrived first (a device keeps two on their way).
+    let mut arrived: HashMap<String, usize> = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        arrived.entry(j.device.id.clone()).or_insert(i);
+    }
+    jobs.sort_by_key(|j| {
+        (
+            arrived.get(&j.device.id).copied().unwrap_or(0),
+            j.req.mutations.first().map_or(0, |m| m.seq),
+        )
+    });
+    if jobs.len() > 1 {
+        match push_together(db, &jobs, now_ms).await {
+            Ok(answers) => {
+                crate::Metrics::inc(&metrics.push_groups);
+                for (j, a) in jobs.into_iter().zip(answers) {
+                    let _ = j.reply.send(Ok(a));
+                }
+                return;
+            }
+            Err(_) => crate::Metrics::inc(&metrics.push_groups_split),
+        }
+    }
+    for j in jobs {
+        let r = push(db, &j.device, j.req, j.lang, now_ms).await;
+        let _ = j.reply.send(r);
+    }
+}
+
+/// The batches of `jobs` in one transaction, in order, with one change log.
+async fn push_together(
+    db: &DatabaseConnection,
+    jobs: &[Job],
+    now_ms: i64,
+) -> Result<Vec<PushResponse>, Recorded> {
+    let txn = timebank_core::db::begin_write(db).await?;
+    take_turns(&txn, jobs.iter().map(|j| j.device.id.as_str())).await?;
+    let deferred = Deferred::new(&txn);
+    let mut answers = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        answers.push(
+            apply_batch(
+                &txn,
+                &deferred,
+                &j.device,
+                &j.req.mutations,
+                j.lang,
+                now_ms,
+                false,
+            )
+            .await?,
+        );
+    }
+    crate::changes::log_changes(&txn, now_ms).await?;
+    txn.commit().await?;
+    Ok(answers)
 }
 
 fn reject_reason(m: &PushMutation) -> Option<CoreError> {

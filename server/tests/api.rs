@@ -837,3 +837,100 @@ async fn one_batch_delivered_twice_at_once_is_applied_once_and_both_answers_agre
         s.stop().await;
     }
 }
+
+/// Batches that arrive while another is being applied wait, and are then applied together in
+/// one transaction (group commit). A group where one batch needs the careful pass (it
+/// registers a phone another batch of the group registers too) is rolled back and each batch
+/// applied on its own. Either way every batch gets the answer it would have got alone: each
+/// registration applied once, the second of the two phones refused, every device's next
+/// sequence right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_that_arrive_together_are_applied_in_one_transaction_and_answered_as_if_alone() {
+    for postgres in [false, true] {
+        let Some(s) = start(postgres).await else {
+            continue;
+        };
+        let (admin, community) = (s.boot.admin_id.clone(), s.boot.community_ids[0].clone());
+        let mut tokens = Vec::new();
+        for _ in 0..12 {
+            tokens.push(s.enrol().await);
+        }
+        let (mut tries, mut clashes) = (0, 0);
+        while tries < 10 {
+            let base = tries * 20;
+            let clash = tries % 2 == 1;
+            let batches: Vec<Value> = (0..tokens.len())
+                .map(|d| {
+                    json!({"mutations": (1..=20).map(|i| {
+                        // Every other round, device 1's fifth registration has the phone
+                        // of device 0's fifth.
+                        let of = if clash && d == 1 && i == 5 { 0 } else { d };
+                        let phone = format!("17{tries}{of:02}{i:06}");
+                        mutation(base + i, "register_member", register(&format!("t{tries}d{d}m{i}"), &phone, &community), &admin)
+                    }).collect::<Vec<_>>()})
+                })
+                .collect();
+            let answers = futures_util::future::join_all(
+                tokens.iter().zip(&batches).map(|(t, b)| s.push_batch(t, b)),
+            )
+            .await;
+            let mut refused = Vec::new();
+            for (d, (r, st)) in answers.iter().enumerate() {
+                assert_eq!(r["next_seq"], base + 21, "device {d}: {r}");
+                for (i, x) in st.iter().enumerate() {
+                    if x != "applied" {
+                        refused.push((d, i + 1, r["results"][i]["result"]["code"].clone()));
+                    }
+                }
+            }
+            if clash {
+                assert_eq!(
+                    refused.len(),
+                    1,
+                    "only the second of the two phones: {refused:?}"
+                );
+                let (d, i, code) = &refused[0];
+                assert!(
+                    *d <= 1 && *i == 5 && code == "duplicate_phone",
+                    "{refused:?}"
+                );
+                clashes += 1;
+            } else {
+                assert_eq!(refused, vec![], "nothing refused");
+            }
+            let registered = sql::scalar_i64(
+                &s.db,
+                "SELECT COUNT(*) FROM members WHERE id LIKE ?",
+                vec![format!("t{tries}d%").into()],
+            )
+            .await
+            .unwrap();
+            assert_eq!(registered, 12 * 20 - i64::from(clash));
+            tries += 1;
+            if s.metric("timebank_push_groups_total").await > 0
+                && s.metric("timebank_push_groups_split_total").await > 0
+            {
+                break;
+            }
+        }
+        assert!(
+            s.metric("timebank_push_groups_total").await > 0
+                && s.metric("timebank_push_groups_split_total").await > 0,
+            "in {tries} rounds of twelve devices at once, batches were grouped and a group split:\n{}",
+            s.metrics().await
+        );
+        let (applied, recorded) = (
+            s.metric("timebank_mutations_applied_total").await,
+            sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM push_results", vec![])
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            recorded as u64,
+            tries as u64 * 12 * 20,
+            "every mutation answered once"
+        );
+        assert_eq!(applied, tries as u64 * 12 * 20 - clashes);
+        s.stop().await;
+    }
+}
