@@ -312,7 +312,7 @@ impl Combiner {
         req: PushRequest,
         lang: Lang,
     ) -> Result<PushResponse, CoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -324,9 +324,16 @@ impl Combiner {
             });
         loop {
             let turn = self.turn.clone().lock_owned().await;
+            // Answered by the turn before (this batch was in its group), or the group was full
+            // and this batch still waits.
+            match answer.try_recv() {
+                Ok(r) => return r,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
             let jobs = self.take_group();
             if jobs.is_empty() {
-                break; // an earlier turn applied this batch
+                break;
             }
             // Applied apart from this request, so that a device hanging up does not cut the
             // group (and the other devices' answers) short.
@@ -338,15 +345,6 @@ impl Combiner {
             if group.await.is_err() {
                 break; // the task panicked: the answers' senders are gone, said below
             }
-            if self
-                .waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-            {
-                break;
-            }
-            // This batch may still wait (the group was full): take the next turn.
         }
         answer
             .await
