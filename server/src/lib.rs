@@ -140,11 +140,15 @@ impl AppState {
     pub async fn open(db: DatabaseConnection) -> Result<Self, timebank_core::CoreError> {
         changes::install(&db).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let groups_at_once = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => 1,
+            _ => cores,
+        };
         Ok(AppState {
             db,
             metrics: Arc::new(Metrics::default()),
             pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
-            pushes: Arc::new(push::Combiner::default()),
+            pushes: Arc::new(push::Combiner::new(groups_at_once)),
             pushing: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }

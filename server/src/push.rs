@@ -291,12 +291,23 @@ struct Job {
 /// When anything in the group goes wrong (a batch needs the careful pass, another delivery
 /// recorded first, the database failed) the group is rolled back and each batch is applied
 /// on its own, as [`push`] does, so no batch is answered differently for having shared a
-/// transaction. Pushes take turns in this process; on PostgreSQL, several processes' groups
-/// share the database (each device's batches in sequence: [`take_turns`]).
-#[derive(Default)]
+/// transaction. On SQLite one group is applied at a time (there is one writer); on PostgreSQL
+/// as many as the machine has cores, side by side, so that one group's statements run in the
+/// database while another's mutations are worked out here (and several processes' groups
+/// share the database too). A device's batches stay in sequence throughout ([`take_turns`]).
 pub struct Combiner {
     waiting: std::sync::Mutex<Vec<Job>>,
-    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Combiner {
+    /// A combiner applying at most `at_once` groups at the same time.
+    pub fn new(at_once: usize) -> Self {
+        Combiner {
+            waiting: Default::default(),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1))),
+        }
+    }
 }
 
 /// The most mutations applied in one group's transaction.
@@ -323,8 +334,10 @@ impl Combiner {
                 reply,
             });
         loop {
-            let turn = self.turn.clone().lock_owned().await;
-            // Answered by the turn before (this batch was in its group), or the group was full
+            let Ok(turn) = self.turns.clone().acquire_owned().await else {
+                break; // never closed; were it, the answer below says so
+            };
+            // Answered by a turn before (this batch was in its group), or the group was full
             // and this batch still waits.
             match answer.try_recv() {
                 Ok(r) => return r,
