@@ -143,13 +143,30 @@ async fn push_once(
     now_ms: i64,
     careful: bool,
 ) -> Result<PushResponse, Recorded> {
+    let mut answers = apply_together(db, &[(device, muts, lang)], now_ms, careful).await?;
+    answers
+        .pop()
+        .ok_or(Recorded::Failed(CoreError::new(Code::Database)))
+}
+
+/// Batches (of one device or several) in one transaction, in the order given, with one
+/// change log.
+async fn apply_together(
+    db: &DatabaseConnection,
+    batches: &[(&Device, &[PushMutation], Lang)],
+    now_ms: i64,
+    careful: bool,
+) -> Result<Vec<PushResponse>, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
-    take_turns(&txn, [device.id.as_str()]).await?;
+    take_turns(&txn, batches.iter().map(|b| b.0.id.as_str())).await?;
     let deferred = Deferred::new(&txn);
-    let r = apply_batch(&txn, &deferred, device, muts, lang, now_ms, careful).await?;
+    let mut answers = Vec::with_capacity(batches.len());
+    for (device, muts, lang) in batches {
+        answers.push(apply_batch(&txn, &deferred, device, muts, *lang, now_ms, careful).await?);
+    }
     crate::changes::log_changes(&txn, now_ms).await?;
     txn.commit().await?;
-    Ok(r)
+    Ok(answers)
 }
 
 /// A device's batches one after the other on PostgreSQL, also when two are on their way at
@@ -300,6 +317,9 @@ pub struct Combiner {
     turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
+/// The most mutations applied in one group's transaction.
+const GROUP_MUTATIONS: usize = 2_000;
+
 impl Combiner {
     /// A combiner applying at most `at_once` groups at the same time.
     pub fn new(at_once: usize) -> Self {
@@ -308,12 +328,7 @@ impl Combiner {
             turns: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1))),
         }
     }
-}
 
-/// The most mutations applied in one group's transaction.
-const GROUP_MUTATIONS: usize = 2_000;
-
-impl Combiner {
     /// Apply `req` from `device`, in a group with the batches that wait with it.
     pub async fn push(
         &self,
@@ -404,7 +419,11 @@ async fn apply_group(
         )
     });
     if jobs.len() > 1 {
-        match push_together(db, &jobs, now_ms).await {
+        let batches: Vec<_> = jobs
+            .iter()
+            .map(|j| (&j.device, j.req.mutations.as_slice(), j.lang))
+            .collect();
+        match apply_together(db, &batches, now_ms, false).await {
             Ok(answers) => {
                 crate::Metrics::inc(&metrics.push_groups);
                 for (j, a) in jobs.into_iter().zip(answers) {
@@ -419,35 +438,6 @@ async fn apply_group(
         let r = push(db, &j.device, j.req, j.lang, now_ms).await;
         let _ = j.reply.send(r);
     }
-}
-
-/// The batches of `jobs` in one transaction, in order, with one change log.
-async fn push_together(
-    db: &DatabaseConnection,
-    jobs: &[Job],
-    now_ms: i64,
-) -> Result<Vec<PushResponse>, Recorded> {
-    let txn = timebank_core::db::begin_write(db).await?;
-    take_turns(&txn, jobs.iter().map(|j| j.device.id.as_str())).await?;
-    let deferred = Deferred::new(&txn);
-    let mut answers = Vec::with_capacity(jobs.len());
-    for j in jobs {
-        answers.push(
-            apply_batch(
-                &txn,
-                &deferred,
-                &j.device,
-                &j.req.mutations,
-                j.lang,
-                now_ms,
-                false,
-            )
-            .await?,
-        );
-    }
-    crate::changes::log_changes(&txn, now_ms).await?;
-    txn.commit().await?;
-    Ok(answers)
 }
 
 fn reject_reason(m: &PushMutation) -> Option<CoreError> {

@@ -391,6 +391,12 @@ struct Acting {
     /// Mutations sent in batches the server took (a batch that reached the server before
     /// the one sent before it is answered with nothing taken, and sent again).
     taken: std::cell::Cell<usize>,
+    /// The first batch is held up this long on the way, so the second, sent while the first
+    /// is still travelling, reaches the server first.
+    hold_first: std::time::Duration,
+    /// For each batch: (its number, results in the answer, the sequence the server expects
+    /// next).
+    answers: std::cell::RefCell<Vec<(usize, usize, i64)>>,
 }
 
 impl Acting {
@@ -407,6 +413,8 @@ impl Acting {
             when,
             batches: 0.into(),
             taken: 0.into(),
+            hold_first: std::time::Duration::ZERO,
+            answers: Default::default(),
         }
     }
 
@@ -437,9 +445,17 @@ impl sync::Transport for Acting {
     ) -> timebank_core::Result<sync::PushResponse> {
         let n = self.batches.get() + 1;
         self.batches.set(n);
+        if n == 1 {
+            tokio::time::sleep(self.hold_first).await;
+        }
         let answer = self.http.push(token, m).await;
-        if answer.as_ref().is_ok_and(|a| !a.results.is_empty()) {
-            self.taken.set(self.taken.get() + m.len());
+        if let Ok(a) = &answer {
+            if !a.results.is_empty() {
+                self.taken.set(self.taken.get() + m.len());
+            }
+            self.answers
+                .borrow_mut()
+                .push((n, a.results.len(), a.next_seq));
         }
         self.act_if(Moment::Push(n)).await;
         answer
@@ -682,53 +698,6 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_postgres() {
     a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(true).await;
 }
 
-/// A network where the device's first batch is held up on the way, so the second, sent while
-/// the first is still travelling, reaches the server first.
-struct Overtaking {
-    http: Http,
-    calls: std::cell::Cell<usize>,
-    /// (call, results in the answer, the sequence the server expects next).
-    answers: std::cell::RefCell<Vec<(usize, usize, i64)>>,
-}
-
-impl sync::Transport for Overtaking {
-    async fn push(
-        &self,
-        token: &str,
-        m: &[sync::Mutation],
-    ) -> timebank_core::Result<sync::PushResponse> {
-        let n = self.calls.get() + 1;
-        self.calls.set(n);
-        if n == 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        }
-        let answer = self.http.push(token, m).await?;
-        self.answers
-            .borrow_mut()
-            .push((n, answer.results.len(), answer.next_seq));
-        Ok(answer)
-    }
-    async fn pull(
-        &self,
-        token: &str,
-        p: &str,
-        after: i64,
-        limit: i64,
-    ) -> timebank_core::Result<sync::PullPage> {
-        self.http.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
-    }
-    fn pushes_in_flight(&self) -> usize {
-        self.http.pushes_in_flight()
-    }
-}
-
 /// The server takes a device's batches strictly in sequence: a batch that overtakes the one
 /// before it is answered with the sequence the server expects (and changes nothing), and the
 /// device sends it again once the batch before is through. Every mutation is applied once, in
@@ -744,10 +713,9 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
         timebank_core::service::now_ms(),
     );
     import_residents(&a, &ctx, 1_100).await;
-    let net = Overtaking {
-        http: Http::new(&c.base),
-        calls: 0.into(),
-        answers: Default::default(),
+    let net = Acting {
+        hold_first: std::time::Duration::from_millis(600),
+        ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
     };
     let r = sync::sync_once(&a, &net).await.unwrap();
     assert_eq!((r.pushed, r.rejected), (1_100, 0), "{r:?}");
