@@ -220,8 +220,13 @@ fn stored_by(db: &DatabaseConnection, expected: i64, t: Instant) -> tokio::task:
 }
 
 /// With BENCH_PERF_CTL naming the control FIFO of `perf record --control fifo:FILE -D -1`:
-/// profile only the one-device push round (see CONTRIBUTING.md).
-fn perf_control(what: &str) {
+/// profile only one phase, the one-device push round, or with BENCH_PERF_PHASE=pull the new
+/// device's initial pull (see CONTRIBUTING.md).
+fn perf_control(phase: &str, what: &str) {
+    let chosen = std::env::var("BENCH_PERF_PHASE").unwrap_or_else(|_| "push".into());
+    if chosen != phase {
+        return;
+    }
     if let Some(path) = std::env::var_os("BENCH_PERF_CTL") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
@@ -309,11 +314,11 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         .map_err(e)?;
     let t = Instant::now();
     let watcher = stored_by(&city.db, already + pushes as i64, t);
-    perf_control("enable");
+    perf_control("push", "enable");
     let r = sync::sync_once(&a, &Http::new(&city.url))
         .await
         .map_err(e)?;
-    perf_control("disable");
+    perf_control("push", "disable");
     let round_s = t.elapsed().as_secs_f64();
     let push_s = watcher.await?;
     println!(
@@ -339,7 +344,9 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         .await
         .map_err(e)?;
     let t = Instant::now();
+    perf_control("pull", "enable");
     let (b, device_b, r) = city.device("b").await?;
+    perf_control("pull", "disable");
     let pull_s = t.elapsed().as_secs_f64();
     let pulled = r.pulled;
     println!(

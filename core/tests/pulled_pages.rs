@@ -199,3 +199,40 @@ async fn a_page_with_a_column_name_that_is_not_one_changes_nothing() {
     assert!(cursor.is_none(), "the cursor did not move");
     server.cleanup().await;
 }
+
+/// The page checksum is part of the protocol: SHA-256 in hex over one `seq|table|pk|op|row`
+/// line per change, the row as compact JSON. Devices of the previous version compute it so,
+/// and rows with escapes, Chinese text, nesting, numbers and nulls must give the same digest.
+#[test]
+fn the_page_checksum_is_sha256_over_one_line_per_change_with_the_row_as_compact_json() {
+    use sha2::{Digest, Sha256};
+    let changes = vec![
+        Change {
+            seq: 7,
+            table: "members".into(),
+            pk: "m-1".into(),
+            op: "upsert".into(),
+            row: json!({"id": "m-1", "name": "张\"阿姨\"\n", "minutes": -90, "rate": 1.5, "vetted": true, "note": null, "tags": ["a", {"b": [1, 2]}]}),
+        },
+        Change {
+            seq: 8,
+            table: "member_roles".into(),
+            pk: "m-1|volunteer".into(),
+            op: "delete".into(),
+            row: Value::Null,
+        },
+    ];
+    let text: String = changes
+        .iter()
+        .map(|c| format!("{}|{}|{}|{}|{}\n", c.seq, c.table, c.pk, c.op, c.row))
+        .collect();
+    let expected: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(checksum(&changes), expected);
+    // One changed character anywhere changes it.
+    let mut other = changes.clone();
+    other[0].row["name"] = json!("张\"阿姨\" ");
+    assert_ne!(checksum(&other), expected);
+}

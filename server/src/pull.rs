@@ -6,7 +6,6 @@ use crate::changes::CITY;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use timebank_core::{sql, Code, CoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
@@ -47,12 +46,17 @@ pub struct PullPage {
     pub checksum: String,
 }
 
+/// The page's checksum, as the device computes it ([`timebank_core::sync::checksum_of`]).
 pub fn checksum(changes: &[Change]) -> String {
-    let mut h = Sha256::new();
-    for c in changes {
-        h.update(format!("{}|{}|{}|{}|{}\n", c.seq, c.table, c.pk, c.op, c.row).as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    timebank_core::sync::checksum_of(changes.iter().map(|c| {
+        (
+            c.seq,
+            c.table.as_str(),
+            c.pk.as_str(),
+            c.op.as_str(),
+            &c.row,
+        )
+    }))
 }
 
 pub async fn pull(
