@@ -349,11 +349,18 @@ impl Combiner {
                 reply,
             });
         loop {
-            let Ok(turn) = self.turns.clone().acquire_owned().await else {
+            // Answered as soon as the group this batch was in has been applied (not only once
+            // the group after it has been too: waiting for a turn first held a device's answer
+            // back while its next batch was applied, so it never had two on their way).
+            let turn = tokio::select! {
+                biased;
+                r = &mut answer => return r.unwrap_or_else(|_| Err(CoreError::new(Code::Database))),
+                t = self.turns.clone().acquire_owned() => t,
+            };
+            let Ok(turn) = turn else {
                 break; // never closed; were it, the answer below says so
             };
-            // Answered by a turn before (this batch was in its group), or the group was full
-            // and this batch still waits.
+            // Answered meanwhile, or the group was full and this batch still waits.
             match answer.try_recv() {
                 Ok(r) => return r,
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break,
@@ -377,6 +384,11 @@ impl Combiner {
         answer
             .await
             .unwrap_or_else(|_| Err(CoreError::new(Code::Database)))
+    }
+
+    /// How many batches wait for their turn (not yet in a group).
+    pub fn waiting(&self) -> usize {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The waiting batches, oldest first, up to [`GROUP_MUTATIONS`] mutations (at least one

@@ -770,3 +770,149 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_sqlite() {
 async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_postgres() {
     a_batch_that_overtakes_the_one_before_is_sent_again(true).await;
 }
+
+/// The outbox of `device` as the push request it sends.
+async fn outbox_request(device: &DatabaseConnection) -> timebank_server::push::PushRequest {
+    let rows = sql::all(device, "SELECT id, seq, name, args, hlc, schema_version, actor_id, created_at FROM outbox ORDER BY seq", vec![]).await.unwrap();
+    let mutations = rows
+        .iter()
+        .map(|r| timebank_server::push::PushMutation {
+            id: r.try_get("", "id").unwrap(),
+            seq: r.try_get("", "seq").unwrap(),
+            name: r.try_get("", "name").unwrap(),
+            args: serde_json::from_str(&r.try_get::<String>("", "args").unwrap()).unwrap(),
+            hlc: r.try_get("", "hlc").unwrap(),
+            schema_version: r.try_get("", "schema_version").unwrap(),
+            actor_id: r.try_get("", "actor_id").unwrap(),
+            at: Some(r.try_get("", "created_at").unwrap()),
+        })
+        .collect();
+    timebank_server::push::PushRequest { mutations }
+}
+
+/// Waiting for the next group of batches to be applied does not hold back the answer of a
+/// batch already applied: a device keeps two batches on their way, and it must hear of the
+/// first while the server applies the second (else it sends nothing meanwhile and the server
+/// waits for it after each pair). On PostgreSQL, where a test can hold a device's turn (its
+/// advisory lock) to keep a group in the middle of being applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_batch_is_answered_while_the_next_group_is_applied() {
+    use sea_orm::TransactionTrait;
+    let Some(c) = City::start(true, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let mut scopes = Vec::new();
+    for (name, prefix) in [("a", "137"), ("b", "138")] {
+        let d = c.device(name).await;
+        let id = outbox::device_id(&d).await.unwrap();
+        let ctx = Ctx::new(&c.boot.admin_id, &id, timebank_core::service::now_ms());
+        let mut csv =
+            String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
+        for i in 0..3 {
+            csv.push_str(&format!(
+                "居民{name}{i},{prefix}{i:08},1950-01-01,府苑新村,resident,,\n"
+            ));
+        }
+        timebank_core::import::import_members(&d, &ctx, csv.as_bytes(), &|_, _| {})
+            .await
+            .unwrap();
+        let device = timebank_server::auth::Device {
+            id,
+            center_id: c.boot.center_id.clone(),
+            role: "center".into(),
+            communities: c.boot.community_ids.clone(),
+        };
+        scopes.push((device, outbox_request(&d).await));
+    }
+    // Both devices' turns held, as by a push of each on its way in another process.
+    let mut holds = Vec::new();
+    for (device, _) in &scopes {
+        let hold = c.db.begin().await.unwrap();
+        sql::exec(
+            &hold,
+            "SELECT pg_advisory_xact_lock(727275, hashtext(?))",
+            vec![device.id.clone().into()],
+        )
+        .await
+        .unwrap();
+        holds.push(hold);
+    }
+    let blocked = || async {
+        sql::scalar_i64(
+            &c.db,
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    // Each wait below gives up (failing the test) after 30 s.
+    let until = |what: &'static str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        move |done: bool| {
+            assert!(done || std::time::Instant::now() < deadline, "{what}");
+            !done
+        }
+    };
+    let combiner = std::sync::Arc::new(timebank_server::push::Combiner::new(1));
+    let metrics = std::sync::Arc::new(timebank_server::Metrics::default());
+    let push = |i: usize| {
+        let (combiner, metrics, db) = (combiner.clone(), metrics.clone(), c.db.clone());
+        let (device, req) = scopes[i].clone();
+        tokio::spawn(async move {
+            combiner
+                .push(&db, &metrics, &device, req, timebank_core::Lang::Zh)
+                .await
+        })
+    };
+    // A's batch has its turn and waits for A's lock; B's waits for the turn after it.
+    let first = push(0);
+    let wait = until("A's group never reached the database");
+    while wait(blocked().await == 1) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = push(1);
+    let wait = until("B's batch never queued for its turn");
+    while wait(combiner.waiting() == 1) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A's group goes through; B's group then takes the turn and waits for B's lock.
+    let hold_b = holds.pop().unwrap();
+    holds.pop().unwrap().commit().await.unwrap();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(30), first)
+        .await
+        .expect("A's answer waited for B's group to be applied")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answered
+            .results
+            .iter()
+            .filter(|r| r.status == "applied")
+            .count(),
+        3,
+        "{answered:?}"
+    );
+    assert_eq!(answered.next_seq, 4);
+    let wait = until("B's group never reached the database");
+    while wait(blocked().await == 1) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!second.is_finished(), "B's group is still being applied");
+    hold_b.commit().await.unwrap();
+    let b = second.await.unwrap().unwrap();
+    assert_eq!(
+        (b.results.len(), b.next_seq),
+        (3, 4),
+        "B's batch applied after its turn came: {b:?}"
+    );
+    let members = sql::scalar_i64(
+        &c.db,
+        "SELECT COUNT(*) FROM members WHERE phone LIKE '137%' OR phone LIKE '138%'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(members, 6, "both batches applied once");
+}
