@@ -203,8 +203,14 @@ async fn register(
     Ok(())
 }
 
-/// Seconds from `t` until the server has stored `expected` push results (polled every 20 ms).
-fn stored_by(db: &DatabaseConnection, expected: i64, t: Instant) -> tokio::task::JoinHandle<f64> {
+/// Seconds from `t` until the server has stored `expected` push results (polled every 20 ms),
+/// and how busy the machine's cores were meanwhile (since `cpu`, in %).
+fn stored_by(
+    db: &DatabaseConnection,
+    expected: i64,
+    t: Instant,
+    cpu: (u64, u64),
+) -> tokio::task::JoinHandle<(f64, f64)> {
     let db = db.clone();
     tokio::spawn(async move {
         loop {
@@ -212,7 +218,7 @@ fn stored_by(db: &DatabaseConnection, expected: i64, t: Instant) -> tokio::task:
                 .await
                 .unwrap_or(0);
             if n >= expected {
-                return t.elapsed().as_secs_f64();
+                return (t.elapsed().as_secs_f64(), busy_since(cpu));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -233,6 +239,29 @@ fn perf_control(phase: &str, what: &str) {
             let _ = writeln!(f, "{what}");
         }
     }
+}
+
+/// The machine's CPU time so far (all cores, in clock ticks): busy and total, from /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// How busy the machine's cores were since `from` (0 to 100 %).
+fn busy_since(from: (u64, u64)) -> f64 {
+    let now = cpu_ticks();
+    let total = now.1.saturating_sub(from.1).max(1);
+    100.0 * now.0.saturating_sub(from.0) as f64 / total as f64
 }
 
 struct Figures {
@@ -264,10 +293,11 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         .await?;
         fleet.push(d);
     }
+    let cpu = cpu_ticks();
     let t = Instant::now();
     // The server's throughput: until every pushed mutation has its stored result (the
     // devices' rounds go on with pulling each other's rows, reported apart).
-    let watcher = stored_by(&city.db, (devices * 100) as i64, t);
+    let watcher = stored_by(&city.db, (devices * 100) as i64, t, cpu);
     let mut tasks = tokio::task::JoinSet::new();
     for d in fleet {
         let url = city.url.clone();
@@ -290,9 +320,9 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         pushed += r??;
     }
     let rounds_s = t.elapsed().as_secs_f64();
-    let many_s = watcher.await?;
+    let (many_s, many_busy) = watcher.await?;
     println!(
-        "{devices} devices: the server applied {pushed} mutations from {devices} devices syncing at once in {many_s:.2} s; their whole rounds (each pulling the others' rows too) took {rounds_s:.2} s"
+        "{devices} devices: the server applied {pushed} mutations from {devices} devices syncing at once in {many_s:.2} s (the cores {many_busy:.0} % busy meanwhile); their whole rounds (each pulling the others' rows too) took {rounds_s:.2} s"
     );
     city.stop().await?;
 
@@ -312,17 +342,18 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
         .await
         .map_err(e)?;
+    let cpu = cpu_ticks();
     let t = Instant::now();
-    let watcher = stored_by(&city.db, already + pushes as i64, t);
+    let watcher = stored_by(&city.db, already + pushes as i64, t, cpu);
     perf_control("push", "enable");
     let r = sync::sync_once(&a, &Http::new(&city.url))
         .await
         .map_err(e)?;
     perf_control("push", "disable");
     let round_s = t.elapsed().as_secs_f64();
-    let push_s = watcher.await?;
+    let (push_s, push_busy) = watcher.await?;
     println!(
-        "push: the server applied {} mutations from one device in {push_s:.2} s; the whole round (with the pull of their rows back) took {round_s:.2} s",
+        "push: the server applied {} mutations from one device in {push_s:.2} s (the cores {push_busy:.0} % busy meanwhile); the whole round (with the pull of their rows back) took {round_s:.2} s",
         r.pushed
     );
     print_statements(pushes);
