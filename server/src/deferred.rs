@@ -15,16 +15,35 @@
 //! A mutation refused before any of its writes reached the database is undone by dropping
 //! its held rows ([`Deferred::discard_mutation`]); one refused after some did needs the
 //! careful pass too (there are no savepoints here).
+//!
+//! Held rows of the mutations already applied are sent ahead once there are enough of them
+//! ([`SEND_AHEAD`]), without waiting for the database: the statement is handed to the
+//! driver (on SQLite its worker thread, on PostgreSQL the socket) and the push goes on
+//! working out the next mutations meanwhile. Its outcome is taken before anything else
+//! reaches the transaction (every statement through here settles it first, and the push
+//! settles it with [`Deferred::flush`] before using the transaction itself), so statements
+//! still reach the database in the order they were made, and a failed send marks the batch
+//! for the careful pass as any other.
 use sea_orm::sqlx::{postgres::PgQueryResult, sqlite::SqliteQueryResult};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
     Value,
 };
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 /// Bound parameters per merged statement (SQLite allows 32,766, PostgreSQL 65,535).
 const MAX_PARAMS: usize = 30_000;
+
+/// Held inserts of finished mutations that are sent ahead (a registration holds three, its
+/// audit entry is written at the end).
+const SEND_AHEAD: usize = 300;
+
+/// Merged inserts on their way to the database, in order.
+type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 'a>>;
 
 /// A held insert: the text before ` VALUES `, the row tuples after it, and their values.
 #[derive(Debug)]
@@ -100,6 +119,67 @@ struct State {
 pub struct Deferred<'a> {
     txn: &'a DatabaseTransaction,
     state: Mutex<State>,
+    /// Held rows sent ahead, not yet known to be written. While it is here it holds the
+    /// transaction's connection: it is settled before any other use of the transaction.
+    sending: Mutex<Option<Sending<'a>>>,
+}
+
+/// Held inserts of one table (and column list) to a merged statement. On SQLite at most 128,
+/// else the largest power of two that fits, so that the driver's cache of prepared statements
+/// keeps a few texts per table instead of compiling a new one for every count (compiling a
+/// multi-row insert there costs more than running it). On PostgreSQL, where each statement
+/// is a round trip, as many as [`MAX_PARAMS`] allows.
+fn chunk_len(backend: DbBackend, remaining: usize, width: usize) -> usize {
+    let most = (MAX_PARAMS / width.max(1)).max(1);
+    if backend == DbBackend::Postgres {
+        return remaining.min(most);
+    }
+    let mut k = 128;
+    while k > 1 && (k > remaining || k > most) {
+        k /= 2;
+    }
+    k
+}
+
+/// The held inserts as multi-row inserts, grouped by table (and column list), tables in
+/// order of first appearance, each table's rows in the order they were held.
+fn merged(backend: DbBackend, held: Vec<Held>) -> Vec<Statement> {
+    let mut order: Vec<String> = Vec::new();
+    let mut tables: HashMap<String, Vec<Held>> = HashMap::new();
+    for h in held {
+        if !tables.contains_key(&h.prefix) {
+            order.push(h.prefix.clone());
+        }
+        tables.entry(h.prefix.clone()).or_default().push(h);
+    }
+    let mut out = Vec::new();
+    for prefix in order {
+        let rows = tables.remove(&prefix).unwrap_or_default();
+        let width = rows.iter().map(|h| h.values.len()).max().unwrap_or(1);
+        let mut remaining = rows.len();
+        let mut rows = rows.into_iter();
+        while remaining > 0 {
+            let k = chunk_len(backend, remaining, width);
+            remaining -= k;
+            let mut sql = String::with_capacity(prefix.len() + 16 * k);
+            sql.push_str(&prefix);
+            sql.push_str(" VALUES ");
+            let mut values: Vec<Value> = Vec::with_capacity(k * width);
+            for (i, h) in rows.by_ref().take(k).enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                if backend == DbBackend::Postgres {
+                    sql.push_str(&renumber(&h.tuples, values.len()));
+                } else {
+                    sql.push_str(&h.tuples);
+                }
+                values.extend(h.values);
+            }
+            out.push(Statement::from_sql_and_values(backend, sql, values));
+        }
+    }
+    out
 }
 
 impl<'a> Deferred<'a> {
@@ -107,6 +187,7 @@ impl<'a> Deferred<'a> {
         Deferred {
             txn,
             state: Mutex::new(State::default()),
+            sending: Mutex::new(None),
         }
     }
 
@@ -115,10 +196,84 @@ impl<'a> Deferred<'a> {
     }
 
     /// A mutation begins: what it writes from here on is its own.
+    /// The rows held so far belong to finished mutations: once there are enough, and nothing
+    /// else is on its way, they are sent ahead (see the module's documentation).
     pub fn begin_mutation(&self) {
-        let mut s = self.state();
-        s.mark = s.held.len();
-        s.touched = false;
+        self.progress();
+        let ahead = {
+            let mut s = self.state();
+            s.touched = false;
+            if s.held.len() >= SEND_AHEAD && !s.failed && self.is_idle() {
+                s.mark = 0;
+                std::mem::take(&mut s.held)
+            } else {
+                s.mark = s.held.len();
+                Vec::new()
+            }
+        };
+        if !ahead.is_empty() {
+            self.send_ahead(ahead);
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.sending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    /// Hand `held` to the driver without waiting for it (the first statement leaves at once;
+    /// [`Self::progress`] moves the next ones on).
+    fn send_ahead(&self, held: Vec<Held>) {
+        let txn = self.txn;
+        let statements = merged(txn.get_database_backend(), held);
+        let sending: Sending<'a> = Box::pin(async move {
+            for st in statements {
+                txn.execute_raw(st).await?;
+            }
+            Ok(())
+        });
+        *self.sending.lock().unwrap_or_else(|e| e.into_inner()) = Some(sending);
+        self.progress();
+    }
+
+    /// Poll what was sent ahead once, without waiting: its next statement goes when the one
+    /// before has been written, and a failure marks the batch.
+    fn progress(&self) {
+        let mut slot = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(sending) = slot.as_mut() else {
+            return;
+        };
+        if let Poll::Ready(r) = sending
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            *slot = None;
+            drop(slot);
+            if r.is_err() {
+                self.state().failed = true;
+            }
+        }
+    }
+
+    /// Wait until what was sent ahead is written: an error if it failed (now, or when
+    /// [`Self::progress`] found it).
+    async fn settle(&self) -> Result<(), DbErr> {
+        let sending = self
+            .sending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(sending) = sending {
+            self.watch(sending.await)?;
+        }
+        if self.failed() {
+            return Err(DbErr::Custom(
+                "a statement of the batch failed: apply it carefully".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Undo the current mutation by dropping its held rows. False when that is not enough
@@ -140,9 +295,10 @@ impl<'a> Deferred<'a> {
         self.state().failed
     }
 
-    /// Send the held rows, a multi-row insert per table (tables in order of first
-    /// appearance), at most [`MAX_PARAMS`] parameters to a statement.
+    /// Send the held rows ([`merged`]) after what was sent ahead has been written.
+    /// Afterwards the transaction is free for direct use.
     pub async fn flush(&self) -> Result<(), DbErr> {
+        self.settle().await?;
         let held = {
             let mut s = self.state();
             if s.held.len() > s.mark {
@@ -151,59 +307,11 @@ impl<'a> Deferred<'a> {
             s.mark = 0;
             std::mem::take(&mut s.held)
         };
-        if held.is_empty() {
-            return Ok(());
-        }
-        let mut order: Vec<String> = Vec::new();
-        let mut tables: HashMap<String, Vec<Held>> = HashMap::new();
-        for h in held {
-            if !tables.contains_key(&h.prefix) {
-                order.push(h.prefix.clone());
-            }
-            tables.entry(h.prefix.clone()).or_default().push(h);
-        }
-        let backend = self.txn.get_database_backend();
-        for prefix in order {
-            let mut sql = String::new();
-            let mut values: Vec<Value> = Vec::new();
-            for h in tables.remove(&prefix).unwrap_or_default() {
-                if !sql.is_empty() && values.len() + h.values.len() > MAX_PARAMS {
-                    self.send(
-                        backend,
-                        std::mem::take(&mut sql),
-                        std::mem::take(&mut values),
-                    )
-                    .await?;
-                }
-                if sql.is_empty() {
-                    sql.push_str(&prefix);
-                    sql.push_str(" VALUES ");
-                } else {
-                    sql.push_str(", ");
-                }
-                if backend == DbBackend::Postgres {
-                    sql.push_str(&renumber(&h.tuples, values.len()));
-                } else {
-                    sql.push_str(&h.tuples);
-                }
-                values.extend(h.values);
-            }
-            if !sql.is_empty() {
-                self.send(backend, sql, values).await?;
-            }
+        for st in merged(self.txn.get_database_backend(), held) {
+            let r = self.txn.execute_raw(st).await;
+            self.watch(r)?;
         }
         Ok(())
-    }
-
-    async fn send(&self, backend: DbBackend, sql: String, values: Vec<Value>) -> Result<(), DbErr> {
-        let r = self
-            .txn
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await;
-        if r.is_err() {
-            self.state().failed = true;
-        }
-        r.map(|_| ())
     }
 
     /// What a statement sent straight through returned; a failure marks the batch.
@@ -410,6 +518,120 @@ mod tests {
             !d.discard_mutation(),
             "sent rows need the careful pass to be undone"
         );
+    }
+
+    fn held(table: &str, n: usize) -> Vec<Held> {
+        (0..n)
+            .map(|i| Held {
+                prefix: format!("INSERT INTO {table} (v)"),
+                tuples: "(?)".into(),
+                values: vec![Value::from(i as i64)],
+            })
+            .collect()
+    }
+
+    /// Rows per statement and the first value of each.
+    fn shape(statements: &[Statement]) -> Vec<(String, usize, Option<Value>)> {
+        statements
+            .iter()
+            .map(|st| {
+                let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+                let table = st.sql.split_whitespace().nth(2).unwrap_or("").to_owned();
+                (table, values.len(), values.first().cloned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_inserts_on_sqlite_take_a_few_counts_a_table_and_keep_the_order() {
+        let mut rows = held("t", 300);
+        rows.extend(held("u", 3));
+        rows.push(Held {
+            prefix: "INSERT INTO t (v)".into(),
+            tuples: "(?)".into(),
+            values: vec![Value::from(300i64)],
+        });
+        let sqlite = shape(&merged(DbBackend::Sqlite, rows));
+        let counts: Vec<(&str, usize)> = sqlite.iter().map(|(t, n, _)| (t.as_str(), *n)).collect();
+        // 301 = 128 + 128 + 32 + 8 + 4 + 1, the table's rows in the order held, before u's.
+        assert_eq!(
+            counts,
+            [
+                ("t", 128),
+                ("t", 128),
+                ("t", 32),
+                ("t", 8),
+                ("t", 4),
+                ("t", 1),
+                ("u", 2),
+                ("u", 1)
+            ]
+        );
+        let firsts: Vec<Option<Value>> = sqlite.iter().take(6).map(|x| x.2.clone()).collect();
+        let expected: Vec<Option<Value>> = [0i64, 128, 256, 288, 296, 300]
+            .into_iter()
+            .map(|v| Some(Value::from(v)))
+            .collect();
+        assert_eq!(firsts, expected);
+        let mut rows = held("t", 300);
+        rows.extend(held("u", 3));
+        let postgres: Vec<usize> = shape(&merged(DbBackend::Postgres, rows))
+            .iter()
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(postgres, [300, 3], "one round trip a table on PostgreSQL");
+    }
+
+    /// Hold `n` single-row inserts into `p`, one mutation each, from `from` on.
+    async fn hold_mutations(d: &Deferred<'_>, from: i64, n: i64) {
+        for i in from..from + n {
+            d.begin_mutation();
+            d.execute_raw(insert("INSERT INTO p (id) VALUES (?)", i))
+                .await
+                .expect("held");
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_of_finished_mutations_are_sent_ahead_and_written_before_any_read() {
+        let db = scratch().await;
+        let txn = db.begin().await.expect("txn");
+        let d = Deferred::new(&txn);
+        hold_mutations(&d, 1, SEND_AHEAD as i64).await;
+        assert_eq!(d.state().held.len(), SEND_AHEAD, "all held, none sent");
+        // The next mutation begins: the rows before it go without waiting for the database.
+        hold_mutations(&d, SEND_AHEAD as i64 + 1, 2).await;
+        assert_eq!(
+            d.state().held.len(),
+            2,
+            "only the rows since are still held"
+        );
+        assert_eq!(
+            count(&d, "p").await,
+            SEND_AHEAD as i64 + 2,
+            "a read sees what was sent ahead and what was held"
+        );
+        assert!(!d.failed());
+        d.flush().await.expect("flushed");
+        drop(d);
+        assert_eq!(count(&txn, "p").await, SEND_AHEAD as i64 + 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_ahead_marks_the_batch_for_the_careful_pass() {
+        let db = scratch().await;
+        let txn = db.begin().await.expect("txn");
+        let d = Deferred::new(&txn);
+        hold_mutations(&d, 1, SEND_AHEAD as i64 - 1).await;
+        d.begin_mutation();
+        d.execute_raw(insert("INSERT INTO p (id) VALUES (?)", 1))
+            .await
+            .expect("held: the duplicate key is only found when it is sent");
+        d.begin_mutation();
+        assert!(d.state().held.is_empty(), "sent ahead");
+        assert!(d.flush().await.is_err(), "the send ahead failed");
+        assert!(d.failed());
+        assert!(!d.discard_mutation(), "a failed batch cannot be patched up");
     }
 
     #[test]

@@ -150,7 +150,9 @@ async fn push_once(
 }
 
 /// Batches (of one device or several) in one transaction, in the order given, with one
-/// change log.
+/// change log: their inserts held back together, the actors and reference data loaded once
+/// for all of them, the devices' next sequences read in one query, their results and audit
+/// entries written together at the end.
 async fn apply_together(
     db: &DatabaseConnection,
     batches: &[(&Device, &[PushMutation], Lang)],
@@ -160,13 +162,115 @@ async fn apply_together(
     let txn = timebank_core::db::begin_write(db).await?;
     take_turns(&txn, batches.iter().map(|b| b.0.id.as_str())).await?;
     let deferred = Deferred::new(&txn);
-    let mut answers = Vec::with_capacity(batches.len());
+    let mut shared = Shared {
+        actors: HashMap::new(),
+        memo: std::sync::Arc::new(service::Memo::default()),
+        savepoint: false,
+        next: next_seqs(&txn, batches.iter().map(|b| b.0.id.as_str())).await?,
+    };
+    let mut answers: Vec<PushResponse> = Vec::with_capacity(batches.len());
+    let mut fresh = Vec::with_capacity(batches.len());
     for (device, muts, lang) in batches {
-        answers.push(apply_batch(&txn, &deferred, device, muts, *lang, now_ms, careful).await?);
+        let before = batches
+            .iter()
+            .zip(&answers)
+            .filter(|((d, _, _), _)| d.id == device.id)
+            .map(|(_, a)| a);
+        let (answer, applied) = apply_batch(
+            &txn,
+            &deferred,
+            before,
+            device,
+            muts,
+            *lang,
+            now_ms,
+            careful,
+            &mut shared,
+        )
+        .await?;
+        answers.push(answer);
+        fresh.push(applied);
     }
+    if deferred.flush().await.is_err() {
+        return Err(Recorded::Careful);
+    }
+    drop(deferred); // flushed: nothing held or on its way
+    record_results(&txn, batches, &answers, &fresh, now_ms).await?;
+    shared.memo.flush(&txn).await?;
     crate::changes::log_changes(&txn, now_ms).await?;
     txn.commit().await?;
     Ok(answers)
+}
+
+/// The sequence each device's next mutation must have, in one query.
+async fn next_seqs<'a>(
+    txn: &DatabaseTransaction,
+    devices: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, i64>, CoreError> {
+    let ids: std::collections::BTreeSet<&str> = devices.into_iter().collect();
+    let mut next: HashMap<String, i64> = ids.iter().map(|d| ((*d).to_owned(), 1)).collect();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let rows = sql::all(
+        txn,
+        &format!("SELECT device_id, MAX(seq) AS seq FROM push_results WHERE device_id IN ({marks}) GROUP BY device_id"),
+        ids.iter().map(|d| (*d).into()).collect(),
+    )
+    .await?;
+    for r in rows {
+        let (device, seq): (String, i64) = (r.try_get("", "device_id")?, r.try_get("", "seq")?);
+        next.insert(device, seq + 1);
+    }
+    Ok(next)
+}
+
+/// Record the results of the mutations this delivery applied or refused (`fresh`: for each
+/// batch, its mutations that have a new result, in the order of its results), a hundred to a
+/// statement. Another delivery having recorded one first ends the transaction: it is rolled
+/// back and answered from what that one recorded.
+async fn record_results(
+    txn: &DatabaseTransaction,
+    batches: &[(&Device, &[PushMutation], Lang)],
+    answers: &[PushResponse],
+    fresh: &[Vec<&PushMutation>],
+    now_ms: i64,
+) -> Result<(), Recorded> {
+    let rows: Vec<(&str, &PushMutation, &PushResult)> = batches
+        .iter()
+        .zip(answers)
+        .zip(fresh)
+        .flat_map(|(((device, _, _), answer), applied)| {
+            answer
+                .results
+                .iter()
+                .filter(|r| !r.duplicate)
+                .zip(applied)
+                .map(|(r, m)| (device.id.as_str(), *m, r))
+        })
+        .collect();
+    for chunk in rows.chunks(100) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut vals = Vec::with_capacity(chunk.len() * 7);
+        for (device, m, r) in chunk {
+            vals.extend([
+                (*device).into(),
+                m.seq.into(),
+                m.id.clone().into(),
+                m.name.clone().into(),
+                r.status.clone().into(),
+                r.result.to_string().into(),
+                now_ms.into(),
+            ]);
+        }
+        let sql = format!("INSERT INTO push_results (device_id, seq, mutation_id, name, status, result, applied_at) VALUES {marks}");
+        let insert = sql::stmt(txn.get_database_backend(), &sql, vals);
+        if let Err(e) = txn.execute_raw(insert).await {
+            if service::is_unique_violation(&e) {
+                return Err(Recorded::Before);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 /// A device's batches one after the other on PostgreSQL, also when two are on their way at
@@ -194,35 +298,43 @@ async fn take_turns<'a>(
 }
 
 /// Apply one device's batch in the caller's transaction (its inserts held back in
-/// `deferred`, or, `careful`, each mutation in a savepoint of its own) and record its results;
-/// the caller logs the changes and commits.
-async fn apply_batch(
+/// `deferred`, or, `careful`, each mutation in a savepoint of its own). Returns its answer and
+/// the mutations that got a new result, which the caller records with the other batches'
+/// (`before`: the answers to this device's batches applied before it in this transaction),
+/// before it logs the changes and commits.
+#[allow(clippy::too_many_arguments)]
+async fn apply_batch<'m>(
     txn: &DatabaseTransaction,
     deferred: &Deferred<'_>,
+    before: impl Iterator<Item = &PushResponse> + Clone,
     device: &Device,
-    muts: &[PushMutation],
+    muts: &'m [PushMutation],
     lang: Lang,
     now_ms: i64,
     careful: bool,
-) -> Result<PushResponse, Recorded> {
-    let mut next = sql::scalar_i64(
-        txn,
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM push_results WHERE device_id = ?",
-        vec![device.id.clone().into()],
-    )
-    .await?;
+    shared: &mut Shared,
+) -> Result<(PushResponse, Vec<&'m PushMutation>), Recorded> {
+    let mut next = shared.next.get(&device.id).copied().unwrap_or(1);
     let mut results = Vec::with_capacity(muts.len());
-    // Actors, rules and places loaded for this batch, kept while its mutations cannot change
-    // them.
-    let mut actors: HashMap<String, Actor> = HashMap::new();
-    let memo = std::sync::Arc::new(service::Memo::default());
-    let mut savepoint = false;
-    // The results of this delivery, recorded together at the end.
-    let mut fresh: Vec<(&PushMutation, usize)> = Vec::new();
+    let mut fresh = Vec::with_capacity(muts.len());
     for m in muts {
         if m.seq < next {
-            if let Some(r) = stored(txn, &device.id, m.seq).await? {
-                results.push(r);
+            // Answered before: by a batch before this one in the transaction (a delivery
+            // repeated while the first was waiting), or as recorded.
+            let earlier = before
+                .clone()
+                .flat_map(|a| &a.results)
+                .find(|r| r.seq == m.seq && !r.duplicate);
+            match earlier {
+                Some(r) => results.push(PushResult {
+                    duplicate: true,
+                    ..r.clone()
+                }),
+                None => {
+                    if let Some(r) = stored(deferred, &device.id, m.seq).await? {
+                        results.push(r);
+                    }
+                }
             }
             continue;
         }
@@ -230,11 +342,10 @@ async fn apply_batch(
             break; // a gap: the device resends from `next_seq`
         }
         let batch = Batch {
-            actors: &mut actors,
-            memo: &memo,
-            savepoint: &mut savepoint,
+            actors: &mut shared.actors,
+            memo: &shared.memo,
+            savepoint: &mut shared.savepoint,
         };
-        fresh.push((m, results.len()));
         let r = if careful {
             apply_one(txn, Way::Savepoints(txn), device, m, lang, now_ms, batch).await?
         } else {
@@ -255,41 +366,18 @@ async fn apply_batch(
             r?
         };
         results.push(r);
+        fresh.push(m);
         next += 1;
     }
-    if deferred.flush().await.is_err() {
-        return Err(Recorded::Careful);
-    }
-    for chunk in fresh.chunks(100) {
-        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut vals = Vec::with_capacity(chunk.len() * 7);
-        for (m, i) in chunk {
-            let r = &results[*i];
-            vals.extend([
-                device.id.clone().into(),
-                m.seq.into(),
-                m.id.clone().into(),
-                m.name.clone().into(),
-                r.status.clone().into(),
-                r.result.to_string().into(),
-                now_ms.into(),
-            ]);
-        }
-        let sql = format!("INSERT INTO push_results (device_id, seq, mutation_id, name, status, result, applied_at) VALUES {marks}");
-        let insert = sql::stmt(txn.get_database_backend(), &sql, vals);
-        if let Err(e) = txn.execute_raw(insert).await {
-            if service::is_unique_violation(&e) {
-                return Err(Recorded::Before);
-            }
-            return Err(e.into());
-        }
-    }
-    memo.flush(txn).await?;
-    Ok(PushResponse {
-        results,
-        next_seq: next,
-        carefully: careful,
-    })
+    shared.next.insert(device.id.clone(), next);
+    Ok((
+        PushResponse {
+            results,
+            next_seq: next,
+            carefully: careful,
+        },
+        fresh,
+    ))
 }
 
 /// A batch waiting for its turn to be applied, and where its answer goes.
@@ -480,8 +568,17 @@ fn reject_reason(m: &PushMutation) -> Option<CoreError> {
     None
 }
 
-/// What the mutations of one batch share: the actors and reference data loaded (see
-/// `service::Memo`), and whether the savepoint `m` is open.
+/// What the batches of one transaction share: the actors and reference data loaded (see
+/// `service::Memo`, which also keeps their audit entries), whether the savepoint `m` is open,
+/// and the sequence each device's next mutation must have.
+struct Shared {
+    actors: HashMap<String, Actor>,
+    memo: std::sync::Arc<service::Memo>,
+    savepoint: bool,
+    next: HashMap<String, i64>,
+}
+
+/// What one mutation uses of [`Shared`].
 struct Batch<'a> {
     actors: &'a mut HashMap<String, Actor>,
     memo: &'a std::sync::Arc<service::Memo>,
@@ -510,15 +607,15 @@ async fn undo(txn: &DatabaseTransaction) -> Result<(), CoreError> {
 /// How a mutation is applied and undone: in a savepoint of the batch's transaction, or with
 /// its inserts held back (undone by dropping them).
 #[derive(Clone, Copy)]
-enum Way<'a> {
+enum Way<'a, 'b> {
     Savepoints(&'a DatabaseTransaction),
-    Deferred(&'a Deferred<'a>),
+    Deferred(&'a Deferred<'b>),
 }
 
 /// Apply one mutation (its result is recorded with the batch's).
 async fn apply_one<C: ConnectionTrait>(
     c: &C,
-    way: Way<'_>,
+    way: Way<'_, '_>,
     device: &Device,
     m: &PushMutation,
     lang: Lang,
@@ -649,5 +746,109 @@ async fn check_scope<C: sea_orm::ConnectionTrait>(
         Ok(())
     } else {
         Err(CoreError::new(Code::OutOfScope).with("community", &actor.home_community_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timebank_core::service::admin::Bootstrap;
+
+    fn register(seq: i64, actor: &str, community: &str) -> PushMutation {
+        PushMutation {
+            id: uuid::Uuid::now_v7().to_string(),
+            seq,
+            name: "register_member".into(),
+            args: json!({"member_id": format!("m{seq}"), "name": "张桂英", "phone": format!("1381111{seq:04}"), "date_of_birth": "1945-03-02", "home_community_id": community, "address": "3幢", "roles": ["resident"], "hardship": false, "center_id": null, "volunteer": null}),
+            hlc: Hlc {
+                millis: service::now_ms() - 1000,
+                counter: seq as u32,
+                node: "dev".into(),
+            }
+            .encode(),
+            schema_version: SCHEMA_VERSION,
+            actor_id: actor.into(),
+            at: None,
+        }
+    }
+
+    /// A retry that reaches the server while the first delivery waits makes one group with it:
+    /// the second is answered with the first's results, marked as repeated, and nothing is
+    /// applied or recorded twice.
+    #[tokio::test]
+    async fn a_delivery_repeated_in_one_transaction_is_answered_from_the_first() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = timebank_core::db::connect_tuned(
+            &timebank_core::db::sqlite_url(&dir.path().join("city.db")),
+            timebank_core::db::Tuning::SERVER,
+        )
+        .await
+        .expect("the city database");
+        let now = service::now_ms();
+        let boot = crate::init_city(
+            &db,
+            &Bootstrap {
+                city: ("杭州市".into(), "Hangzhou".into()),
+                district: ("西湖区".into(), "Xihu".into()),
+                subdistrict: ("蒋村街道".into(), "Jiangcun".into()),
+                communities: vec![("府苑新村".into(), "Fuyuan".into())],
+                center: ("蒋村街道社区服务中心".into(), "center".into()),
+                admin_name: "周建华".into(),
+                admin_phone: "13900000001".into(),
+                admin_birth: chrono::NaiveDate::from_ymd_opt(1975, 5, 4).expect("a date"),
+                programme_name: "test".into(),
+                rules: Default::default(),
+            },
+            now,
+        )
+        .await
+        .expect("the city");
+        let device = Device {
+            id: "desk-1".into(),
+            center_id: boot.center_id.clone(),
+            role: "center".into(),
+            communities: boot.community_ids.clone(),
+        };
+        let muts: Vec<PushMutation> = (1..=3)
+            .map(|i| register(i, &boot.admin_id, &boot.community_ids[0]))
+            .collect();
+        let Ok(answers) = apply_together(
+            &db,
+            &[(&device, &muts, Lang::En), (&device, &muts, Lang::En)],
+            now,
+            false,
+        )
+        .await
+        else {
+            panic!("the group was not applied");
+        };
+        let (first, second) = (&answers[0], &answers[1]);
+        assert_eq!((first.next_seq, second.next_seq), (4, 4));
+        assert_eq!(first.results.len(), 3);
+        assert!(first
+            .results
+            .iter()
+            .all(|r| r.status == "applied" && !r.duplicate));
+        assert_eq!(second.results.len(), 3);
+        for (a, b) in first.results.iter().zip(&second.results) {
+            assert!(b.duplicate, "{b:?}");
+            assert_eq!(
+                (&a.mutation_id, &a.status, &a.result),
+                (&b.mutation_id, &b.status, &b.result)
+            );
+        }
+        let count = |q: &'static str| {
+            let db = db.clone();
+            async move { sql::scalar_i64(&db, q, vec![]).await.expect("a count") }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM push_results").await, 3);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM members WHERE id LIKE 'm%'").await,
+            3
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM audit_log WHERE action = 'register_member'").await,
+            3
+        );
     }
 }
