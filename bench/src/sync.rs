@@ -7,7 +7,8 @@
 //! - 100 devices syncing at once against one server (100 mutations each).
 //!
 //! cargo run --release -p timebank-bench --bin timebank-bench-sync
-//!   [-- --members 25000 --pushes 10000 --devices 100 --postgres URL | --no-postgres]
+//!   [-- --members 25000 --pushes 10000 --devices 100 --postgres URL | --no-postgres
+//!    | --no-sqlite]
 use anyhow::{anyhow, Result};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,19 @@ fn print_statements(per: u64) {
     m.clear();
 }
 
+/// With BENCH_STATEMENTS set, count the statements `db` runs (see [`print_statements`]).
+fn count_statements(db: &mut DatabaseConnection) {
+    if std::env::var_os("BENCH_STATEMENTS").is_some() {
+        db.set_metric_callback(|info| {
+            let key: String = info.statement.sql.chars().take(90).collect();
+            let mut m = STATEMENTS.lock().unwrap_or_else(|p| p.into_inner());
+            let e = m.entry(key).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += info.elapsed.as_secs_f64();
+        });
+    }
+}
+
 const COMMUNITIES: [&str; 2] = ["府苑新村", "蒋村花园"];
 
 /// A city server on loopback over a fresh database (SQLite file, or a new PostgreSQL database).
@@ -90,19 +104,10 @@ impl City {
                 (format!("{base}/{name}"), Some((admin_url.to_owned(), name)))
             }
         };
-        #[allow(unused_mut)]
         let mut city = db::connect_tuned(&url, db::Tuning::SERVER)
             .await
             .map_err(e)?;
-        if std::env::var_os("BENCH_STATEMENTS").is_some() {
-            city.set_metric_callback(|info| {
-                let key: String = info.statement.sql.chars().take(90).collect();
-                let mut m = STATEMENTS.lock().unwrap_or_else(|p| p.into_inner());
-                let e = m.entry(key).or_insert((0, 0.0));
-                e.0 += 1;
-                e.1 += info.elapsed.as_secs_f64();
-            });
-        }
+        count_statements(&mut city);
         let boot = timebank_server::init_city(
             &city,
             &Bootstrap {
@@ -127,9 +132,10 @@ impl City {
         .map_err(e)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = timebank_server::AppState::open(city.clone())
+        let mut state = timebank_server::AppState::open(city.clone())
             .await
             .map_err(e)?;
+        count_statements(&mut state.writer);
         tokio::spawn(async move {
             let _ = timebank_server::serve(listener, state, std::future::pending()).await;
         });
@@ -227,7 +233,8 @@ fn stored_by(
 
 /// With BENCH_PERF_CTL naming the control FIFO of `perf record --control fifo:FILE -D -1`:
 /// profile only one phase, the one-device push round, or with BENCH_PERF_PHASE=pull the new
-/// device's initial pull (see CONTRIBUTING.md).
+/// device's initial pull, or with BENCH_PERF_PHASE=many the hundred devices' rounds until the
+/// server has applied their mutations (see CONTRIBUTING.md).
 fn perf_control(phase: &str, what: &str) {
     let chosen = std::env::var("BENCH_PERF_PHASE").unwrap_or_else(|_| "push".into());
     if chosen != phase {
@@ -298,6 +305,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     // The server's throughput: until every pushed mutation has its stored result (the
     // devices' rounds go on with pulling each other's rows, reported apart).
     let watcher = stored_by(&city.db, (devices * 100) as i64, t, cpu);
+    perf_control("many", "enable");
     let mut tasks = tokio::task::JoinSet::new();
     for d in fleet {
         let url = city.url.clone();
@@ -315,12 +323,13 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
             Err(anyhow!("a device did not get its mutations through"))
         });
     }
+    let (many_s, many_busy) = watcher.await?;
+    perf_control("many", "disable");
     let mut pushed = 0;
     while let Some(r) = tasks.join_next().await {
         pushed += r??;
     }
     let rounds_s = t.elapsed().as_secs_f64();
-    let (many_s, many_busy) = watcher.await?;
     println!(
         "{devices} devices: the server applied {pushed} mutations from {devices} devices syncing at once in {many_s:.2} s (the cores {many_busy:.0} % busy meanwhile); their whole rounds (each pulling the others' rows too) took {rounds_s:.2} s"
     );
@@ -443,7 +452,10 @@ async fn main() -> Result<()> {
             .and_then(|i| a.get(i + 1).cloned())
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
     };
-    let mut servers: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
+    let mut servers: Vec<(&str, Option<&str>)> = Vec::new();
+    if !args().iter().any(|a| a == "--no-sqlite") {
+        servers.push(("SQLite", None));
+    }
     if !args().iter().any(|a| a == "--no-postgres") {
         servers.push(("PostgreSQL", Some(pg_url.as_str())));
     }

@@ -175,7 +175,7 @@ async fn push_handler(
     let _pushing = crate::Pushing::start(&s);
     let r = s
         .pushes
-        .push(&s.db, &s.metrics, &d, req, lang)
+        .push(&s.writer, &s.metrics, &d, req, lang)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
     if r.carefully {

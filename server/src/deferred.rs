@@ -38,8 +38,8 @@ use std::task::{Context, Poll, Waker};
 /// Bound parameters per merged statement (SQLite allows 32,766, PostgreSQL 65,535).
 const MAX_PARAMS: usize = 30_000;
 
-/// Held inserts of finished mutations that are sent ahead (a registration holds three, its
-/// audit entry is written at the end).
+/// Held inserts of finished mutations that are sent ahead (a registration holds four: the
+/// member, its roles, its account and the audit entry).
 const SEND_AHEAD: usize = 300;
 
 /// Merged inserts on their way to the database, in order.
@@ -127,8 +127,9 @@ pub struct Deferred<'a> {
 /// Held inserts of one table (and column list) to a merged statement. On SQLite at most 128,
 /// else the largest power of two that fits, so that the driver's cache of prepared statements
 /// keeps a few texts per table instead of compiling a new one for every count (compiling a
-/// multi-row insert there costs more than running it). On PostgreSQL, where each statement
-/// is a round trip, as many as [`MAX_PARAMS`] allows.
+/// multi-row insert there costs more than running it, and a statement more costs a hand-off
+/// to the driver's thread). On PostgreSQL, where each statement is a round trip, as many as
+/// [`MAX_PARAMS`] allows.
 fn chunk_len(backend: DbBackend, remaining: usize, width: usize) -> usize {
     let most = (MAX_PARAMS / width.max(1)).max(1);
     if backend == DbBackend::Postgres {
@@ -520,11 +521,17 @@ mod tests {
         );
     }
 
-    fn held(table: &str, n: usize) -> Vec<Held> {
+    /// `n` held single-row inserts into `table`, with SQLite's `?` or PostgreSQL's `$1`.
+    fn held(table: &str, n: usize, backend: DbBackend) -> Vec<Held> {
+        let tuple = if backend == DbBackend::Postgres {
+            "($1)"
+        } else {
+            "(?)"
+        };
         (0..n)
             .map(|i| Held {
                 prefix: format!("INSERT INTO {table} (v)"),
-                tuples: "(?)".into(),
+                tuples: tuple.into(),
                 values: vec![Value::from(i as i64)],
             })
             .collect()
@@ -544,8 +551,8 @@ mod tests {
 
     #[test]
     fn merged_inserts_on_sqlite_take_a_few_counts_a_table_and_keep_the_order() {
-        let mut rows = held("t", 300);
-        rows.extend(held("u", 3));
+        let mut rows = held("t", 300, DbBackend::Sqlite);
+        rows.extend(held("u", 3, DbBackend::Sqlite));
         rows.push(Held {
             prefix: "INSERT INTO t (v)".into(),
             tuples: "(?)".into(),
@@ -573,13 +580,15 @@ mod tests {
             .map(|v| Some(Value::from(v)))
             .collect();
         assert_eq!(firsts, expected);
-        let mut rows = held("t", 300);
-        rows.extend(held("u", 3));
-        let postgres: Vec<usize> = shape(&merged(DbBackend::Postgres, rows))
-            .iter()
-            .map(|x| x.1)
-            .collect();
-        assert_eq!(postgres, [300, 3], "one round trip a table on PostgreSQL");
+        let mut rows = held("t", 300, DbBackend::Postgres);
+        rows.extend(held("u", 3, DbBackend::Postgres));
+        let postgres = merged(DbBackend::Postgres, rows);
+        let counts: Vec<usize> = shape(&postgres).iter().map(|x| x.1).collect();
+        assert_eq!(counts, [300, 3], "one round trip a table on PostgreSQL");
+        assert!(
+            postgres[0].sql.ends_with("($299), ($300)") && postgres[1].sql.ends_with("($3)"),
+            "parameters numbered from 1 in each statement: {postgres:?}"
+        );
     }
 
     /// Hold `n` single-row inserts into `p`, one mutation each, from `from` on.

@@ -103,6 +103,11 @@ impl Metrics {
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Where pushes are applied. On SQLite a connection of its own (there is one writer
+    /// anyway), so that a push never waits for a connection behind the reads of a crowd of
+    /// requests (authenticating a hundred devices at once took every pooled connection for
+    /// about 0.1 s); on PostgreSQL the same pool as `db`.
+    pub writer: DatabaseConnection,
     pub metrics: Arc<Metrics>,
     /// Pull pages read at once: as many as the machine has cores. More only share the same
     /// cores and the database with the pushes, which then wait behind a crowd of reads.
@@ -144,8 +149,10 @@ impl AppState {
             sea_orm::DbBackend::Sqlite => 1,
             _ => cores,
         };
+        let writer = writer_of(&db).await?;
         Ok(AppState {
             db,
+            writer,
             metrics: Arc::new(Metrics::default()),
             pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
             pushes: Arc::new(push::Combiner::new(groups_at_once)),
@@ -163,6 +170,29 @@ impl AppState {
         )
         .await;
     }
+}
+
+/// A pool of one connection to the same SQLite database as `db` (the same options), or `db`
+/// itself on PostgreSQL and for a database of one connection (in memory).
+async fn writer_of(
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, timebank_core::CoreError> {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return Ok(db.clone());
+    }
+    let pool = db.get_sqlite_connection_pool();
+    if pool.options().get_max_connections() <= 1 {
+        return Ok(db.clone());
+    }
+    let writer = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .map_err(|e| {
+            timebank_core::CoreError::new(timebank_core::Code::Database).with("detail", e)
+        })?;
+    Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(writer))
 }
 
 /// Create the city database: install change capture first, then bootstrap the place
@@ -285,6 +315,37 @@ mod tests {
             .expect("the pull goes on once the push is over")
             .expect("task");
         assert_eq!(*s.pushing.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn pushes_on_sqlite_have_a_connection_of_their_own() {
+        use sea_orm::TransactionTrait;
+        let dir = tempfile::tempdir().expect("directory");
+        let tuning = timebank_core::db::Tuning::SERVER;
+        let db = timebank_core::db::connect_tuned(
+            &timebank_core::db::sqlite_url(&dir.path().join("city.db")),
+            tuning,
+        )
+        .await
+        .expect("database");
+        let s = AppState::open(db.clone()).await.expect("state");
+        // Every pooled connection taken (by requests reading, say).
+        let mut reading = Vec::new();
+        for _ in 0..tuning.sqlite_connections {
+            reading.push(db.begin().await.expect("a pooled connection"));
+        }
+        let push = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            timebank_core::db::begin_write(&s.writer),
+        )
+        .await
+        .expect("the push does not wait for the pool")
+        .expect("a writing transaction");
+        timebank_core::sql::exec(&push, "CREATE TABLE pushed (v TEXT)", vec![])
+            .await
+            .expect("written");
+        push.commit().await.expect("committed");
+        drop(reading);
     }
 
     #[tokio::test]

@@ -150,9 +150,9 @@ async fn push_once(
 }
 
 /// Batches (of one device or several) in one transaction, in the order given, with one
-/// change log: their inserts held back together, the actors and reference data loaded once
-/// for all of them, the devices' next sequences read in one query, their results and audit
-/// entries written together at the end.
+/// change log: their inserts (audit entries included) held back together, the actors and
+/// reference data loaded once for all of them, the devices' next sequences read in one query,
+/// their results written together at the end.
 async fn apply_together(
     db: &DatabaseConnection,
     batches: &[(&Device, &[PushMutation], Lang)],
@@ -196,7 +196,6 @@ async fn apply_together(
     }
     drop(deferred); // flushed: nothing held or on its way
     record_results(&txn, batches, &answers, &fresh, now_ms).await?;
-    shared.memo.flush(&txn).await?;
     crate::changes::log_changes(&txn, now_ms).await?;
     txn.commit().await?;
     Ok(answers)
@@ -569,7 +568,7 @@ fn reject_reason(m: &PushMutation) -> Option<CoreError> {
 }
 
 /// What the batches of one transaction share: the actors and reference data loaded (see
-/// `service::Memo`, which also keeps their audit entries), whether the savepoint `m` is open,
+/// `service::Memo`), whether the savepoint `m` is open,
 /// and the sequence each device's next mutation must have.
 struct Shared {
     actors: HashMap<String, Actor>,

@@ -46,7 +46,7 @@ pub struct Ctx {
     /// Set when a device runs a mutation waiting in its outbox again on rows just pulled (the
     /// rebase of `sync`): it was audited when it was made, so no second audit entry.
     pub redo: bool,
-    /// Reference data kept for the mutations of one pushed batch (see [`Memo`]); None on devices.
+    /// Reference data kept for the mutations of a pushed group (see [`Memo`]); None on devices.
     pub memo: Option<std::sync::Arc<Memo>>,
     derived: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
@@ -137,16 +137,14 @@ impl Ctx {
     }
 }
 
-/// Reference data the mutations of a pushed batch read again and again (the programme's rules,
-/// places), kept by the city server for the batch while its commands cannot change them: it
+/// Reference data the mutations of a pushed group read again and again (the programme's rules,
+/// places), kept by the city server for the group while its commands cannot change them: it
 /// [`Memo::clear`]s it after any command outside [`Command::leaves_actors_unchanged`] (which
 /// also leaves programmes and places alone).
 #[derive(Debug, Default)]
 pub struct Memo {
     rules: std::sync::Mutex<Option<(String, crate::domain::Rules)>>,
     places: std::sync::Mutex<std::collections::HashMap<String, places::Model>>,
-    /// Audit entries of the batch's applied mutations, written together by [`Memo::flush`].
-    audits: std::sync::Mutex<Vec<audit_log::Model>>,
 }
 
 impl Memo {
@@ -156,23 +154,6 @@ impl Memo {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-    }
-
-    /// Write the audit entries kept for the batch (in the batch's transaction, before it
-    /// commits), a hundred to a statement.
-    pub async fn flush<C: ConnectionTrait>(&self, c: &C) -> Result<()> {
-        let audits = std::mem::take(&mut *self.audits.lock().unwrap_or_else(|e| e.into_inner()));
-        for chunk in audits.chunks(100) {
-            audit_log::Entity::insert_many(
-                chunk
-                    .iter()
-                    .cloned()
-                    .map(IntoActiveModel::into_active_model),
-            )
-            .exec_without_returning(c)
-            .await?;
-        }
-        Ok(())
     }
 }
 
@@ -550,14 +531,6 @@ pub async fn write_audit<C: ConnectionTrait>(
         entity_id: a.entity_id.clone(),
         detail: a.detail.to_string(),
     };
-    if let Some(m) = &ctx.memo {
-        // The city server's batch writes its entries together, in the same transaction.
-        m.audits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
-        return Ok(());
-    }
     audit_log::Entity::insert(entry.into_active_model())
         .exec_without_returning(c)
         .await?;
