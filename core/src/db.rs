@@ -148,8 +148,10 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction>
 mod tests {
     use super::*;
 
-    async fn synchronous_of(db: &DatabaseConnection) -> i64 {
-        let row = db
+    /// `PRAGMA synchronous` of the connection `c` runs on: 2 = FULL, 1 = NORMAL (which a power
+    /// cut can take commits back from).
+    async fn synchronous_of(c: &impl ConnectionTrait) -> i64 {
+        let row = c
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Sqlite,
                 "PRAGMA synchronous",
@@ -173,16 +175,7 @@ mod tests {
             let mut held = Vec::new();
             for _ in 0..tuning.sqlite_connections {
                 let tx = db.begin().await.expect("a pooled connection");
-                let row = tx
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::Sqlite,
-                        "PRAGMA synchronous",
-                    ))
-                    .await
-                    .expect("pragma")
-                    .expect("a row");
-                // 2 = FULL (1 = NORMAL, which a power cut can take commits back from).
-                assert_eq!(row.try_get_by_index::<i64>(0).expect("a number"), 2);
+                assert_eq!(synchronous_of(&tx).await, 2);
                 held.push(tx);
             }
             drop(held);
