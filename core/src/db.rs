@@ -144,23 +144,23 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction>
         .await?)
 }
 
+/// How safely an SQLite connection commits (`PRAGMA synchronous` of the connection `c` runs
+/// on): 2 = FULL, on the disk before the commit returns; 1 = NORMAL, which in WAL mode a power
+/// cut can take commits back from. For tests and diagnostics.
+pub async fn sqlite_synchronous(c: &impl ConnectionTrait) -> Result<i64> {
+    let row = c
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA synchronous",
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("PRAGMA synchronous".into()))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `PRAGMA synchronous` of the connection `c` runs on: 2 = FULL, 1 = NORMAL (which a power
-    /// cut can take commits back from).
-    async fn synchronous_of(c: &impl ConnectionTrait) -> i64 {
-        let row = c
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "PRAGMA synchronous",
-            ))
-            .await
-            .expect("pragma")
-            .expect("a row");
-        row.try_get_by_index::<i64>(0).expect("a number")
-    }
 
     #[tokio::test]
     async fn every_sqlite_connection_puts_a_commit_on_the_disk_before_it_returns() {
@@ -175,11 +175,11 @@ mod tests {
             let mut held = Vec::new();
             for _ in 0..tuning.sqlite_connections {
                 let tx = db.begin().await.expect("a pooled connection");
-                assert_eq!(synchronous_of(&tx).await, 2);
+                assert_eq!(sqlite_synchronous(&tx).await.expect("level"), 2);
                 held.push(tx);
             }
             drop(held);
-            assert_eq!(synchronous_of(&db).await, 2);
+            assert_eq!(sqlite_synchronous(&db).await.expect("level"), 2);
         }
     }
 }

@@ -319,7 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn pushes_on_sqlite_have_a_connection_of_their_own_whose_commits_reach_the_disk() {
-        use sea_orm::{ConnectionTrait, TransactionTrait};
+        use sea_orm::TransactionTrait;
         let dir = tempfile::tempdir().expect("directory");
         let tuning = timebank_core::db::Tuning::SERVER;
         let db = timebank_core::db::connect_tuned(
@@ -347,16 +347,10 @@ mod tests {
         push.commit().await.expect("committed");
         drop(reading);
         // The writer's commits are on the disk before a push is answered "applied".
-        let sync = s
-            .writer
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "PRAGMA synchronous",
-            ))
+        let level = timebank_core::db::sqlite_synchronous(&s.writer)
             .await
-            .expect("pragma")
-            .expect("a row");
-        assert_eq!(sync.try_get_by_index::<i64>(0).expect("a number"), 2);
+            .expect("level");
+        assert_eq!(level, 2);
     }
 
     #[tokio::test]
