@@ -109,8 +109,18 @@ async fn col<C: ConnectionTrait>(c: &C, q: &str, key: &str) -> Result<Vec<String
         .collect())
 }
 
+/// Column `k` of a row image as text, if it is. `k` must be one of [`PLACING`]: logging a
+/// batch reads row images for those columns alone ([`refs`]).
+fn text<'a>(row: &'a Value, k: &str) -> Option<&'a str> {
+    debug_assert!(
+        PLACING.contains(&k),
+        "{k} is not read from row images: add it to PLACING and Refs"
+    );
+    row.get(k).and_then(Value::as_str)
+}
+
 fn s<'a>(row: &'a Value, k: &str) -> &'a str {
-    row.get(k).and_then(Value::as_str).unwrap_or("")
+    text(row, k).unwrap_or("")
 }
 
 /// Finds the partitions of rows, remembering the community of each member, order, activity
@@ -134,7 +144,7 @@ impl Partitions {
     /// order's and an activity's community).
     pub fn learn(&mut self, tbl: &str, row: &Value) {
         if let Some((t, comm)) = COMMUNITY_COLUMN.iter().find(|(t, _)| *t == tbl) {
-            let v = row.get(*comm).and_then(Value::as_str).map(str::to_owned);
+            let v = text(row, comm).map(str::to_owned);
             self.known
                 .insert((t, s(row, "id").to_owned()), v.into_iter().collect());
         }
@@ -183,7 +193,7 @@ impl Partitions {
             "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
             "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.community(c, "orders", s(row, "order_id")).await?,
             "activity_signups" => self.community(c, "activities", s(row, "activity_id")).await?,
-            "accounts" => match (row.get("member_id").and_then(Value::as_str), row.get("community_id").and_then(Value::as_str)) {
+            "accounts" => match (text(row, "member_id"), text(row, "community_id")) {
                 (Some(m), _) => self.community(c, "members", m).await?,
                 (None, Some(cm)) => vec![cm.into()],
                 _ => vec![CITY.into()],
@@ -241,38 +251,43 @@ async fn reserve_seqs<C: ConnectionTrait>(
         + 1)
 }
 
-/// The columns of a row image that [`Partitions`] reads (its id and the communities, members,
-/// orders, activities and accounts it refers to), as a JSON object of those alone: the rest
-/// of the image is skipped, not built.
+/// The columns of a row image that [`Partitions`] reads: its id and the communities, members,
+/// orders, activities and accounts it refers to.
+const PLACING: [&str; 8] = [
+    "id",
+    "home_community_id",
+    "community_id",
+    "member_id",
+    "relative_id",
+    "order_id",
+    "activity_id",
+    "account_id",
+];
+
+/// A row image as a JSON object of its [`PLACING`] columns alone: the rest of the image is
+/// skipped, not built.
 fn refs(image: &str) -> Result<Value, serde_json::Error> {
-    #[derive(serde::Deserialize)]
+    /// The columns of [`PLACING`], one field each.
+    #[derive(serde::Deserialize, serde::Serialize)]
     struct Refs {
+        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         home_community_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         community_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         member_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         relative_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         order_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         activity_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         account_id: Option<Value>,
     }
-    let r: Refs = serde_json::from_str(image)?;
-    let mut o = serde_json::Map::new();
-    for (k, v) in [
-        ("id", r.id),
-        ("home_community_id", r.home_community_id),
-        ("community_id", r.community_id),
-        ("member_id", r.member_id),
-        ("relative_id", r.relative_id),
-        ("order_id", r.order_id),
-        ("activity_id", r.activity_id),
-        ("account_id", r.account_id),
-    ] {
-        if let Some(v) = v {
-            o.insert(k.to_owned(), v);
-        }
-    }
-    Ok(Value::Object(o))
+    serde_json::to_value(serde_json::from_str::<Refs>(image)?)
 }
 
 /// A row the transaction touched: its last operation and, for an upsert, the row after it.
@@ -513,5 +528,18 @@ mod tests {
             serde_json::json!({"id": "e1", "account_id": "a1"})
         );
         assert!(refs("not json").is_err());
+    }
+
+    #[test]
+    fn every_placing_column_is_read_from_a_row_image() {
+        let image: serde_json::Map<String, Value> = PLACING
+            .iter()
+            .map(|k| ((*k).to_owned(), Value::from(format!("v-{k}"))))
+            .chain([("name".to_owned(), Value::from("王秀芝"))])
+            .collect();
+        let read = refs(&Value::Object(image.clone()).to_string()).expect("an image");
+        let mut expected = image;
+        expected.remove("name");
+        assert_eq!(read, Value::Object(expected));
     }
 }
