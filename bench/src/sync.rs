@@ -444,6 +444,8 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // As the server's own `main` does: the server runs in this process.
+    timebank_server::without_huge_pages();
     let dir = PathBuf::from("target/bench-sync");
     let pg_url = {
         let a = args();

@@ -98,6 +98,7 @@ async fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    timebank_server::without_huge_pages();
     let args = Args::parse();
     let db = timebank_core::db::connect_tuned(&url(&args)?, timebank_core::db::Tuning::SERVER)
         .await
