@@ -326,24 +326,43 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
     Ok(())
 }
 
-/// A device enrolled by an earlier version has older capture triggers (`cc_` queued the rows
-/// applied from the server too, `cq_` kept no before-images): replace them (once; a cheap
-/// check otherwise).
-async fn upgrade_capture(db: &DatabaseConnection) -> Result<()> {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return Ok(());
-    }
-    let old = sql::scalar_i64(
+/// What a round needs to know before it starts, read in one statement (a round of a hundred
+/// devices on one machine spent most of its lead before the first push in small reads): the
+/// device's token, whether an earlier round left a pull's progress behind, and whether the
+/// device, enrolled by an earlier version, still has older capture triggers (`cc_` queued the
+/// rows applied from the server too, `cq_` kept no before-images), which are then replaced.
+struct RoundStart {
+    token: Option<String>,
+    progress_left: bool,
+}
+
+async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    let old_triggers = if sqlite {
+        "(SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' \
+         AND (name LIKE 'cc!_%' ESCAPE '!' OR name LIKE 'cq!_%' ESCAPE '!'))"
+    } else {
+        "0"
+    };
+    let row = sql::one(
         db,
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' \
-         AND (name LIKE 'cc!_%' ESCAPE '!' OR name LIKE 'cq!_%' ESCAPE '!')",
-        vec![],
+        &format!(
+            "SELECT (SELECT value FROM device_settings WHERE key = ?) AS token, \
+             (SELECT value FROM device_settings WHERE key = ?) AS progress, \
+             CAST({old_triggers} AS BIGINT) AS old_triggers"
+        ),
+        vec![K_TOKEN.into(), K_PULL_PROGRESS.into()],
     )
-    .await?;
-    if old > 0 {
+    .await?
+    .ok_or_else(|| CoreError::new(Code::Database).with("detail", "no row from a plain SELECT"))?;
+    let progress: Option<String> = row.try_get("", "progress")?;
+    if row.try_get::<i64>("", "old_triggers")? > 0 {
         install_journal(db).await?;
     }
-    Ok(())
+    Ok(RoundStart {
+        token: row.try_get("", "token")?,
+        progress_left: progress.is_some_and(|p| !p.is_empty()),
+    })
 }
 
 /// Apply one change to the device's SQLite database (inside the caller's transaction).
@@ -1134,14 +1153,28 @@ async fn pull_parts<T: Transport>(
     Ok(())
 }
 
-/// Forget the progress of a pull (a write only when there is one: most rounds pull one page).
-async fn clear_progress(db: &DatabaseConnection) -> Result<()> {
-    if get_setting(db, K_PULL_PROGRESS)
+/// The end of a round in one transaction (one commit, on the disk with `synchronous=FULL`):
+/// forget the progress of its pull and record its outcome for [`status`].
+async fn finish_round(db: &DatabaseConnection, result: &Result<()>) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    if get_setting(&txn, K_PULL_PROGRESS)
         .await?
         .is_some_and(|s| !s.is_empty())
     {
-        set_setting(db, K_PULL_PROGRESS, "").await?;
+        set_setting(&txn, K_PULL_PROGRESS, "").await?;
     }
+    match result {
+        Ok(()) => {
+            set_setting(&txn, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
+            set_setting(&txn, K_LAST_ERROR, "").await?;
+            set_setting(&txn, K_LAST_ERROR_EN, "").await?;
+        }
+        Err(e) => {
+            set_setting(&txn, K_LAST_ERROR, &e.message(crate::Lang::Zh)).await?;
+            set_setting(&txn, K_LAST_ERROR_EN, &e.message(crate::Lang::En)).await?;
+        }
+    }
+    txn.commit().await?;
     Ok(())
 }
 
@@ -1158,7 +1191,8 @@ pub async fn sync_once_with_progress<T: Transport>(
     t: &T,
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<SyncReport> {
-    let token = get_setting(db, K_TOKEN).await?.ok_or_else(|| {
+    let start = round_start(db).await?;
+    let token = start.token.ok_or_else(|| {
         CoreError::invalid(
             "device",
             "本机还没有登记到城市服务器",
@@ -1166,8 +1200,9 @@ pub async fn sync_once_with_progress<T: Transport>(
         )
     })?;
     let mut report = SyncReport::default();
-    upgrade_capture(db).await?;
-    clear_progress(db).await?;
+    if start.progress_left {
+        set_setting(db, K_PULL_PROGRESS, "").await?;
+    }
     let result = async {
         push_all(db, t, &token, &mut report).await?;
         let mut pulled = std::collections::HashSet::new();
@@ -1186,18 +1221,7 @@ pub async fn sync_once_with_progress<T: Transport>(
     }
     .await;
     // The pull is over (or stopped; the next round resumes it and reports again).
-    clear_progress(db).await?;
-    match &result {
-        Ok(()) => {
-            set_setting(db, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
-            set_setting(db, K_LAST_ERROR, "").await?;
-            set_setting(db, K_LAST_ERROR_EN, "").await?;
-        }
-        Err(e) => {
-            set_setting(db, K_LAST_ERROR, &e.message(crate::Lang::Zh)).await?;
-            set_setting(db, K_LAST_ERROR_EN, &e.message(crate::Lang::En)).await?;
-        }
-    }
+    finish_round(db, &result).await?;
     result.map(|()| report)
 }
 

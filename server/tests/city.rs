@@ -634,3 +634,119 @@ async fn answers_that_match_nothing_sent_end_the_round_and_the_outbox_keeps_the_
     assert_eq!(rows(&c.db, q).await, ["r-1"]);
     c.stop().await;
 }
+
+/// A round records how it went for the status the app shows, in one commit at its end: after
+/// a round that could not reach the server the device is offline, says why in plain words (in
+/// Chinese and English) and keeps its waiting change; the progress of a pull left behind by a
+/// round that was cut off is forgotten as the next round starts (it would show a pull that is
+/// not under way); after a sound round the device is online, with the time of its success and
+/// no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_records_offline_with_the_reason_then_online_and_forgets_a_cut_pulls_progress() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    let enrolled = sync::status(&d).await.unwrap();
+    assert!(enrolled.online, "{enrolled:?}");
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    let comm = c.boot.community_ids[0].clone();
+    execute(
+        &d,
+        &ctx,
+        register("r-1", "周桂兰", "13711112221", &comm, false),
+    )
+    .await
+    .unwrap();
+
+    // Nothing listens on port 9 of the loopback.
+    assert!(sync::sync_once(&d, &Http::new("http://127.0.0.1:9"))
+        .await
+        .is_err());
+    let s = sync::status(&d).await.unwrap();
+    assert!(!s.online, "{s:?}");
+    assert_eq!(s.pending, 1);
+    assert_eq!(s.last_success_ms, enrolled.last_success_ms);
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("连不上城市服务器"),
+        "{s:?}"
+    );
+    assert!(
+        s.last_error_en
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be reached"),
+        "{s:?}"
+    );
+
+    // A round cut off in the middle of a long pull left its progress behind.
+    outbox::set_setting(
+        &d,
+        sync::K_PULL_PROGRESS,
+        r#"{"received":5000,"total":20000,"partition":"*"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(sync::status(&d).await.unwrap().pull.is_some());
+
+    let peek = PeekAtPulls {
+        http: Http::new(&c.base),
+        db: d.clone(),
+        shown: Default::default(),
+    };
+    let r = sync::sync_once(&d, &peek).await.unwrap();
+    assert_eq!(r.pushed, 1, "{r:?}");
+    let shown = peek.shown.lock().unwrap().clone();
+    assert!(
+        !shown.is_empty() && shown.iter().all(Option::is_none),
+        "{shown:?}"
+    );
+    let s = sync::status(&d).await.unwrap();
+    assert!(s.online, "{s:?}");
+    assert_eq!(s.pending, 0);
+    assert!(
+        s.last_success_ms.unwrap_or(0) >= enrolled.last_success_ms.unwrap_or(i64::MAX),
+        "{s:?}"
+    );
+    assert_eq!((s.last_error, s.last_error_en, s.pull), (None, None, None));
+    c.stop().await;
+}
+
+/// The server, and what the device's status showed of a pull each time a page was asked for.
+struct PeekAtPulls {
+    http: Http,
+    db: sea_orm::DatabaseConnection,
+    shown: std::sync::Mutex<Vec<Option<sync::PullProgress>>>,
+}
+
+impl sync::Transport for PeekAtPulls {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        self.http.push(token, m).await
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        let pull = sync::status(&self.db).await?.pull;
+        self.shown.lock().unwrap().push(pull);
+        self.http.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.http.rows(token, keys).await
+    }
+}
