@@ -326,11 +326,11 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
     Ok(())
 }
 
-/// What a round needs to know before it starts, read in one statement (a round of a hundred
-/// devices on one machine spent most of its lead before the first push in small reads): the
-/// device's token, whether an earlier round left a pull's progress behind, and whether the
-/// device, enrolled by an earlier version, still has older capture triggers (`cc_` queued the
-/// rows applied from the server too, `cq_` kept no before-images), which are then replaced.
+/// What a round needs to know before it starts, read in one statement instead of three (each
+/// a hand-off to the connection's worker thread): the device's token, whether an earlier round
+/// left a pull's progress behind, and whether the device, enrolled by an earlier version, still
+/// has older capture triggers (`cc_` queued the rows applied from the server too, `cq_` kept no
+/// before-images), which are then replaced.
 struct RoundStart {
     token: Option<String>,
     progress_left: bool,
