@@ -50,6 +50,9 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   APT=(apt-get -qq -o DPkg::Lock::Timeout=300)
+  # An install cut short (a power cut, a killed run) leaves dpkg "interrupted", and apt then
+  # refuses every install until it is finished; finishing it is a no-op otherwise.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive dpkg --configure -a
   "${SUDO[@]}" "${APT[@]}" update
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y --no-install-recommends \
     "${missing[@]}" >/dev/null
