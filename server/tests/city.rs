@@ -517,16 +517,7 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
     )
     .await
     .unwrap();
-    let dev = outbox::device_id(&d).await.unwrap();
-    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
-    let comm = c.boot.community_ids[0].clone();
-    execute(
-        &d,
-        &ctx,
-        register("r-1", "周桂兰", "13711112221", &comm, false),
-    )
-    .await
-    .unwrap();
+    let (ctx, comm) = register_one(&c, &d).await;
     sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
     assert_eq!(kinds().await, (all, 0, 0));
     // A write after the upgrade is journaled, pushed and on the server.
@@ -567,6 +558,22 @@ async fn a_device_of_an_earlier_version_gets_the_new_capture_triggers_and_still_
         vec!["0"]
     );
     c.stop().await;
+}
+
+/// 周桂兰 (`r-1`) registered by the city's administrator on device `d`, waiting in its outbox;
+/// the administrator's context there and the city's first community.
+async fn register_one(c: &City, d: &sea_orm::DatabaseConnection) -> (Ctx, String) {
+    let dev = outbox::device_id(d).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    let comm = c.boot.community_ids[0].clone();
+    execute(
+        d,
+        &ctx,
+        register("r-1", "周桂兰", "13711112221", &comm, false),
+    )
+    .await
+    .unwrap();
+    (ctx, comm)
 }
 
 /// A server (or a proxy) that answers a push with sequences the device did not send.
@@ -610,16 +617,7 @@ async fn answers_that_match_nothing_sent_end_the_round_and_the_outbox_keeps_the_
         .await
         .unwrap();
     let d = c.device("d").await;
-    let dev = outbox::device_id(&d).await.unwrap();
-    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
-    let comm = c.boot.community_ids[0].clone();
-    execute(
-        &d,
-        &ctx,
-        register("r-1", "周桂兰", "13711112221", &comm, false),
-    )
-    .await
-    .unwrap();
+    register_one(&c, &d).await;
     let wrong = WrongAnswers(Http::new(&c.base));
     let round = sync::sync_once(&d, &wrong);
     let r = tokio::time::timeout(std::time::Duration::from_secs(60), round)
@@ -647,18 +645,9 @@ async fn a_round_records_offline_with_the_reason_then_online_and_forgets_a_cut_p
         .await
         .unwrap();
     let d = c.device("d").await;
-    let dev = outbox::device_id(&d).await.unwrap();
     let enrolled = sync::status(&d).await.unwrap();
     assert!(enrolled.online, "{enrolled:?}");
-    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
-    let comm = c.boot.community_ids[0].clone();
-    execute(
-        &d,
-        &ctx,
-        register("r-1", "周桂兰", "13711112221", &comm, false),
-    )
-    .await
-    .unwrap();
+    register_one(&c, &d).await;
 
     // Nothing listens on port 9 of the loopback.
     assert!(sync::sync_once(&d, &Http::new("http://127.0.0.1:9"))
