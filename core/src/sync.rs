@@ -1157,12 +1157,7 @@ async fn pull_parts<T: Transport>(
 /// forget the progress of its pull and record its outcome for [`status`].
 async fn finish_round(db: &DatabaseConnection, result: &Result<()>) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
-    if get_setting(&txn, K_PULL_PROGRESS)
-        .await?
-        .is_some_and(|s| !s.is_empty())
-    {
-        set_setting(&txn, K_PULL_PROGRESS, "").await?;
-    }
+    set_setting(&txn, K_PULL_PROGRESS, "").await?;
     match result {
         Ok(()) => {
             set_setting(&txn, K_LAST_OK, &crate::service::now_ms().to_string()).await?;
