@@ -247,39 +247,54 @@ async fn hours_earned_in_one_community_are_spent_in_another_and_the_city_dashboa
     run(true).await;
 }
 
-/// Pages of at most 7 changes: a boundary falls inside almost every transaction's rows. Each
-/// pull also records the pull progress the device's status showed at that moment.
-struct SmallPages<'a>(
-    Http,
-    &'a sea_orm::DatabaseConnection,
-    std::sync::Mutex<Vec<Option<sync::PullProgress>>>,
-);
+/// The server, and what the device's status showed of a pull each time a page was asked for;
+/// with `page`, pages of at most that many changes (with 7, a boundary falls inside almost
+/// every transaction's rows).
+struct PeekAtPulls {
+    http: Http,
+    db: sea_orm::DatabaseConnection,
+    page: Option<i64>,
+    shown: std::sync::Mutex<Vec<Option<sync::PullProgress>>>,
+}
 
-impl sync::Transport for SmallPages<'_> {
+impl PeekAtPulls {
+    fn new(base: &str, db: &sea_orm::DatabaseConnection, page: Option<i64>) -> Self {
+        PeekAtPulls {
+            http: Http::new(base),
+            db: db.clone(),
+            page,
+            shown: Default::default(),
+        }
+    }
+}
+
+impl sync::Transport for PeekAtPulls {
     async fn push(
         &self,
         token: &str,
         m: &[sync::Mutation],
     ) -> timebank_core::Result<sync::PushResponse> {
-        self.0.push(token, m).await
+        self.http.push(token, m).await
     }
     async fn pull(
         &self,
         token: &str,
         p: &str,
         after: i64,
-        _limit: i64,
+        limit: i64,
     ) -> timebank_core::Result<sync::PullPage> {
-        let shown = sync::status(self.1).await?.pull;
-        self.2.lock().unwrap().push(shown);
-        self.0.pull(token, p, after, 7).await
+        let pull = sync::status(&self.db).await?.pull;
+        self.shown.lock().unwrap().push(pull);
+        self.http
+            .pull(token, p, after, self.page.unwrap_or(limit))
+            .await
     }
     async fn rows(
         &self,
         token: &str,
         keys: &[(String, String)],
     ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.0.rows(token, keys).await
+        self.http.rows(token, keys).await
     }
 }
 
@@ -324,7 +339,7 @@ async fn small_pages(postgres: bool) {
     .unwrap();
     let e = Http::new(&c.base).enrol(&code, "b").await.unwrap();
     sync::store_enrolment(&b, &c.base, &e).await.unwrap();
-    let t = SmallPages(Http::new(&c.base), &b, Default::default());
+    let t = PeekAtPulls::new(&c.base, &b, Some(7));
     let told = std::sync::Mutex::new(Vec::new());
     sync::sync_once_with_progress(&b, &t, &|p| told.lock().unwrap().push(p.clone()))
         .await
@@ -352,7 +367,7 @@ async fn small_pages(postgres: bool) {
     assert!(told.iter().all(|p| p.received <= p.total), "{told:?}");
     let last = told.last().unwrap();
     assert_eq!((last.received, last.total), (heads, heads), "{last:?}");
-    let shown = t.2.into_inner().unwrap();
+    let shown = t.shown.into_inner().unwrap();
     assert!(shown[0].is_none(), "no progress before the first page");
     // (The next page is fetched while the device applies the one before it, so the status
     // seen at a fetch may be a page behind.)
@@ -682,11 +697,7 @@ async fn a_round_records_offline_with_the_reason_then_online_and_forgets_a_cut_p
     .unwrap();
     assert!(sync::status(&d).await.unwrap().pull.is_some());
 
-    let peek = PeekAtPulls {
-        http: Http::new(&c.base),
-        db: d.clone(),
-        shown: Default::default(),
-    };
+    let peek = PeekAtPulls::new(&c.base, &d, None);
     let r = sync::sync_once(&d, &peek).await.unwrap();
     assert_eq!(r.pushed, 1, "{r:?}");
     let shown = peek.shown.lock().unwrap().clone();
@@ -703,39 +714,4 @@ async fn a_round_records_offline_with_the_reason_then_online_and_forgets_a_cut_p
     );
     assert_eq!((s.last_error, s.last_error_en, s.pull), (None, None, None));
     c.stop().await;
-}
-
-/// The server, and what the device's status showed of a pull each time a page was asked for.
-struct PeekAtPulls {
-    http: Http,
-    db: sea_orm::DatabaseConnection,
-    shown: std::sync::Mutex<Vec<Option<sync::PullProgress>>>,
-}
-
-impl sync::Transport for PeekAtPulls {
-    async fn push(
-        &self,
-        token: &str,
-        m: &[sync::Mutation],
-    ) -> timebank_core::Result<sync::PushResponse> {
-        self.http.push(token, m).await
-    }
-    async fn pull(
-        &self,
-        token: &str,
-        p: &str,
-        after: i64,
-        limit: i64,
-    ) -> timebank_core::Result<sync::PullPage> {
-        let pull = sync::status(&self.db).await?.pull;
-        self.shown.lock().unwrap().push(pull);
-        self.http.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
-    }
 }
