@@ -43,6 +43,7 @@ both_backends!(
     the_daily_maximum_also_holds_when_the_beneficiary_pays,
     a_landline_already_registered_without_its_dash_is_refused,
     refusal_messages_are_written_in_one_language_and_name_places_by_name,
+    a_transfer_to_an_account_that_does_not_exist_is_refused_as_not_found,
 );
 
 fn code(r: Result<timebank_core::Outcome, CoreError>) -> Code {
@@ -1369,6 +1370,51 @@ async fn a_malformed_phone_number_is_invalid_input(t: &TestDb) {
     )
     .await;
     assert_eq!(phone_of(db, "qian").await, "13611112222");
+}
+
+async fn a_transfer_to_an_account_that_does_not_exist_is_refused_as_not_found(t: &TestDb) {
+    use sea_orm::TransactionTrait;
+    use timebank_core::service::ledger::{issuing_account, post, NewTransfer};
+    let db = &t.db;
+    let (town, p) = cast(db, Rules::default()).await;
+    let issuing = issuing_account(db, &town.boot.programme_id).await.unwrap();
+    let (balance, issued) = (town.balance(db, &p.majun).await, issuing.balance);
+    let majun = timebank_core::service::ledger::member_account(db, &p.majun)
+        .await
+        .unwrap();
+    let txn = db.begin().await.unwrap();
+    let err = post(
+        &txn,
+        &town.ctx(&town.admin, T0 + MIN),
+        NewTransfer {
+            id: "t-nowhere".into(),
+            programme_id: town.boot.programme_id.clone(),
+            legs: vec![
+                (issuing.id.clone(), -30),
+                (majun.id.clone(), 20),
+                ("acct-nobody".into(), 10),
+            ],
+            memo: "test".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("an account that does not exist");
+    txn.rollback().await.unwrap();
+    assert_eq!(err.code, Code::NotFound, "{}: {err:?}", t.backend);
+    assert!(format!("{err:?}").contains("acct-nobody"), "{err:?}");
+    assert_eq!(town.balance(db, &p.majun).await, balance);
+    assert_eq!(town.issuing_balance(db).await, issued);
+    assert_eq!(
+        timebank_core::sql::scalar_i64(
+            db,
+            "SELECT COUNT(*) FROM transfers WHERE id = 't-nowhere'",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        0
+    );
 }
 
 async fn the_database_refuses_to_update_or_delete_ledger_rows(t: &TestDb) {

@@ -130,6 +130,14 @@ fn s<'a>(row: &'a Value, k: &str) -> &'a str {
 pub struct Partitions {
     /// (table, id) -> the row's community, for the tables of [`COMMUNITY_COLUMN`].
     known: HashMap<(&'static str, String), Vec<String>>,
+    /// Account id -> its member and its community, from account rows of the batch.
+    accounts: HashMap<String, (Option<String>, Option<String>)>,
+    /// Account id -> its partitions, once worked out.
+    account_parts: HashMap<String, Vec<String>>,
+    /// Transfer id -> the accounts of its ledger entries in the batch. A transfer's entries
+    /// are written with it, in the same mutation, and never change, so a transfer of the
+    /// batch has all its entries here.
+    entries: HashMap<String, Vec<String>>,
 }
 
 /// The tables whose rows name a community outright, and the column that does.
@@ -148,6 +156,40 @@ impl Partitions {
             self.known
                 .insert((t, s(row, "id").to_owned()), v.into_iter().collect());
         }
+        match tbl {
+            "accounts" => {
+                let owner = |k| text(row, k).map(str::to_owned);
+                self.accounts.insert(
+                    s(row, "id").to_owned(),
+                    (owner("member_id"), owner("community_id")),
+                );
+            }
+            "ledger_entries" => self
+                .entries
+                .entry(s(row, "transfer_id").to_owned())
+                .or_default()
+                .push(s(row, "account_id").to_owned()),
+            _ => {}
+        }
+    }
+
+    /// The partitions of an account: its member's community, else its own, else the city's.
+    async fn account<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        if let Some(v) = self.account_parts.get(id) {
+            return Ok(v.clone());
+        }
+        let v = match self.accounts.get(id).cloned() {
+            Some((Some(m), _)) => self.community(c, "members", &m).await?,
+            Some((None, Some(cm))) => vec![cm],
+            Some((None, None)) => vec![CITY.into()],
+            None => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", id).await?,
+        };
+        self.account_parts.insert(id.to_owned(), v.clone());
+        Ok(v)
     }
 
     /// The community of row `id` of `tbl` (one of [`COMMUNITY_COLUMN`]), read once.
@@ -198,13 +240,24 @@ impl Partitions {
                 (None, Some(cm)) => vec![cm.into()],
                 _ => vec![CITY.into()],
             },
-            "ledger_entries" => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", s(row, "account_id")).await?,
-            "transfers" => col(
-                c,
-                "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
-                s(row, "id"),
-            )
-            .await?,
+            "ledger_entries" => self.account(c, s(row, "account_id")).await?,
+            "transfers" => match self.entries.get(s(row, "id")).cloned() {
+                Some(accounts) => {
+                    let mut v = Vec::new();
+                    for a in accounts {
+                        v.extend(self.account(c, &a).await?);
+                    }
+                    v.sort();
+                    v.dedup();
+                    v
+                }
+                None => col(
+                    c,
+                    "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
+                    s(row, "id"),
+                )
+                .await?,
+            },
             _ => vec![],
         })
     }
@@ -253,7 +306,7 @@ async fn reserve_seqs<C: ConnectionTrait>(
 
 /// The columns of a row image that [`Partitions`] reads: its id and the communities, members,
 /// orders, activities and accounts it refers to.
-const PLACING: [&str; 8] = [
+const PLACING: [&str; 9] = [
     "id",
     "home_community_id",
     "community_id",
@@ -262,6 +315,7 @@ const PLACING: [&str; 8] = [
     "order_id",
     "activity_id",
     "account_id",
+    "transfer_id",
 ];
 
 /// A row image as a JSON object of its [`PLACING`] columns alone: the rest of the image is
@@ -286,6 +340,8 @@ fn refs(image: &str) -> Result<Value, serde_json::Error> {
         activity_id: Option<Value>,
         #[serde(skip_serializing_if = "Option::is_none")]
         account_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transfer_id: Option<Value>,
     }
     serde_json::to_value(serde_json::from_str::<Refs>(image)?)
 }
@@ -525,7 +581,7 @@ mod tests {
         let image = r#"{"id":"e1","account_id":"a1","transfer_id":"t1","minutes":-45,"memo":"买菜 \"急\"","member_id":null,"created_at":1}"#;
         assert_eq!(
             refs(image).expect("an image"),
-            serde_json::json!({"id": "e1", "account_id": "a1"})
+            serde_json::json!({"id": "e1", "account_id": "a1", "transfer_id": "t1"})
         );
         assert!(refs("not json").is_err());
     }

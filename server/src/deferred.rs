@@ -12,6 +12,14 @@
 //! then tells the push to roll the batch back and apply it again statement by statement,
 //! each mutation in its own savepoint, as before. Nothing is ever half-written.
 //!
+//! The ledger's balance updates (`UPDATE "accounts" SET "balance" = "balance" + ? WHERE
+//! "accounts"."id" = ?`, made by `ledger::post` alone, which does not read their count) are
+//! held too and sent after the held inserts, summed by account, one statement for many
+//! accounts, which must change every account it names or the batch goes to the careful pass.
+//! An addition commutes with the others and with inserts of other rows, and nothing reads a
+//! balance before it is sent (every read sends what is held first), so the sums are what the
+//! statements one by one would have left.
+//!
 //! A mutation refused before any of its writes reached the database is undone by dropping
 //! its held rows ([`Deferred::discard_mutation`]); one refused after some did needs the
 //! careful pass too (there are no savepoints here).
@@ -82,6 +90,116 @@ fn holdable(stmt: Statement) -> Result<Held, Statement> {
     })
 }
 
+/// A held addition: `column` of the row of `table` whose id is `id` grows by `by`.
+#[derive(Debug, Clone, PartialEq)]
+struct Add {
+    table: String,
+    column: String,
+    id: String,
+    by: i64,
+}
+
+/// The addition a statement makes, when it is exactly `UPDATE "accounts" SET "balance" =
+/// "balance" + ? WHERE "accounts"."id" = ?` (SeaORM's text for the ledger's balance update)
+/// with a whole number and a text id; None for any other statement. Only that one: the
+/// statement held is answered "no rows changed" (the driver's empty result), which
+/// `ledger::post` does not read and any other caller might.
+fn addition(stmt: &Statement) -> Option<Add> {
+    let rest = stmt.sql.strip_prefix("UPDATE \"")?;
+    let (table, rest) = rest.split_once("\" SET \"")?;
+    let (column, rest) = rest.split_once("\" = \"")?;
+    let rest = rest.strip_prefix(column)?.strip_prefix("\" + ")?;
+    let (first, rest) = rest.split_once(" WHERE \"")?;
+    let second = rest.strip_prefix(table)?.strip_prefix("\".\"id\" = ")?;
+    let numbered = (first, second) == ("$1", "$2");
+    if !((table, column) == ("accounts", "balance") && (numbered || (first, second) == ("?", "?")))
+    {
+        return None;
+    }
+    match stmt.values.as_ref().map(|v| v.0.as_slice())? {
+        [by, Value::String(Some(id))] => Some(Add {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            id: id.to_string(),
+            by: match by {
+                Value::BigInt(Some(n)) => *n,
+                Value::Int(Some(n)) => i64::from(*n),
+                _ => return None,
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// The held additions, summed by row, as statements that each change many rows (grouped by
+/// table and column, rows in the order first held), with how many rows each must change.
+fn added(backend: DbBackend, adds: Vec<Add>) -> Vec<(Statement, u64)> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    // (table, column) -> the rows in the order first held, and the sum for each.
+    type Sums = (Vec<String>, HashMap<String, i64>);
+    let mut sums: HashMap<(String, String), Sums> = HashMap::new();
+    for a in adds {
+        let key = (a.table, a.column);
+        let (ids, by) = sums.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            Default::default()
+        });
+        if !by.contains_key(&a.id) {
+            ids.push(a.id.clone());
+        }
+        *by.entry(a.id).or_insert(0) += a.by;
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let (ids, by) = sums.remove(&key).unwrap_or_default();
+        let (table, column) = key;
+        let mut rest = ids.as_slice();
+        while !rest.is_empty() {
+            let k = chunk_len(backend, rest.len(), 3);
+            let (chunk, after) = rest.split_at(k);
+            rest = after;
+            let mut values: Vec<Value> = Vec::with_capacity(3 * k);
+            let param = |v: Value, values: &mut Vec<Value>| {
+                values.push(v);
+                match backend {
+                    DbBackend::Postgres => format!("${}", values.len()),
+                    _ => "?".to_owned(),
+                }
+            };
+            let mut sql = format!(r#"UPDATE "{table}" SET "{column}" = "{column}" + CASE "id""#);
+            for id in chunk {
+                let when = param(id.clone().into(), &mut values);
+                let then = param(by[id].into(), &mut values);
+                sql.push_str(&format!(" WHEN {when} THEN CAST({then} AS BIGINT)"));
+            }
+            sql.push_str(r#" END WHERE "id" IN ("#);
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&param(id.clone().into(), &mut values));
+            }
+            sql.push(')');
+            out.push((
+                Statement::from_sql_and_values(backend, sql, values),
+                k as u64,
+            ));
+        }
+    }
+    out
+}
+
+/// Send the additions ([`added`]): an error if one did not change every row it names.
+async fn send_added(txn: &DatabaseTransaction, adds: Vec<Add>) -> Result<(), DbErr> {
+    for (st, rows) in added(txn.get_database_backend(), adds) {
+        let changed = txn.execute_raw(st).await?.rows_affected();
+        if changed != rows {
+            return Err(DbErr::RecordNotUpdated);
+        }
+    }
+    Ok(())
+}
+
 /// PostgreSQL's numbered parameters `$n` of `tuples`, shifted by `by`.
 fn renumber(tuples: &str, by: usize) -> String {
     let mut out = String::with_capacity(tuples.len() + 16);
@@ -109,6 +227,9 @@ struct State {
     held: Vec<Held>,
     /// Where the current mutation's held rows begin.
     mark: usize,
+    /// Held additions, and where the current mutation's begin.
+    adds: Vec<Add>,
+    adds_mark: usize,
     /// Something the current mutation wrote has reached the database.
     touched: bool,
     /// A statement failed: the batch must be applied again, carefully.
@@ -201,19 +322,21 @@ impl<'a> Deferred<'a> {
     /// else is on its way, they are sent ahead (see the module's documentation).
     pub fn begin_mutation(&self) {
         self.progress();
-        let ahead = {
+        let (ahead, adds) = {
             let mut s = self.state();
             s.touched = false;
-            if s.held.len() >= SEND_AHEAD && !s.failed && self.is_idle() {
+            if s.held.len() + s.adds.len() >= SEND_AHEAD && !s.failed && self.is_idle() {
                 s.mark = 0;
-                std::mem::take(&mut s.held)
+                s.adds_mark = 0;
+                (std::mem::take(&mut s.held), std::mem::take(&mut s.adds))
             } else {
                 s.mark = s.held.len();
-                Vec::new()
+                s.adds_mark = s.adds.len();
+                Default::default()
             }
         };
-        if !ahead.is_empty() {
-            self.send_ahead(ahead);
+        if !ahead.is_empty() || !adds.is_empty() {
+            self.send_ahead(ahead, adds);
         }
     }
 
@@ -226,14 +349,14 @@ impl<'a> Deferred<'a> {
 
     /// Hand `held` to the driver without waiting for it (the first statement leaves at once;
     /// [`Self::progress`] moves the next ones on).
-    fn send_ahead(&self, held: Vec<Held>) {
+    fn send_ahead(&self, held: Vec<Held>, adds: Vec<Add>) {
         let txn = self.txn;
         let statements = merged(txn.get_database_backend(), held);
         let sending: Sending<'a> = Box::pin(async move {
             for st in statements {
                 txn.execute_raw(st).await?;
             }
-            Ok(())
+            send_added(txn, adds).await
         });
         *self.sending.lock().unwrap_or_else(|e| e.into_inner()) = Some(sending);
         self.progress();
@@ -285,8 +408,9 @@ impl<'a> Deferred<'a> {
         if s.touched || s.failed {
             return false;
         }
-        let mark = s.mark;
+        let (mark, adds_mark) = (s.mark, s.adds_mark);
         s.held.truncate(mark);
+        s.adds.truncate(adds_mark);
         true
     }
 
@@ -300,19 +424,21 @@ impl<'a> Deferred<'a> {
     /// Afterwards the transaction is free for direct use.
     pub async fn flush(&self) -> Result<(), DbErr> {
         self.settle().await?;
-        let held = {
+        let (held, adds) = {
             let mut s = self.state();
-            if s.held.len() > s.mark {
+            if s.held.len() > s.mark || s.adds.len() > s.adds_mark {
                 s.touched = true;
             }
             s.mark = 0;
-            std::mem::take(&mut s.held)
+            s.adds_mark = 0;
+            (std::mem::take(&mut s.held), std::mem::take(&mut s.adds))
         };
         for st in merged(self.txn.get_database_backend(), held) {
             let r = self.txn.execute_raw(st).await;
             self.watch(r)?;
         }
-        Ok(())
+        let r = send_added(self.txn, adds).await;
+        self.watch(r)
     }
 
     /// What a statement sent straight through returned; a failure marks the batch.
@@ -331,17 +457,25 @@ impl ConnectionTrait for Deferred<'_> {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        // A held statement is answered with the driver's own "nothing reported yet" result:
+        // no rows affected, no id. The core's inserts do not read it (they use
+        // `exec_without_returning`), nor does `ledger::post` for its balance updates; SeaORM's
+        // `Insert::exec` would read 0 as "not inserted", an error that sends the batch to the
+        // careful pass, never a wrong answer.
+        let nothing_reported = || -> ExecResult {
+            match self.get_database_backend() {
+                DbBackend::Postgres => PgQueryResult::default().into(),
+                _ => SqliteQueryResult::default().into(),
+            }
+        };
+        if let Some(add) = addition(&stmt) {
+            self.state().adds.push(add);
+            return Ok(nothing_reported());
+        }
         let stmt = match holdable(stmt) {
             Ok(h) => {
                 self.state().held.push(h);
-                // The driver's own "nothing reported yet" result: no rows affected, no id. The
-                // core's inserts do not read it (they use `exec_without_returning`); SeaORM's
-                // `Insert::exec` would read 0 as "not inserted", an error that sends the batch
-                // to the careful pass, never a wrong answer.
-                return Ok(match self.get_database_backend() {
-                    DbBackend::Postgres => PgQueryResult::default().into(),
-                    _ => SqliteQueryResult::default().into(),
-                });
+                return Ok(nothing_reported());
             }
             Err(stmt) => stmt,
         };
@@ -416,7 +550,9 @@ mod tests {
         db.execute_unprepared(
             "CREATE TABLE p (id INTEGER PRIMARY KEY); \
              CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p(id)); \
-             CREATE TABLE u (v TEXT UNIQUE)",
+             CREATE TABLE u (v TEXT UNIQUE); \
+             CREATE TABLE accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL); \
+             INSERT INTO accounts VALUES ('a', 0), ('b', 100)",
         )
         .await
         .expect("tables");
@@ -641,6 +777,140 @@ mod tests {
         assert!(d.flush().await.is_err(), "the send ahead failed");
         assert!(d.failed());
         assert!(!d.discard_mutation(), "a failed batch cannot be patched up");
+    }
+
+    /// The ledger's balance update, as SeaORM writes it for `backend`.
+    fn add_to(backend: DbBackend, account: &str, by: i64) -> Statement {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryTrait};
+        use timebank_core::entities::accounts;
+        accounts::Entity::update_many()
+            .col_expr(
+                accounts::Column::Balance,
+                Expr::col(accounts::Column::Balance).add(by),
+            )
+            .filter(accounts::Column::Id.eq(account))
+            .build(backend)
+    }
+
+    async fn balances(c: &impl ConnectionTrait) -> Vec<(String, i64)> {
+        timebank_core::sql::all(c, "SELECT id, balance FROM accounts ORDER BY id", vec![])
+            .await
+            .expect("balances")
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "id").expect("id"),
+                    r.try_get("", "balance").expect("balance"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ledgers_balance_update_is_held_and_no_other_update() {
+        for b in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let add = addition(&add_to(b, "a", -30)).expect("the balance update is held");
+            assert_eq!((add.id.as_str(), add.by), ("a", -30));
+        }
+        for sql in [
+            r#"UPDATE "accounts" SET "balance" = "balance" + ? WHERE "accounts"."id" = ? AND "accounts"."kind" = ?"#,
+            r#"UPDATE "accounts" SET "balance" = "balance" + ?, "kind" = ? WHERE "accounts"."id" = ?"#,
+            r#"UPDATE "orders" SET "visits_done" = "visits_done" + ? WHERE "orders"."id" = ?"#,
+            r#"UPDATE "accounts" SET "balance" = "balance" - ? WHERE "accounts"."id" = ?"#,
+        ] {
+            let st = Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                [Value::from(1i64), Value::from("a"), Value::from("x")],
+            );
+            assert!(addition(&st).is_none(), "{sql} must not be held");
+        }
+    }
+
+    #[tokio::test]
+    async fn balance_updates_are_held_summed_by_account_and_written_before_any_read() {
+        let db = scratch().await;
+        let txn = db.begin().await.expect("txn");
+        let d = Deferred::new(&txn);
+        for (acct, by) in [("a", 60), ("b", -60), ("a", 30), ("b", -30), ("a", -5)] {
+            d.execute_raw(add_to(DbBackend::Sqlite, acct, by))
+                .await
+                .expect("held");
+        }
+        assert_eq!(
+            balances(&txn).await,
+            [("a".into(), 0), ("b".into(), 100)],
+            "held back, not yet in the database"
+        );
+        assert_eq!(
+            balances(&d).await,
+            [("a".into(), 85), ("b".into(), 10)],
+            "a read through it sees the sums"
+        );
+        assert!(!d.failed());
+        let merged = added(
+            DbBackend::Sqlite,
+            vec![
+                Add {
+                    table: "accounts".into(),
+                    column: "balance".into(),
+                    id: "a".into(),
+                    by: 1,
+                },
+                Add {
+                    table: "accounts".into(),
+                    column: "balance".into(),
+                    id: "b".into(),
+                    by: 2,
+                },
+                Add {
+                    table: "accounts".into(),
+                    column: "balance".into(),
+                    id: "a".into(),
+                    by: 3,
+                },
+            ],
+        );
+        assert_eq!(merged.len(), 1, "one statement for both accounts");
+        assert_eq!(merged[0].1, 2, "it must change both");
+    }
+
+    #[tokio::test]
+    async fn a_balance_update_of_an_account_that_does_not_exist_sends_the_batch_to_the_careful_pass(
+    ) {
+        let db = scratch().await;
+        let txn = db.begin().await.expect("txn");
+        let d = Deferred::new(&txn);
+        d.execute_raw(add_to(DbBackend::Sqlite, "a", 10))
+            .await
+            .expect("held");
+        d.execute_raw(add_to(DbBackend::Sqlite, "nobody", 10))
+            .await
+            .expect("held: the account is only missed when it is sent");
+        assert!(d.flush().await.is_err());
+        assert!(d.failed());
+    }
+
+    #[tokio::test]
+    async fn a_refused_mutation_drops_its_balance_updates_with_its_rows() {
+        let db = scratch().await;
+        let txn = db.begin().await.expect("txn");
+        let d = Deferred::new(&txn);
+        d.begin_mutation();
+        d.execute_raw(add_to(DbBackend::Sqlite, "a", 10))
+            .await
+            .expect("kept");
+        d.begin_mutation();
+        d.execute_raw(add_to(DbBackend::Sqlite, "a", 500))
+            .await
+            .expect("held");
+        d.execute_raw(insert("INSERT INTO p (id) VALUES (?)", 1))
+            .await
+            .expect("held");
+        assert!(d.discard_mutation(), "nothing of it was sent");
+        assert_eq!(balances(&d).await[0], ("a".into(), 10));
+        assert_eq!(count(&d, "p").await, 0);
     }
 
     #[test]

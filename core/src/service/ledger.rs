@@ -20,6 +20,11 @@ pub struct NewTransfer {
     /// (account, signed minutes); must sum to zero.
     pub legs: Vec<(String, i64)>,
     pub credit_key: Option<String>,
+    /// The credit key names something this same mutation created (a new member's sign-up
+    /// bonus), so no transfer can carry it yet: [`post`] skips the read that looks for one
+    /// (the unique index on the key still refuses a duplicate). On the city server that read
+    /// would send every row the pushed group held back to the database first.
+    pub fresh_credit_key: bool,
     pub reverses_id: Option<String>,
     pub order_id: Option<String>,
     pub visit_id: Option<String>,
@@ -49,7 +54,7 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
             "must not be zero",
         ));
     }
-    if let Some(k) = &t.credit_key {
+    if let Some(k) = t.credit_key.as_ref().filter(|_| !t.fresh_credit_key) {
         let dup = transfers::Entity::find()
             .filter(transfers::Column::CreditKey.eq(k.as_str()))
             .one(c)
@@ -89,11 +94,21 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
         }
         .into_active_model()
     });
+    // The entries' foreign key refuses an account that does not exist.
     ledger_entries::Entity::insert_many(entries)
         .exec_without_returning(c)
-        .await?;
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                let accounts: Vec<&str> = t.legs.iter().map(|(a, _)| a.as_str()).collect();
+                CoreError::not_found("account", &accounts.join(", "))
+            }
+            _ => e.into(),
+        })?;
+    // So the balance updates need not count the rows they change (and do not: the city
+    // server holds them back and sends them summed, see server/src/deferred.rs).
     for (acct, m) in &t.legs {
-        let r = accounts::Entity::update_many()
+        accounts::Entity::update_many()
             .col_expr(
                 accounts::Column::Balance,
                 Expr::col(accounts::Column::Balance).add(*m),
@@ -101,9 +116,6 @@ pub async fn post<C: ConnectionTrait>(c: &C, ctx: &Ctx, t: NewTransfer) -> Resul
             .filter(accounts::Column::Id.eq(acct.as_str()))
             .exec(c)
             .await?;
-        if r.rows_affected != 1 {
-            return Err(CoreError::not_found("account", acct));
-        }
     }
     Ok(t.id)
 }
@@ -149,6 +161,31 @@ pub async fn issuing_account<C: ConnectionTrait>(
         .one(c)
         .await?
         .ok_or_else(|| CoreError::not_found("issuing account of programme", programme_id))
+}
+
+/// The id of the programme's issuing account, through the batch's memo when there is one (a
+/// pushed group's sign-up bonuses and credits then read it once, not once a mutation).
+pub async fn issuing_account_id_in<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    programme_id: &str,
+) -> Result<String> {
+    let memo = ctx.memo.as_ref().map(|m| &m.issuing);
+    if let Some(id) = memo.and_then(|m| {
+        m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(programme_id)
+            .cloned()
+    }) {
+        return Ok(id);
+    }
+    let id = issuing_account(c, programme_id).await?.id;
+    if let Some(m) = memo {
+        m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(programme_id.to_owned(), id.clone());
+    }
+    Ok(id)
 }
 
 /// Minutes of service credited to `account` during the programme-local day of `now`.
@@ -205,8 +242,7 @@ pub async fn credit_service<C: ConnectionTrait>(
     let (start, end) = rules.local_day_bounds(ctx.now_ms);
     let today = credited_today(c, &acct.id, start, end).await?;
     let split = rules.split_credit(minutes, today, acct.balance);
-    let issuing = issuing_account(c, &programme_id).await?;
-    let mut payer = issuing.id.clone();
+    let mut payer = issuing_account_id_in(c, ctx, &programme_id).await?;
     let mut kind = TransferKind::ServiceCredit;
     if let (crate::domain::Payer::Beneficiary, Some(b)) = (rules.payer, f.beneficiary_id) {
         let bm = get_member(c, b).await?;
@@ -487,7 +523,7 @@ pub async fn approve_held<C: ConnectionTrait>(
     let f = open_flag(c, a, flag_id).await?;
     let (programme_id, _) = super::rules_in(c, ctx).await?;
     if f.held_minutes > 0 {
-        let issuing = issuing_account(c, &programme_id).await?;
+        let issuing = issuing_account_id_in(c, ctx, &programme_id).await?;
         let acct = member_account(c, &f.member_id).await?;
         post(
             c,
@@ -496,7 +532,7 @@ pub async fn approve_held<C: ConnectionTrait>(
                 id: transfer_id.to_owned(),
                 kind: TransferKind::ServiceCredit,
                 programme_id,
-                legs: vec![(issuing.id, -f.held_minutes), (acct.id, f.held_minutes)],
+                legs: vec![(issuing, -f.held_minutes), (acct.id, f.held_minutes)],
                 credit_key: Some(format!("flag:{flag_id}")),
                 order_id: f.order_id.clone(),
                 visit_id: f.visit_id.clone(),

@@ -131,10 +131,9 @@ pub async fn register<C: ConnectionTrait>(
     }
     // A phone already registered is refused by the unique index (see `insert_member_rows`).
     insert_member_rows(c, ctx.now_ms, r, name, phone).await?;
-    super::ledger::open_member_account(c, ctx, &r.member_id).await?;
+    let acct = super::ledger::open_member_account(c, ctx, &r.member_id).await?;
     if r.roles.contains(&Role::Volunteer) && rules.1.signup_bonus > 0 {
-        let issuing = super::ledger::issuing_account(c, &rules.0).await?;
-        let acct = super::ledger::member_account(c, &r.member_id).await?;
+        let issuing = super::ledger::issuing_account_id_in(c, ctx, &rules.0).await?;
         super::ledger::post(
             c,
             ctx,
@@ -143,10 +142,13 @@ pub async fn register<C: ConnectionTrait>(
                 kind: TransferKind::SignupBonus,
                 programme_id: rules.0.clone(),
                 legs: vec![
-                    (issuing.id, -rules.1.signup_bonus),
-                    (acct.id, rules.1.signup_bonus),
+                    (issuing, -rules.1.signup_bonus),
+                    (acct, rules.1.signup_bonus),
                 ],
                 credit_key: Some(format!("bonus:{}", r.member_id)),
+                // The member was inserted just above (a second registration of the same id
+                // fails there), so its bonus cannot have been credited.
+                fresh_credit_key: true,
                 memo: "志愿者注册奖励 / volunteer sign-up bonus".into(),
                 ..Default::default()
             },

@@ -145,12 +145,18 @@ impl Ctx {
 pub struct Memo {
     rules: std::sync::Mutex<Option<(String, crate::domain::Rules)>>,
     places: std::sync::Mutex<std::collections::HashMap<String, places::Model>>,
+    /// The issuing account's id of each programme (an account's id never changes).
+    issuing: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Memo {
     pub fn clear(&self) {
         *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.issuing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
