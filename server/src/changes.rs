@@ -173,7 +173,23 @@ impl Partitions {
         }
     }
 
-    /// The partitions of an account: its member's community, else its own, else the city's.
+    /// The partitions of an account of `member` or `community`: its member's community, else
+    /// its own, else the city's.
+    async fn owned_by<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        member: Option<&str>,
+        community: Option<&str>,
+    ) -> Result<Vec<String>, CoreError> {
+        Ok(match (member, community) {
+            (Some(m), _) => self.community(c, "members", m).await?,
+            (None, Some(cm)) => vec![cm.into()],
+            _ => vec![CITY.into()],
+        })
+    }
+
+    /// The partitions of the account `id` ([`Self::owned_by`]), from its row in the batch or
+    /// read once.
     async fn account<C: ConnectionTrait>(
         &mut self,
         c: &C,
@@ -183,9 +199,7 @@ impl Partitions {
             return Ok(v.clone());
         }
         let v = match self.accounts.get(id).cloned() {
-            Some((Some(m), _)) => self.community(c, "members", &m).await?,
-            Some((None, Some(cm))) => vec![cm],
-            Some((None, None)) => vec![CITY.into()],
+            Some((m, cm)) => self.owned_by(c, m.as_deref(), cm.as_deref()).await?,
             None => col(c, "SELECT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE a.id = ?", id).await?,
         };
         self.account_parts.insert(id.to_owned(), v.clone());
@@ -235,11 +249,10 @@ impl Partitions {
             "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
             "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.community(c, "orders", s(row, "order_id")).await?,
             "activity_signups" => self.community(c, "activities", s(row, "activity_id")).await?,
-            "accounts" => match (text(row, "member_id"), text(row, "community_id")) {
-                (Some(m), _) => self.community(c, "members", m).await?,
-                (None, Some(cm)) => vec![cm.into()],
-                _ => vec![CITY.into()],
-            },
+            "accounts" => {
+                self.owned_by(c, text(row, "member_id"), text(row, "community_id"))
+                    .await?
+            }
             "ledger_entries" => self.account(c, s(row, "account_id")).await?,
             "transfers" => match self.entries.get(s(row, "id")).cloned() {
                 Some(accounts) => {

@@ -90,11 +90,9 @@ fn holdable(stmt: Statement) -> Result<Held, Statement> {
     })
 }
 
-/// A held addition: `column` of the row of `table` whose id is `id` grows by `by`.
+/// A held addition to an account's balance.
 #[derive(Debug, Clone, PartialEq)]
 struct Add {
-    table: String,
-    column: String,
     id: String,
     by: i64,
 }
@@ -105,21 +103,15 @@ struct Add {
 /// statement held is answered "no rows changed" (the driver's empty result), which
 /// `ledger::post` does not read and any other caller might.
 fn addition(stmt: &Statement) -> Option<Add> {
-    let rest = stmt.sql.strip_prefix("UPDATE \"")?;
-    let (table, rest) = rest.split_once("\" SET \"")?;
-    let (column, rest) = rest.split_once("\" = \"")?;
-    let rest = rest.strip_prefix(column)?.strip_prefix("\" + ")?;
-    let (first, rest) = rest.split_once(" WHERE \"")?;
-    let second = rest.strip_prefix(table)?.strip_prefix("\".\"id\" = ")?;
-    let numbered = (first, second) == ("$1", "$2");
-    if !((table, column) == ("accounts", "balance") && (numbered || (first, second) == ("?", "?")))
-    {
+    let placeholders = stmt
+        .sql
+        .strip_prefix(r#"UPDATE "accounts" SET "balance" = "balance" + "#)?
+        .split_once(r#" WHERE "accounts"."id" = "#)?;
+    if !matches!(placeholders, ("?", "?") | ("$1", "$2")) {
         return None;
     }
     match stmt.values.as_ref().map(|v| v.0.as_slice())? {
         [by, Value::String(Some(id))] => Some(Add {
-            table: table.to_owned(),
-            column: column.to_owned(),
             id: id.to_string(),
             by: match by {
                 Value::BigInt(Some(n)) => *n,
@@ -131,60 +123,49 @@ fn addition(stmt: &Statement) -> Option<Add> {
     }
 }
 
-/// The held additions, summed by row, as statements that each change many rows (grouped by
-/// table and column, rows in the order first held), with how many rows each must change.
+/// The held additions, summed by account, as statements that each change many accounts (in
+/// the order first held), with how many accounts each must change.
 fn added(backend: DbBackend, adds: Vec<Add>) -> Vec<(Statement, u64)> {
-    let mut order: Vec<(String, String)> = Vec::new();
-    // (table, column) -> the rows in the order first held, and the sum for each.
-    type Sums = (Vec<String>, HashMap<String, i64>);
-    let mut sums: HashMap<(String, String), Sums> = HashMap::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut sums: HashMap<String, i64> = HashMap::new();
     for a in adds {
-        let key = (a.table, a.column);
-        let (ids, by) = sums.entry(key.clone()).or_insert_with(|| {
-            order.push(key);
-            Default::default()
-        });
-        if !by.contains_key(&a.id) {
+        if !sums.contains_key(&a.id) {
             ids.push(a.id.clone());
         }
-        *by.entry(a.id).or_insert(0) += a.by;
+        *sums.entry(a.id).or_insert(0) += a.by;
     }
     let mut out = Vec::new();
-    for key in order {
-        let (ids, by) = sums.remove(&key).unwrap_or_default();
-        let (table, column) = key;
-        let mut rest = ids.as_slice();
-        while !rest.is_empty() {
-            let k = chunk_len(backend, rest.len(), 3);
-            let (chunk, after) = rest.split_at(k);
-            rest = after;
-            let mut values: Vec<Value> = Vec::with_capacity(3 * k);
-            let param = |v: Value, values: &mut Vec<Value>| {
-                values.push(v);
-                match backend {
-                    DbBackend::Postgres => format!("${}", values.len()),
-                    _ => "?".to_owned(),
-                }
-            };
-            let mut sql = format!(r#"UPDATE "{table}" SET "{column}" = "{column}" + CASE "id""#);
-            for id in chunk {
-                let when = param(id.clone().into(), &mut values);
-                let then = param(by[id].into(), &mut values);
-                sql.push_str(&format!(" WHEN {when} THEN CAST({then} AS BIGINT)"));
+    let mut rest = ids.as_slice();
+    while !rest.is_empty() {
+        let k = chunk_len(backend, rest.len(), 3);
+        let (chunk, after) = rest.split_at(k);
+        rest = after;
+        let mut values: Vec<Value> = Vec::with_capacity(3 * k);
+        let param = |v: Value, values: &mut Vec<Value>| {
+            values.push(v);
+            match backend {
+                DbBackend::Postgres => format!("${}", values.len()),
+                _ => "?".to_owned(),
             }
-            sql.push_str(r#" END WHERE "id" IN ("#);
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&param(id.clone().into(), &mut values));
-            }
-            sql.push(')');
-            out.push((
-                Statement::from_sql_and_values(backend, sql, values),
-                k as u64,
-            ));
+        };
+        let mut sql = String::from(r#"UPDATE "accounts" SET "balance" = "balance" + CASE "id""#);
+        for id in chunk {
+            let when = param(id.clone().into(), &mut values);
+            let then = param(sums[id].into(), &mut values);
+            sql.push_str(&format!(" WHEN {when} THEN CAST({then} AS BIGINT)"));
         }
+        sql.push_str(r#" END WHERE "id" IN ("#);
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&param(id.clone().into(), &mut values));
+        }
+        sql.push(')');
+        out.push((
+            Statement::from_sql_and_values(backend, sql, values),
+            k as u64,
+        ));
     }
     out
 }
@@ -853,20 +834,14 @@ mod tests {
             DbBackend::Sqlite,
             vec![
                 Add {
-                    table: "accounts".into(),
-                    column: "balance".into(),
                     id: "a".into(),
                     by: 1,
                 },
                 Add {
-                    table: "accounts".into(),
-                    column: "balance".into(),
                     id: "b".into(),
                     by: 2,
                 },
                 Add {
-                    table: "accounts".into(),
-                    column: "balance".into(),
                     id: "a".into(),
                     by: 3,
                 },
