@@ -4,11 +4,14 @@
 //! - initial pull of about 100,000 rows or more into a new device;
 //! - reconnect after an outage: a device with 2,000 local changes meets 20,000 rows changed
 //!   elsewhere meanwhile;
-//! - 100 devices syncing at once against one server (100 mutations each).
+//! - 100 devices syncing at once against one server (100 mutations each);
+//! - with no target: the push of the volunteers' registrations (each with its sign-up bonus),
+//!   and of 2,000 orders' whole lives (six mutations each, from verifying the volunteer to the
+//!   staff's confirmation that credits the hours).
 //!
 //! cargo run --release -p timebank-bench --bin timebank-bench-sync
-//!   [-- --members 25000 --pushes 10000 --devices 100 --postgres URL | --no-postgres
-//!    | --no-sqlite]
+//!   [-- --members 25000 --pushes 10000 --devices 100 --orders 2000 --postgres URL
+//!    | --no-postgres | --no-sqlite]
 use anyhow::{anyhow, Result};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use std::path::{Path, PathBuf};
@@ -233,8 +236,9 @@ fn stored_by(
 
 /// With BENCH_PERF_CTL naming the control FIFO of `perf record --control fifo:FILE -D -1`:
 /// profile only one phase, the one-device push round, or with BENCH_PERF_PHASE=pull the new
-/// device's initial pull, or with BENCH_PERF_PHASE=many the hundred devices' rounds until the
-/// server has applied their mutations (see CONTRIBUTING.md).
+/// device's initial pull, with BENCH_PERF_PHASE=many the hundred devices' rounds until the
+/// server has applied their mutations, or with BENCH_PERF_PHASE=orders the push of the
+/// orders' lives (see CONTRIBUTING.md).
 fn perf_control(phase: &str, what: &str) {
     let chosen = std::env::var("BENCH_PERF_PHASE").unwrap_or_else(|_| "push".into());
     if chosen != phase {
@@ -277,12 +281,14 @@ struct Figures {
     pull: (f64, usize),
     reconnect: (f64, usize, usize),
     many: (f64, usize, u64),
+    orders: (f64, usize, u64),
 }
 
 async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     let members = arg("--members", 25_000);
     let pushes = arg("--pushes", 10_000);
     let devices = arg("--devices", 100);
+    let orders = arg("--orders", 2_000);
 
     // 100 devices at once, on a city of their own (their enrolment pulls little).
     let city = City::start(&dir.join("many"), pg_admin).await?;
@@ -446,6 +452,38 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         "reconnect: {} local mutations pushed and {} rows pulled ({remote} changed elsewhere) in {reconnect_s:.2} s",
         r.pushed, r.pulled
     );
+
+    // Timed too (no target): orders served from start to end on device A, as a center's day
+    // brings them: the volunteer verified, the order posted, accepted, checked in and out,
+    // and confirmed by staff (the volunteer's hours credited, paid as the programme's rules say).
+    let (made, orders_s) = if orders > 0 {
+        let made = order_lives(&a, &admin, &device_a, orders).await?;
+        let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
+            .await
+            .map_err(e)?;
+        let t = Instant::now();
+        let watcher = stored_by(&city.db, already + made as i64, t, cpu_ticks());
+        perf_control("orders", "enable");
+        sync::sync_once(&a, &Http::new(&city.url))
+            .await
+            .map_err(e)?;
+        perf_control("orders", "disable");
+        let (orders_s, _) = watcher.await?;
+        let credited = sql::scalar_i64(
+            &city.db,
+            "SELECT COUNT(*) FROM orders WHERE status = 'completed'",
+            vec![],
+        )
+        .await
+        .map_err(e)?;
+        println!(
+            "orders: the server applied {made} mutations of {orders} orders' lives from one device in {orders_s:.2} s ({credited} orders completed on the server)"
+        );
+        print_statements(made as u64);
+        (made, orders_s)
+    } else {
+        (0, 1.0)
+    };
     city.stop().await?;
     Ok(Figures {
         push: pushes as f64 / push_s,
@@ -453,7 +491,126 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         pull: (pulled as f64 / pull_s, pulled),
         reconnect: (reconnect_s, r.pushed, remote as usize),
         many: (pushed as f64 / many_s, pushed, devices),
+        orders: (made as f64 / orders_s, made, orders),
     })
+}
+
+/// `orders` orders lived through on device `d`, each its own resident and volunteer of the
+/// same community (the residents and volunteers the benchmark registered on it), with staff
+/// confirming the visit: six mutations an order. Returns how many mutations were made.
+async fn order_lives(
+    d: &DatabaseConnection,
+    admin: &str,
+    device: &str,
+    orders: u64,
+) -> Result<usize> {
+    use service::command::{Command, PostOrder};
+    const MIN: i64 = 60_000;
+    // Each resident with a volunteer of their own community, none twice.
+    let people = |like: &'static str| async move {
+        let rows = sql::all(
+            d,
+            "SELECT id, home_community_id FROM members WHERE name LIKE ? ORDER BY rowid",
+            vec![like.into()],
+        )
+        .await
+        .map_err(e)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String>("", "id")?,
+                    r.try_get::<String>("", "home_community_id")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+            .map_err(|x| anyhow!("{x}"))
+    };
+    let mut volunteers: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (id, community) in people("志愿者%").await?.into_iter().rev() {
+        volunteers.entry(community).or_default().push(id);
+    }
+    let mut pairs = Vec::new();
+    for (resident, community) in people("居民%").await? {
+        if pairs.len() as u64 == orders {
+            break;
+        }
+        if let Some(v) = volunteers.get_mut(&community).and_then(|v| v.pop()) {
+            pairs.push((resident, v));
+        }
+    }
+    let start = service::now_ms() - 2 * 60 * MIN;
+    let mut made = 0;
+    for (resident, volunteer) in &pairs {
+        let order_id = service::new_id();
+        let steps: [(&str, i64, Command); 6] = [
+            (
+                admin,
+                0,
+                Command::SetVetting {
+                    member_id: volunteer.clone(),
+                    vetting: timebank_core::domain::Vetting::Verified,
+                },
+            ),
+            (
+                admin,
+                0,
+                Command::PostOrder(PostOrder {
+                    order_id: order_id.clone(),
+                    beneficiary_id: resident.clone(),
+                    service_code: "meal_delivery".into(),
+                    description: "送午饭".into(),
+                    urgent: false,
+                    place_hint: "5幢".into(),
+                    address: Some("蒋村花园5幢101室".into()),
+                    window_start: None,
+                    window_end: None,
+                    expected_minutes: 60,
+                    volunteers_needed: 1,
+                    visits: vec![],
+                }),
+            ),
+            (
+                volunteer,
+                MIN,
+                Command::AcceptOrder {
+                    order_id: order_id.clone(),
+                },
+            ),
+            (
+                volunteer,
+                2 * MIN,
+                Command::CheckIn {
+                    order_id: order_id.clone(),
+                },
+            ),
+            (
+                volunteer,
+                62 * MIN,
+                Command::CheckOut {
+                    order_id: order_id.clone(),
+                    note: Some("送到了".into()),
+                    served: None,
+                },
+            ),
+            (
+                admin,
+                63 * MIN,
+                Command::ConfirmVisit {
+                    order_id: order_id.clone(),
+                    method: timebank_core::domain::ConfirmMethod::Staff,
+                    pin: None,
+                    confirms: None,
+                },
+            ),
+        ];
+        for (actor, dt, cmd) in steps {
+            service::execute(d, &Ctx::new(actor, device, start + dt), cmd)
+                .await
+                .map_err(e)?;
+            made += 1;
+        }
+    }
+    Ok(made)
 }
 
 #[tokio::main]
@@ -503,6 +660,13 @@ async fn main() -> Result<()> {
         println!(
             "| {} devices syncing at once ({} mutations) | {name} | {:.0} mutations/s | ≥ 10,000/s |",
             f.many.2, f.many.1, f.many.0
+        );
+        if f.orders.1 == 0 {
+            continue;
+        }
+        println!(
+            "| push of {} orders' lives ({} mutations: verify, post, accept, check in, check out, confirm) from one device | {name} | {:.0} mutations/s | none |",
+            f.orders.2, f.orders.1, f.orders.0
         );
     }
     Ok(())
