@@ -234,11 +234,36 @@ fn stored_by(
     })
 }
 
+/// One sync round of device `d`, pushing `n` mutations: seconds until the server had stored
+/// their results, how busy the cores were meanwhile (%), the round's report and how long the
+/// whole round took (with the pull of their rows back). Profiled when BENCH_PERF_PHASE names
+/// `phase` (see [`perf_control`]).
+async fn timed_push(
+    city: &City,
+    d: &DatabaseConnection,
+    n: u64,
+    phase: &str,
+) -> Result<(f64, f64, sync::SyncReport, f64)> {
+    let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
+        .await
+        .map_err(e)?;
+    let cpu = cpu_ticks();
+    let t = Instant::now();
+    let watcher = stored_by(&city.db, already + n as i64, t, cpu);
+    perf_control(phase, "enable");
+    let r = sync::sync_once(d, &Http::new(&city.url)).await.map_err(e)?;
+    perf_control(phase, "disable");
+    let round_s = t.elapsed().as_secs_f64();
+    let (applied_s, busy) = watcher.await?;
+    Ok((applied_s, busy, r, round_s))
+}
+
 /// With BENCH_PERF_CTL naming the control FIFO of `perf record --control fifo:FILE -D -1`:
 /// profile only one phase, the one-device push round, or with BENCH_PERF_PHASE=pull the new
 /// device's initial pull, with BENCH_PERF_PHASE=many the hundred devices' rounds until the
-/// server has applied their mutations, or with BENCH_PERF_PHASE=orders the push of the
-/// orders' lives (see CONTRIBUTING.md).
+/// server has applied their mutations, with BENCH_PERF_PHASE=volunteers the push of the
+/// volunteers' registrations, or with BENCH_PERF_PHASE=orders the push of the orders' lives
+/// (see CONTRIBUTING.md).
 fn perf_control(phase: &str, what: &str) {
     let chosen = std::env::var("BENCH_PERF_PHASE").unwrap_or_else(|_| "push".into());
     if chosen != phase {
@@ -355,19 +380,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         false,
     )
     .await?;
-    let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
-        .await
-        .map_err(e)?;
-    let cpu = cpu_ticks();
-    let t = Instant::now();
-    let watcher = stored_by(&city.db, already + pushes as i64, t, cpu);
-    perf_control("push", "enable");
-    let r = sync::sync_once(&a, &Http::new(&city.url))
-        .await
-        .map_err(e)?;
-    perf_control("push", "disable");
-    let round_s = t.elapsed().as_secs_f64();
-    let (push_s, push_busy) = watcher.await?;
+    let (push_s, push_busy, r, round_s) = timed_push(&city, &a, pushes, "push").await?;
     println!(
         "push: the server applied {} mutations from one device in {push_s:.2} s (the cores {push_busy:.0} % busy meanwhile); the whole round (with the pull of their rows back) took {round_s:.2} s",
         r.pushed
@@ -386,15 +399,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     .await?;
     // Timed too (no target): a volunteer's registration also posts the sign-up bonus, so it
     // reads and updates accounts, which a resident's does not.
-    let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
-        .await
-        .map_err(e)?;
-    let t = Instant::now();
-    let watcher = stored_by(&city.db, already + members as i64, t, cpu_ticks());
-    sync::sync_once(&a, &Http::new(&city.url))
-        .await
-        .map_err(e)?;
-    let (volunteers_s, _) = watcher.await?;
+    let (volunteers_s, ..) = timed_push(&city, &a, members, "volunteers").await?;
     println!(
         "volunteers: the server applied {members} volunteer registrations (each with its sign-up bonus) from one device in {volunteers_s:.2} s"
     );
@@ -458,17 +463,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     // and confirmed by staff (the volunteer's hours credited, paid as the programme's rules say).
     let (made, lived, orders_s) = if orders > 0 {
         let (made, lived) = order_lives(&a, &admin, &device_a, orders).await?;
-        let already = sql::scalar_i64(&city.db, "SELECT COUNT(*) FROM push_results", vec![])
-            .await
-            .map_err(e)?;
-        let t = Instant::now();
-        let watcher = stored_by(&city.db, already + made as i64, t, cpu_ticks());
-        perf_control("orders", "enable");
-        sync::sync_once(&a, &Http::new(&city.url))
-            .await
-            .map_err(e)?;
-        perf_control("orders", "disable");
-        let (orders_s, _) = watcher.await?;
+        let (orders_s, ..) = timed_push(&city, &a, made as u64, "orders").await?;
         let credited = sql::scalar_i64(
             &city.db,
             "SELECT COUNT(*) FROM orders WHERE status = 'completed'",
