@@ -112,6 +112,8 @@ pub struct AppState {
     /// Pull pages read at once: as many as the machine has cores. More only share the same
     /// cores and the database with the pushes, which then wait behind a crowd of reads.
     pub pulls: Arc<tokio::sync::Semaphore>,
+    /// How many permits `pulls` has.
+    pub pulls_at_once: usize,
     /// Pushes take their turn here, in groups of the batches that wait (group commit, see
     /// [`push::Combiner`]). On SQLite this also keeps them out of SQLite's busy handler, which
     /// sleeps in growing steps (up to 100 ms) and leaves the write lock idle meanwhile.
@@ -155,6 +157,7 @@ impl AppState {
             writer,
             metrics: Arc::new(Metrics::default()),
             pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+            pulls_at_once: cores.max(2),
             pushes: Arc::new(push::Combiner::new(groups_at_once)),
             pushing: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
@@ -259,11 +262,72 @@ pub async fn serve(
             }
         }
     });
+    // The query planner's statistics, kept fresh whatever the database's own settings, in a
+    // quiet moment: analyzing the change log and the ledger costs the database a second of
+    // work that a device syncing meanwhile would wait for.
+    let statistics = tokio::spawn(keep_statistics(state.clone()));
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     checkpoints.abort();
+    statistics.abort();
     served
+}
+
+/// How often the server brings the query planner's statistics up to date
+/// ([`timebank_core::db::refresh_statistics`]): as often as PostgreSQL's autovacuum looks.
+pub const STATISTICS_EVERY_S: u64 = 60;
+
+/// The statistics wait for this long a stretch without a request ...
+pub const QUIET_MS: u64 = 2_000;
+
+/// ... but at most this long after they were due.
+pub const QUIET_WAIT_MAX_S: u64 = 600;
+
+/// Every [`STATISTICS_EVERY_S`], once the server is quiet ([`wait_for_quiet`]), bring the
+/// planner's statistics up to date.
+async fn keep_statistics(state: AppState) {
+    let every = std::time::Duration::from_secs(STATISTICS_EVERY_S);
+    loop {
+        tokio::time::sleep(every).await;
+        let activity = || {
+            let busy = *state.pushing.borrow() > 0
+                || state.pulls.available_permits() < state.pulls_at_once;
+            (!busy).then(|| state.metrics.requests.load(Ordering::Relaxed))
+        };
+        wait_for_quiet(
+            activity,
+            std::time::Duration::from_millis(QUIET_MS),
+            std::time::Duration::from_secs(QUIET_WAIT_MAX_S),
+        )
+        .await;
+        match timebank_core::db::refresh_statistics(&state.db).await {
+            Ok(t) if !t.is_empty() => tracing::info!("statistics refreshed: {}", t.join(", ")),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("refreshing the planner's statistics: {e}"),
+        }
+    }
+}
+
+/// Wait until `activity` (a count that changes whenever something happens, None while
+/// something is under way) stays the same for `quiet`, or `at_most` has passed. True when it
+/// was quiet.
+pub async fn wait_for_quiet(
+    activity: impl Fn() -> Option<u64>,
+    quiet: std::time::Duration,
+    at_most: std::time::Duration,
+) -> bool {
+    let since = tokio::time::Instant::now();
+    loop {
+        let seen = activity();
+        tokio::time::sleep(quiet).await;
+        if seen.is_some() && activity() == seen {
+            return true;
+        }
+        if since.elapsed() >= at_most {
+            return false;
+        }
+    }
 }
 
 /// How often the server checkpoints its SQLite database's WAL.
@@ -321,6 +385,44 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn maintenance_goes_ahead_once_nothing_happened_for_a_quiet_stretch() {
+        let looked = AtomicU64::new(0);
+        // Requests keep coming for the first three looks, then stop.
+        let activity = || {
+            let n = looked.fetch_add(1, Ordering::Relaxed);
+            Some(n.min(3))
+        };
+        let t = tokio::time::Instant::now();
+        assert!(wait_for_quiet(activity, Duration::from_secs(2), Duration::from_secs(600)).await);
+        assert!(
+            looked.load(Ordering::Relaxed) >= 4,
+            "it waited for the requests to stop"
+        );
+        assert!(t.elapsed() < Duration::from_secs(600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn maintenance_waits_while_a_push_or_pull_is_under_way_and_goes_ahead_at_the_limit() {
+        let looked = AtomicU64::new(0);
+        let busy = || {
+            looked.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        let t = tokio::time::Instant::now();
+        assert!(!wait_for_quiet(busy, Duration::from_secs(2), Duration::from_secs(60)).await);
+        assert!(
+            t.elapsed() >= Duration::from_secs(60),
+            "it waited as long as it may"
+        );
+        assert!(looked.load(Ordering::Relaxed) >= 30);
+        // Requests that never stop: the same.
+        let n = AtomicU64::new(0);
+        let requests = || Some(n.fetch_add(1, Ordering::Relaxed));
+        assert!(!wait_for_quiet(requests, Duration::from_secs(2), Duration::from_secs(60)).await);
+    }
 
     #[cfg(target_os = "linux")]
     #[test]
