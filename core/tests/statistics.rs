@@ -168,3 +168,89 @@ async fn statistics_are_gathered_for_a_table_that_grew_and_only_then(t: &TestDb)
         );
     }
 }
+
+/// The dead rows PostgreSQL counts in `table` (waiting until the count has arrived, at most
+/// 20 s, when `at_least` are expected).
+async fn pg_dead_rows(t: &TestDb, table: &str, at_least: i64) -> i64 {
+    let mut n = 0;
+    for _ in 0..200 {
+        n = sql::scalar_i64(
+            &t.db,
+            "SELECT COALESCE(MAX(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = ?",
+            vec![table.into()],
+        )
+        .await
+        .unwrap();
+        if n >= at_least {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    n
+}
+
+/// `db::vacuum_dead_rows` vacuums, on PostgreSQL, a table whose rows were deleted past
+/// autovacuum's threshold (its pages come back), and leaves a table with a few dead rows
+/// alone; on SQLite, which reuses a deleted row's space itself, it does nothing.
+#[tokio::test]
+async fn dead_rows_are_vacuumed_past_autovacuums_threshold_on_postgresql() {
+    let sqlite = TestDb::sqlite().await;
+    assert!(db::vacuum_dead_rows(&sqlite.db).await.unwrap().is_empty());
+    sqlite.cleanup().await;
+
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let pages = || async {
+        sql::scalar_i64(
+            &t.db,
+            "SELECT pg_relation_size('audit_log') / current_setting('block_size')::bigint",
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    grow_audit_log(&t, 3_000, 0).await;
+    // 40 rows deleted: under the threshold (50 and a fifth of the 2,960 left).
+    let delete = |below: usize| {
+        let db = t.db.clone();
+        async move {
+            let txn = db.begin().await.unwrap();
+            sql::exec(
+                &txn,
+                "DELETE FROM audit_log WHERE id < ?",
+                vec![format!("a{below:06}").into()],
+            )
+            .await
+            .unwrap();
+            txn.execute_unprepared("SELECT pg_stat_force_next_flush()")
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+        }
+    };
+    delete(40).await;
+    assert!(pg_dead_rows(&t, "audit_log", 40).await >= 40);
+    let vacuumed = db::vacuum_dead_rows(&t.db).await.unwrap();
+    assert!(
+        !vacuumed.iter().any(|x| x == "audit_log"),
+        "40 dead rows beside 2,960 live ones are left for later: {vacuumed:?}"
+    );
+    assert!(pg_dead_rows(&t, "audit_log", 40).await >= 40);
+    // Every row deleted: vacuumed, and the emptied pages given back.
+    let full = pages().await;
+    delete(3_000).await;
+    assert!(pg_dead_rows(&t, "audit_log", 3_000).await >= 3_000);
+    let vacuumed = db::vacuum_dead_rows(&t.db).await.unwrap();
+    assert!(
+        vacuumed.iter().any(|x| x == "audit_log"),
+        "3,000 dead rows and no live one: vacuumed ({vacuumed:?})"
+    );
+    assert!(full > 0);
+    assert_eq!(
+        pages().await,
+        0,
+        "the {full} pages of deleted rows are given back"
+    );
+    t.cleanup().await;
+}

@@ -266,12 +266,44 @@ pub async fn serve(
     // quiet moment: analyzing the change log and the ledger costs the database a second of
     // work that a device syncing meanwhile would wait for.
     let statistics = tokio::spawn(keep_statistics(state.clone()));
+    let queue = tokio::spawn(keep_queue_small(state.clone()));
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     checkpoints.abort();
     statistics.abort();
+    queue.abort();
     served
+}
+
+/// How often a busy server vacuums the change queue on PostgreSQL
+/// ([`changes::vacuum_queue`]).
+pub const QUEUE_VACUUM_MS: u64 = 1_000;
+
+/// Every [`QUEUE_VACUUM_MS`], vacuum the change queue if a request came since the tick before
+/// (and once more after the last, for the push it may have been). Not in a quiet moment:
+/// vacuuming the queue waits for no push and no push waits for it, and the queue is a few
+/// pages. Nothing to do on SQLite.
+async fn keep_queue_small(state: AppState) {
+    if state.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(QUEUE_VACUUM_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = state.metrics.requests.load(Ordering::Relaxed);
+    let mut busy_before = true; // the server may have been written to before it started
+    loop {
+        every.tick().await;
+        let now = state.metrics.requests.load(Ordering::Relaxed);
+        let busy = now != seen || *state.pushing.borrow() > 0;
+        seen = now;
+        if busy || busy_before {
+            if let Err(e) = changes::vacuum_queue(&state.db).await {
+                tracing::warn!("vacuuming the change queue: {e}");
+            }
+        }
+        busy_before = busy;
+    }
 }
 
 /// How often the server brings the query planner's statistics up to date
@@ -301,6 +333,11 @@ async fn keep_statistics(state: AppState) {
             std::time::Duration::from_secs(QUIET_WAIT_MAX_S),
         )
         .await;
+        match timebank_core::db::vacuum_dead_rows(&state.db).await {
+            Ok(t) if !t.is_empty() => tracing::info!("dead rows vacuumed: {}", t.join(", ")),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("vacuuming dead rows: {e}"),
+        }
         match timebank_core::db::refresh_statistics(&state.db).await {
             Ok(t) if !t.is_empty() => tracing::info!("statistics refreshed: {}", t.join(", ")),
             Ok(_) => {}

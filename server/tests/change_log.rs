@@ -49,9 +49,14 @@ async fn run(postgres: bool) {
         .unwrap();
     }
     // The triggers queued the row as each write left it.
+    // In the order they were queued (a vacuumed queue's rows are not in it on PostgreSQL's
+    // pages).
+    let order = if postgres { "qid" } else { "rowid" };
     let images: Vec<Value> = sql::all(
         &txn,
-        "SELECT row_json FROM change_queue WHERE tbl = 'members' AND pk = ?",
+        &format!(
+            "SELECT row_json FROM change_queue WHERE tbl = 'members' AND pk = ? ORDER BY {order}"
+        ),
         vec![admin.clone().into()],
     )
     .await
@@ -163,4 +168,86 @@ async fn each_row_is_logged_once_as_its_last_write_left_it_and_deleted_where_it_
 async fn each_row_is_logged_once_as_its_last_write_left_it_and_deleted_where_it_was_logged_postgres(
 ) {
     run(true).await;
+}
+
+/// The change queue's pages on PostgreSQL (a deleted row keeps its place until a vacuum).
+async fn queue_pages(c: &sea_orm::DatabaseConnection) -> i64 {
+    sql::scalar_i64(
+        c,
+        "SELECT pg_relation_size('change_queue') / current_setting('block_size')::bigint",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// Every row of the change queue dies in the transaction that wrote it; on PostgreSQL its
+/// space comes back only with a vacuum, which a busy city server does itself within seconds
+/// (also with autovacuum off, as on these machines: without it the queue only grew, and every
+/// push read all of it).
+#[tokio::test]
+async fn a_city_server_on_postgresql_gives_back_its_change_queues_space_after_pushes() {
+    use timebank_core::service::{execute, outbox, Ctx};
+    use timebank_core::sync::{self, http::Http};
+    let Some(c) = City::start(true, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let community = c.boot.community_ids[0].clone();
+    let d = c.device("desk").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    for i in 0..600 {
+        execute(
+            &d,
+            &ctx,
+            common::register(
+                &format!("r-{i}"),
+                "赵大爷",
+                &format!("137{i:08}"),
+                &community,
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    // While the server is held from vacuuming (a snapshot older than the pushes keeps their
+    // dead rows), the queue has pages: 600 members, their roles and accounts went through it.
+    let holder = db::open(&c.url).await.unwrap();
+    let snapshot = sea_orm::TransactionTrait::begin_with_config(
+        &holder,
+        Some(sea_orm::IsolationLevel::RepeatableRead),
+        None,
+    )
+    .await
+    .unwrap();
+    sql::scalar_i64(&snapshot, "SELECT COUNT(*) FROM members", vec![])
+        .await
+        .unwrap();
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!(
+        sql::scalar_i64(&c.db, "SELECT COUNT(*) FROM change_queue", vec![])
+            .await
+            .unwrap(),
+        0,
+        "no row is left in the queue"
+    );
+    let held = queue_pages(&c.db).await;
+    assert!(held > 0, "the pushes' dead rows take pages: {held}");
+    snapshot.rollback().await.unwrap();
+    holder.close().await.ok();
+    // Now the server's next vacuums of the queue give the pages back.
+    let mut pages = held;
+    for _ in 0..100 {
+        pages = queue_pages(&c.db).await;
+        if pages == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        pages, 0,
+        "the server vacuumed the queue ({held} pages before)"
+    );
+    c.stop().await;
 }

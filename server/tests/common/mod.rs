@@ -18,6 +18,8 @@ pub struct City {
     pub boot: Bootstrapped,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// The city database's URL (to open a connection of a test's own).
+    pub url: String,
     pg: Option<String>,
     addr: std::net::SocketAddr,
     server: Option<(
@@ -98,6 +100,7 @@ impl City {
             boot,
             base: format!("http://{addr}"),
             dir,
+            url,
             pg,
             addr,
             server: Some(server),
