@@ -90,23 +90,12 @@ pub async fn checkpoint(db: &DatabaseConnection) -> Result<()> {
 pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<Vec<String>> {
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
-            let stale = crate::sql::all(
+            each_pg_table(
                 db,
-                "SELECT relname FROM pg_stat_user_tables \
-                 WHERE schemaname = current_schema() \
-                 AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 0) ORDER BY relname",
-                vec![],
+                "n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 0)",
+                "ANALYZE",
             )
-            .await?;
-            let mut done = Vec::with_capacity(stale.len());
-            for r in stale {
-                let table: String = r.try_get("", "relname")?;
-                // The name comes from the catalog; quoted as an identifier all the same.
-                db.execute_unprepared(&format!("ANALYZE \"{}\"", table.replace('"', "\"\"")))
-                    .await?;
-                done.push(table);
-            }
-            Ok(done)
+            .await
         }
         _ => {
             db.execute_unprepared("PRAGMA optimize=0x10002").await?;
@@ -131,24 +120,37 @@ pub async fn vacuum_dead_rows(db: &DatabaseConnection) -> Result<Vec<String>> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(Vec::new());
     }
-    let dead = crate::sql::all(
+    each_pg_table(
         db,
-        "SELECT relname FROM pg_stat_user_tables \
-         WHERE schemaname = current_schema() \
-         AND n_dead_tup > 50 + 0.2 * GREATEST(n_live_tup, 0) ORDER BY relname",
+        "n_dead_tup > 50 + 0.2 * GREATEST(n_live_tup, 0)",
+        "VACUUM (SKIP_LOCKED)",
+    )
+    .await
+}
+
+/// Run `command` (`ANALYZE`, `VACUUM`) on each of the schema's PostgreSQL tables whose
+/// activity counts (`pg_stat_user_tables`) meet `condition`, one after the other, outside a
+/// transaction (as `VACUUM` must be). Returns their names.
+async fn each_pg_table(
+    db: &DatabaseConnection,
+    condition: &str,
+    command: &str,
+) -> Result<Vec<String>> {
+    let tables = crate::sql::all(
+        db,
+        &format!(
+            "SELECT relname FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND {condition} ORDER BY relname"
+        ),
         vec![],
     )
     .await?;
-    let mut done = Vec::with_capacity(dead.len());
-    for r in dead {
+    let mut done = Vec::with_capacity(tables.len());
+    for r in tables {
         let table: String = r.try_get("", "relname")?;
-        // The name comes from the catalog; quoted as an identifier all the same. Outside a
-        // transaction, as VACUUM must be.
-        db.execute_unprepared(&format!(
-            "VACUUM (SKIP_LOCKED) \"{}\"",
-            table.replace('"', "\"\"")
-        ))
-        .await?;
+        // The name comes from the catalog; quoted as an identifier all the same.
+        db.execute_unprepared(&format!("{command} \"{}\"", table.replace('"', "\"\"")))
+            .await?;
         done.push(table);
     }
     Ok(done)

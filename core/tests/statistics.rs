@@ -78,15 +78,16 @@ async fn audit_log_analyzed(t: &TestDb) -> bool {
     }
 }
 
-/// The rows changed in the audit log since it was last analyzed, as PostgreSQL counts them
-/// (waiting until the count has arrived, at most 20 s).
-async fn pg_changed_since_analyze(t: &TestDb, at_least: i64) -> i64 {
+/// A count of PostgreSQL's activity statistics of `table` (`pg_stat_user_tables.{count}`),
+/// waiting until it is at least `at_least` (the counts arrive a moment after the transaction
+/// that made them), at most 20 s.
+async fn pg_count(t: &TestDb, table: &str, count: &str, at_least: i64) -> i64 {
     let mut n = 0;
     for _ in 0..200 {
         n = sql::scalar_i64(
             &t.db,
-            "SELECT COALESCE(MAX(n_mod_since_analyze), 0) FROM pg_stat_user_tables WHERE relname = 'audit_log'",
-            vec![],
+            &format!("SELECT COALESCE(MAX({count}), 0) FROM pg_stat_user_tables WHERE relname = ?"),
+            vec![table.into()],
         )
         .await
         .unwrap();
@@ -96,6 +97,11 @@ async fn pg_changed_since_analyze(t: &TestDb, at_least: i64) -> i64 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     n
+}
+
+/// The rows changed in the audit log since it was last analyzed, as PostgreSQL counts them.
+async fn pg_changed_since_analyze(t: &TestDb, at_least: i64) -> i64 {
+    pg_count(t, "audit_log", "n_mod_since_analyze", at_least).await
 }
 
 async fn statistics_are_gathered_for_a_table_that_grew_and_only_then(t: &TestDb) {
@@ -169,24 +175,9 @@ async fn statistics_are_gathered_for_a_table_that_grew_and_only_then(t: &TestDb)
     }
 }
 
-/// The dead rows PostgreSQL counts in `table` (waiting until the count has arrived, at most
-/// 20 s, when `at_least` are expected).
+/// The dead rows PostgreSQL counts in `table`.
 async fn pg_dead_rows(t: &TestDb, table: &str, at_least: i64) -> i64 {
-    let mut n = 0;
-    for _ in 0..200 {
-        n = sql::scalar_i64(
-            &t.db,
-            "SELECT COALESCE(MAX(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = ?",
-            vec![table.into()],
-        )
-        .await
-        .unwrap();
-        if n >= at_least {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    n
+    pg_count(t, table, "n_dead_tup", at_least).await
 }
 
 /// `db::vacuum_dead_rows` vacuums, on PostgreSQL, a table whose rows were deleted past
