@@ -151,13 +151,14 @@ impl AppState {
             sea_orm::DbBackend::Sqlite => 1,
             _ => cores,
         };
+        let pulls_at_once = cores.max(2);
         let writer = writer_of(&db).await?;
         Ok(AppState {
             db,
             writer,
             metrics: Arc::new(Metrics::default()),
-            pulls: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
-            pulls_at_once: cores.max(2),
+            pulls: Arc::new(tokio::sync::Semaphore::new(pulls_at_once)),
+            pulls_at_once,
             pushes: Arc::new(push::Combiner::new(groups_at_once)),
             pushing: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
