@@ -23,6 +23,7 @@ elif [[ -n "${TIMEBANK_PG_URL:-}" ]]; then
 else
   bash scripts/pg.sh
   export TIMEBANK_PG_URL=postgres://postgres@127.0.0.1:5432/postgres
+  export TIMEBANK_PG_SOCKET_URL='postgres://postgres@localhost/postgres?host=/var/run/postgresql'
 fi
 
 LOG=$(mktemp)

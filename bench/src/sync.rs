@@ -103,8 +103,10 @@ impl City {
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await?;
-                let base = admin_url.rsplit_once('/').map(|x| x.0).unwrap_or(admin_url);
-                (format!("{base}/{name}"), Some((admin_url.to_owned(), name)))
+                (
+                    db::postgres_database_url(admin_url, &name),
+                    Some((admin_url.to_owned(), name)),
+                )
             }
         };
         let mut city = db::connect_tuned(&url, db::Tuning::SERVER)

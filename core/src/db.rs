@@ -19,6 +19,22 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// The URL of database `name` on the PostgreSQL server of `url`, with `url`'s options (a
+/// socket's directory in `?host=`, `sslmode`...): `url` names another database of that server.
+pub fn postgres_database_url(url: &str, name: &str) -> String {
+    let (path, options) = match url.split_once('?') {
+        Some((p, o)) => (p, format!("?{o}")),
+        None => (url, String::new()),
+    };
+    // The database is the path's last segment, after the host (`postgres://host/db`); a URL
+    // without one (`postgres://host`) gets it added.
+    let server = match path.find("://") {
+        Some(i) if path[i + 3..].contains('/') => path.rsplit_once('/').map_or(path, |(s, _)| s),
+        _ => path,
+    };
+    format!("{server}/{name}{options}")
+}
+
 /// Connection pool and SQLite page cache sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
@@ -245,6 +261,29 @@ pub async fn sqlite_synchronous(c: &impl ConnectionTrait) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_postgres_database_keeps_the_server_and_the_options_of_the_url() {
+        assert_eq!(
+            postgres_database_url("postgres://postgres@127.0.0.1:5432/postgres", "tb_1"),
+            "postgres://postgres@127.0.0.1:5432/tb_1"
+        );
+        assert_eq!(
+            postgres_database_url(
+                "postgres://postgres@localhost/postgres?host=/var/run/postgresql",
+                "tb_1"
+            ),
+            "postgres://postgres@localhost/tb_1?host=/var/run/postgresql"
+        );
+        assert_eq!(
+            postgres_database_url("postgres://u:p@db.example/city?sslmode=require", "tb_2"),
+            "postgres://u:p@db.example/tb_2?sslmode=require"
+        );
+        assert_eq!(
+            postgres_database_url("postgres://u@db.example:5433", "tb_3"),
+            "postgres://u@db.example:5433/tb_3"
+        );
+    }
 
     #[tokio::test]
     async fn every_sqlite_connection_puts_a_commit_on_the_disk_before_it_returns() {

@@ -652,6 +652,63 @@ async fn two_servers_on_one_postgres_database_keep_the_log_gap_free() {
     s.stop().await;
 }
 
+/// A city server beside its PostgreSQL on one machine, reaching it through the Unix socket
+/// (README: no TCP and no TLS on the loopback): its connections are the socket's, and a
+/// registration pushed from one device reaches another. The socket comes from
+/// TIMEBANK_PG_SOCKET_URL (scripts/test.sh; by default Debian's `/var/run/postgresql`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_server_reaches_postgresql_through_its_unix_socket() {
+    use timebank_core::service::{execute, outbox, Ctx};
+    use timebank_core::sync::{self, http::Http};
+    let socket = std::env::var("TIMEBANK_PG_SOCKET_URL").unwrap_or_else(|_| {
+        "postgres://postgres@localhost/postgres?host=/var/run/postgresql".into()
+    });
+    assert!(socket.contains("host=/"), "not a socket's URL: {socket}");
+    let Some(c) = common::City::start_on(Some(&socket), &["府苑新村"], Default::default()).await
+    else {
+        return;
+    };
+    assert!(c.url.contains("?host=/"), "{}", c.url);
+    // A Unix socket's connection has no client address.
+    let on_socket = sql::scalar_i64(
+        &c.db,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND client_addr IS NULL",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_socket, 1, "the city's connection is not the socket's");
+    let a = c.device("a").await;
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    let community = c.boot.community_ids[0].clone();
+    execute(
+        &a,
+        &ctx,
+        common::register("s-1", "吴秀英", "13722223333", &community, false),
+    )
+    .await
+    .unwrap();
+    let r = sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
+    assert_eq!(r.pushed, 1, "{r:?}");
+    let b = c.device("b").await;
+    assert_eq!(
+        sql::scalar_i64(
+            &b,
+            "SELECT COUNT(*) FROM members WHERE id = 's-1' AND name = '吴秀英'",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        1,
+        "the registration reached the second device"
+    );
+    c.stop().await;
+}
+
 /// Server processes starting at the same moment on one PostgreSQL database each install the
 /// change capture; they take turns instead of failing ("tuple concurrently updated").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

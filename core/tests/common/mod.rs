@@ -62,9 +62,7 @@ pub fn pg_admin_url() -> String {
 }
 
 fn pg_url_of(name: &str) -> String {
-    let admin = pg_admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
+    timebank_core::db::postgres_database_url(&pg_admin_url(), name)
 }
 
 async fn drop_pg_database(name: &str) -> Result<(), sea_orm::DbErr> {

@@ -20,7 +20,8 @@ pub struct City {
     pub dir: tempfile::TempDir,
     /// The city database's URL (to open a connection of a test's own).
     pub url: String,
-    pg: Option<String>,
+    /// The PostgreSQL server's maintenance database and the city's database on it.
+    pg: Option<(String, String)>,
     addr: std::net::SocketAddr,
     server: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -51,21 +52,31 @@ async fn serve(
 impl City {
     /// None when PostgreSQL is asked for and TIMEBANK_SKIP_PG=1.
     pub async fn start(postgres: bool, communities: &[&str], rules: Rules) -> Option<City> {
+        Self::start_on(postgres.then(pg_admin).as_deref(), communities, rules).await
+    }
+
+    /// [`City::start`] on a new database of the PostgreSQL server that `pg_admin` (a URL of
+    /// its maintenance database) reaches, or on SQLite when None.
+    pub async fn start_on(
+        pg_admin: Option<&str>,
+        communities: &[&str],
+        rules: Rules,
+    ) -> Option<City> {
         let dir = tempfile::tempdir().unwrap();
-        let (url, pg) = if postgres {
+        let (url, pg) = if let Some(pg_admin) = pg_admin {
             if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
                 return None;
             }
             let name = format!("tb_sync_{}", uuid::Uuid::now_v7().simple());
-            let admin = db::open(&pg_admin()).await.unwrap();
+            let admin = db::open(pg_admin).await.unwrap();
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .unwrap();
             admin.close().await.ok();
             (
-                format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0),
-                Some(name),
+                db::postgres_database_url(pg_admin, &name),
+                Some((pg_admin.to_owned(), name)),
             )
         } else {
             (db::sqlite_url(&dir.path().join("city.db")), None)
@@ -155,8 +166,8 @@ impl City {
             let _ = task.await;
         }
         self.db.close().await.ok();
-        if let Some(name) = self.pg {
-            let admin = db::open(&pg_admin()).await.unwrap();
+        if let Some((pg_admin, name)) = self.pg {
+            let admin = db::open(&pg_admin).await.unwrap();
             admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await
