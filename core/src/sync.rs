@@ -1217,6 +1217,15 @@ pub async fn sync_once_with_progress<T: Transport>(
     .await;
     // The pull is over (or stopped; the next round resumes it and reports again).
     finish_round(db, &result).await?;
+    if result.is_ok() && report.pulled > 0 {
+        // The rows pulled may have grown tables tenfold (a new device's first pull: from
+        // nothing to the whole of its communities): the planner's statistics follow, as the
+        // city server's do (it gathers them every minute). Cheap when nothing grew; a failure
+        // here does not undo a sound round.
+        if let Err(e) = crate::db::refresh_statistics(db).await {
+            tracing::warn!(error = %e, "the planner's statistics were not refreshed after a pull");
+        }
+    }
     result.map(|()| report)
 }
 

@@ -715,3 +715,69 @@ async fn a_round_records_offline_with_the_reason_then_online_and_forgets_a_cut_p
     assert_eq!((s.last_error, s.last_error_en, s.pull), (None, None, None));
     c.stop().await;
 }
+
+/// The planner's statistics of a device's tables (`sqlite_stat1`): (table, rows it counts).
+async fn device_statistics(d: &sea_orm::DatabaseConnection) -> Vec<(String, i64)> {
+    let kept = rows(
+        d,
+        "SELECT name AS c0 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
+    )
+    .await;
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    timebank_core::sql::all(
+        d,
+        "SELECT tbl, stat FROM sqlite_stat1 ORDER BY tbl, idx",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let stat: String = r.try_get("", "stat").unwrap();
+        (
+            r.try_get("", "tbl").unwrap(),
+            stat.split(' ').next().unwrap().parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// A device gathers its query planner's statistics after a round that pulled rows, as the
+/// city server does every minute: a new device's first pull takes its tables from nothing to
+/// the whole of its communities, and SQLite's planner would otherwise go on guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_gathers_its_planners_statistics_after_a_round_that_pulled_rows() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let a = c.device("a").await;
+    let dev = outbox::device_id(&a).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    let comm = c.boot.community_ids[0].clone();
+    for i in 0..400 {
+        let cmd = register(
+            &format!("m-{i}"),
+            "吴阿婆",
+            &format!("1380000{i:04}"),
+            &comm,
+            false,
+        );
+        execute(&a, &ctx, cmd).await.unwrap();
+    }
+    sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
+    // A new device: its first round pulls the 400 members.
+    let b = c.device("b").await;
+    let members: Vec<i64> = device_statistics(&b)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "members")
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        !members.is_empty() && members.iter().all(|n| *n >= 400),
+        "the new device's statistics count its members: {members:?}"
+    );
+    c.stop().await;
+}
