@@ -470,6 +470,9 @@ async fn upsert<C: ConnectionTrait>(
         )
         .with("detail", e)
     })?;
+    if table == "members" && cols.iter().any(|c| c.as_str() == "phone") {
+        give_up_pulled_phones(c, rows).await?;
+    }
     // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
     sql::exec(
         c,
@@ -480,6 +483,58 @@ async fn upsert<C: ConnectionTrait>(
         vec![json.into()],
     )
     .await?;
+    Ok(())
+}
+
+/// A phone number is one member's at a time (a unique index). The server's rows say whose it
+/// is; a member of this device holding the number of a pulled member with another id (a
+/// registration the server refused as a duplicate, or a member who gave the number up in a
+/// partition not pulled yet) lets it go, marked with its own id after a `#`, until the round's
+/// repair or the row's own change from the server puts it right. Otherwise the upsert of the
+/// pulled rows would fail on that number in every round, and the device would never pull the
+/// partition again. The holders are found in the server (one query of the phone's index per
+/// 500 pulled rows: a join of the pulled JSON with `members` was planned as a scan of every
+/// member for each pulled row).
+async fn give_up_pulled_phones<C: ConnectionTrait>(
+    c: &C,
+    rows: &[&serde_json::Map<String, Value>],
+) -> Result<()> {
+    let mut claims: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for r in rows {
+        if let (Some(Value::String(phone)), Some(Value::String(id))) = (r.get("phone"), r.get("id"))
+        {
+            claims.entry(phone.as_str()).or_default().push(id.as_str());
+        }
+    }
+    let phones: Vec<&str> = claims.keys().copied().collect();
+    let mut giving: Vec<String> = Vec::new();
+    for chunk in phones.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let held = sql::all(
+            c,
+            &format!("SELECT id, phone FROM members WHERE phone IN ({marks})"),
+            chunk.iter().map(|p| (*p).into()).collect(),
+        )
+        .await?;
+        for h in held {
+            let (id, phone): (String, String) = (h.try_get("", "id")?, h.try_get("", "phone")?);
+            if claims
+                .get(phone.as_str())
+                .is_some_and(|ids| ids.iter().any(|other| *other != id))
+            {
+                giving.push(id);
+            }
+        }
+    }
+    for chunk in giving.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        sql::exec(
+            c,
+            &format!("UPDATE members SET phone = phone || '#' || id WHERE id IN ({marks})"),
+            chunk.iter().map(|id| id.clone().into()).collect(),
+        )
+        .await?;
+    }
     Ok(())
 }
 

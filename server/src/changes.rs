@@ -238,41 +238,76 @@ impl Partitions {
         row: &Value,
     ) -> Result<Vec<String>, CoreError> {
         Ok(match tbl {
-            "places" | "centers" | "center_communities" | "programmes" | "service_fields" | "services" => vec![CITY.into()],
+            "places" | "centers" | "center_communities" | "programmes" | "service_fields"
+            | "services" => vec![CITY.into()],
             "members" => vec![s(row, "home_community_id").into()],
-            "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => self.community(c, "members", s(row, "member_id")).await?,
+            "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => {
+                self.community(c, "members", s(row, "member_id")).await?
+            }
             "family_links" => {
                 let mut v = self.community(c, "members", s(row, "member_id")).await?;
                 v.extend(self.community(c, "members", s(row, "relative_id")).await?);
                 v
             }
             "orders" | "activities" | "safeguarding_reports" => vec![s(row, "community_id").into()],
-            "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => self.community(c, "orders", s(row, "order_id")).await?,
-            "activity_signups" => self.community(c, "activities", s(row, "activity_id")).await?,
+            "order_visits" | "order_volunteers" | "visit_attendance" | "feedback" => {
+                self.community(c, "orders", s(row, "order_id")).await?
+            }
+            "activity_signups" => {
+                self.community(c, "activities", s(row, "activity_id"))
+                    .await?
+            }
             "accounts" => {
                 self.owned_by(c, text(row, "member_id"), text(row, "community_id"))
                     .await?
             }
-            "ledger_entries" => self.account(c, s(row, "account_id")).await?,
-            "transfers" => match self.entries.get(s(row, "id")).cloned() {
-                Some(accounts) => {
-                    let mut v = Vec::new();
-                    for a in accounts {
-                        v.extend(self.account(c, &a).await?);
-                    }
-                    v.sort();
-                    v.dedup();
-                    v
+            "ledger_entries" => {
+                let parts = self.account(c, s(row, "account_id")).await?;
+                if parts == [CITY] {
+                    // An entry of a programme's account (the issuing account: every credit and
+                    // sign-up bonus has a leg on it) goes where its transfer goes, not to every
+                    // device of the city.
+                    self.transfer(c, s(row, "transfer_id")).await?
+                } else {
+                    parts
                 }
-                None => col(
-                    c,
-                    "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
-                    s(row, "id"),
-                )
-                .await?,
-            },
+            }
+            "transfers" => self.transfer(c, s(row, "id")).await?,
             _ => vec![],
         })
+    }
+
+    /// The partitions of the transfer `id`: those of its entries' accounts, leaving out the
+    /// city's (a programme's account, which has no member and no community) unless no other
+    /// is left. A service credit from the issuing account goes to the volunteer's community
+    /// alone, where it went to every device of the city before; a transfer between programme
+    /// accounts alone stays city-wide.
+    async fn transfer<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        let mut v = match self.entries.get(id).cloned() {
+            Some(accounts) => {
+                let mut v = Vec::new();
+                for a in accounts {
+                    v.extend(self.account(c, &a).await?);
+                }
+                v
+            }
+            None => col(
+                c,
+                "SELECT DISTINCT COALESCE(m.home_community_id, a.community_id, '*') AS v FROM ledger_entries e JOIN accounts a ON a.id = e.account_id LEFT JOIN members m ON m.id = a.member_id WHERE e.transfer_id = ?",
+                id,
+            )
+            .await?,
+        };
+        v.sort();
+        v.dedup();
+        if v.len() > 1 {
+            v.retain(|p| p != CITY);
+        }
+        Ok(v)
     }
 }
 

@@ -781,3 +781,91 @@ async fn a_device_gathers_its_planners_statistics_after_a_round_that_pulled_rows
     );
     c.stop().await;
 }
+
+/// The hours of a community reach the devices of that community alone: a sign-up bonus (or a
+/// service credit) is paid from the programme's issuing account, which belongs to no
+/// community, and its transfer and both of its entries go to the volunteer's community, not
+/// to every device of the city. A device of a center that serves another community holds none
+/// of them, and every transfer it holds is whole (its entries sum to zero); a device of both
+/// communities holds them all and its ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_volunteers_community() {
+    let c = City::start(false, &["府苑新村", "蒋村花园"], Rules::default())
+        .await
+        .unwrap();
+    let (ca, cb) = (
+        c.boot.community_ids[0].clone(),
+        c.boot.community_ids[1].clone(),
+    );
+    // A second center, serving the second community only.
+    timebank_core::sql::exec(
+        &c.db,
+        "INSERT INTO centers (id, name_zh, name_en, subdistrict_id) VALUES ('c2', '蒋村花园服务站', 'Station', ?)",
+        vec![c.boot.subdistrict_id.clone().into()],
+    )
+    .await
+    .unwrap();
+    timebank_core::sql::exec(
+        &c.db,
+        "INSERT INTO center_communities (center_id, community_id) VALUES ('c2', ?)",
+        vec![cb.clone().into()],
+    )
+    .await
+    .unwrap();
+    let both = c.device("both").await;
+    let dev = outbox::device_id(&both).await.unwrap();
+    let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+    for (id, phone, community) in [("v-a", "13800000101", &ca), ("v-b", "13800000102", &cb)] {
+        execute(&both, &ctx, register(id, "志愿者", phone, community, true))
+            .await
+            .unwrap();
+    }
+    let http = Http::new(&c.base);
+    sync::sync_once(&both, &http).await.unwrap();
+    let second = timebank_core::db::connect(&timebank_core::db::sqlite_url(
+        &c.dir.path().join("second.db"),
+    ))
+    .await
+    .unwrap();
+    let code = timebank_server::auth::issue_code(
+        &c.db,
+        "c2",
+        "center",
+        1,
+        timebank_core::service::now_ms(),
+    )
+    .await
+    .unwrap();
+    sync::http::enrol(&second, &c.base, &code, "second", &|_| {})
+        .await
+        .unwrap();
+    sync::sync_once(&second, &http).await.unwrap();
+
+    // The transfers of each volunteer's account, on the server.
+    let of = |member: &str| {
+        format!("SELECT DISTINCT e.transfer_id AS c0 FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.member_id = '{member}' ORDER BY c0")
+    };
+    let (bonus_a, bonus_b) = (rows(&c.db, &of("v-a")).await, rows(&c.db, &of("v-b")).await);
+    assert!(
+        !bonus_a.is_empty() && !bonus_b.is_empty(),
+        "sign-up bonuses were paid"
+    );
+    let held = rows(&second, "SELECT id AS c0 FROM transfers ORDER BY id").await;
+    assert_eq!(
+        held, bonus_b,
+        "the second center's device holds the second community's transfers and no other"
+    );
+    let unbalanced =
+        "SELECT transfer_id AS c0 FROM ledger_entries GROUP BY transfer_id HAVING SUM(amount) <> 0";
+    assert_eq!(rows(&second, unbalanced).await, Vec::<String>::new());
+    // The device of both communities holds both bonuses, whole, and its ledger verifies.
+    let all = rows(&both, "SELECT id AS c0 FROM transfers ORDER BY id").await;
+    for t in bonus_a.iter().chain(&bonus_b) {
+        assert!(all.contains(t), "{t} on the device of both communities");
+    }
+    let report = timebank_core::read::verify(&both, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:?}");
+    c.stop().await;
+}

@@ -916,3 +916,120 @@ async fn an_applied_batch_is_answered_while_the_next_group_is_applied() {
     .unwrap();
     assert_eq!(members, 6, "both batches applied once");
 }
+
+/// The members of `d` with `phone`, as `id|phone` (phones may carry a mark after a `#`).
+async fn holders(d: &DatabaseConnection, phone: &str) -> Vec<String> {
+    rows(
+        d,
+        &format!(
+            "SELECT id AS c0, phone AS c1 FROM members WHERE phone LIKE '{phone}%' ORDER BY id"
+        ),
+    )
+    .await
+}
+
+/// A phone number belongs to one member at a time, on the server and on a device; a device
+/// must still take the server's rows when a row of its own holds the number meanwhile:
+/// - two desks register one person offline under the same phone: the second desk's
+///   registration is refused (its staff are told), and its round still pulls the first
+///   desk's member instead of failing on that phone for ever;
+/// - a member gives up a number and another member of another community takes it: a desk of
+///   both communities may pull the new holder before the old holder's change (partition by
+///   partition), and still ends with each member's phone as the server has it.
+async fn phone_taken(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村", "蒋村花园"], Default::default()).await
+    else {
+        return;
+    };
+    let http = Http::new(&c.base);
+    let (a, b) = (c.device("a").await, c.device("b").await);
+    let ctx = |d: String| Ctx::new(&c.boot.admin_id, &d, timebank_core::service::now_ms());
+    let (ca, cb) = (
+        ctx(outbox::device_id(&a).await.unwrap()),
+        ctx(outbox::device_id(&b).await.unwrap()),
+    );
+    let (c1, c2) = (&c.boot.community_ids[0], &c.boot.community_ids[1]);
+
+    // Both desks offline: 王秀芝 registered twice under 13900000055.
+    execute(
+        &a,
+        &ca,
+        register("wang-a", "王秀芝", "13900000055", c1, false),
+    )
+    .await
+    .unwrap();
+    execute(
+        &b,
+        &cb,
+        register("wang-b", "王秀芝", "13900000055", c1, false),
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&b, &http).await.unwrap();
+    let r = sync::sync_once(&a, &http)
+        .await
+        .expect("a's round goes through");
+    assert_eq!(r.rejected, 1, "{r:?}");
+    assert_eq!(holders(&a, "13900000055").await, ["wang-b|13900000055"]);
+    assert_eq!(sync::status(&a).await.unwrap().pending, 0);
+    let told = rows(
+        &a,
+        &format!(
+            "SELECT params AS c0 FROM inbox_messages WHERE member_id = '{}' AND kind = 'sync_rejected'",
+            c.boot.admin_id
+        ),
+    )
+    .await;
+    assert!(
+        told.len() == 1 && told[0].contains("duplicate_phone"),
+        "the refusal is in the inbox of who registered her: {told:?}"
+    );
+
+    // Two members give their numbers to a member of the other community (so that, whichever
+    // partition a desk pulls first, one new holder comes before the old holder's change):
+    // 李建国 (first community) to 赵梅 (second), 孙丽 (second) to 钱伟 (first).
+    let people = [
+        ("li", "李建国", c1, "13900000061", "13900000081"),
+        ("zhao", "赵梅", c2, "13900000071", "13900000061"),
+        ("sun", "孙丽", c2, "13900000062", "13900000082"),
+        ("qian", "钱伟", c1, "13900000072", "13900000062"),
+    ];
+    for (id, name, community, phone, _) in people {
+        execute(&b, &cb, register(id, name, phone, community, false))
+            .await
+            .unwrap();
+    }
+    sync::sync_once(&b, &http).await.unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    assert_eq!(holders(&a, "13900000061").await, ["li|13900000061"]);
+    // The givers first (a number is free before it is taken), in one round of desk B.
+    for (id, _, _, _, phone) in people {
+        let edit = Command::UpdateMember(UpdateMember {
+            member_id: id.into(),
+            name: None,
+            phone: Some(phone.into()),
+            address: None,
+            seen: None,
+        });
+        execute(&b, &cb, edit).await.unwrap();
+    }
+    sync::sync_once(&b, &http).await.unwrap();
+    let r = sync::sync_once(&a, &http)
+        .await
+        .expect("a's round goes through");
+    assert_eq!(r.rejected, 0, "{r:?}");
+    for (id, _, _, _, phone) in people {
+        assert_eq!(holders(&a, phone).await, [format!("{id}|{phone}")]);
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_number_taken_elsewhere_does_not_stop_a_desk_from_pulling_on_sqlite() {
+    phone_taken(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_number_taken_elsewhere_does_not_stop_a_desk_from_pulling_on_postgres() {
+    phone_taken(true).await;
+}

@@ -151,3 +151,90 @@ async fn after_compaction_a_device_behind_a_dropped_deletion_pulls_everything_ag
 ) {
     run(true).await;
 }
+
+/// A compaction that commits while a page is read (after its head, before its rows) may take
+/// a deletion past the device's cursor out of the page: the device is sent to pull from the
+/// start, as if the compaction had come first, instead of moving its cursor past a deletion it
+/// never got (it would keep the row for ever).
+async fn compaction_during_a_page(postgres: bool) {
+    use timebank_server::{auth::Device, pull};
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let a = c.device("a").await;
+    let community = c.boot.community_ids[0].clone();
+    let now = timebank_core::service::now_ms();
+    let ctx = Ctx::new(&c.boot.admin_id, outbox::device_id(&a).await.unwrap(), now);
+    execute(
+        &a,
+        &ctx,
+        register("v1", "马军", "13800000001", &community, true),
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
+    // Long ago (as far as the log is concerned), the volunteer role was removed.
+    let txn = timebank_core::db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &txn,
+        "DELETE FROM member_roles WHERE member_id = 'v1' AND role = 'volunteer'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    timebank_server::changes::log_changes(&txn, now - 100 * DAY)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let seqs = rows(
+        &c.db,
+        "SELECT CAST(seq AS TEXT) AS c0, op AS c1 FROM change_log WHERE tbl = 'member_roles' AND pk = 'v1|volunteer' ORDER BY seq",
+    )
+    .await;
+    assert_eq!(seqs.len(), 2, "{seqs:?}");
+    let upserted: i64 = seqs[0].split('|').next().unwrap().parse().unwrap();
+    // A device that has the role (its cursor past the upsert, before the deletion).
+    let device = Device {
+        id: "d".into(),
+        center_id: c.boot.center_id.clone(),
+        role: "center".into(),
+        communities: vec![community.clone()],
+    };
+    let q = pull::PullQuery {
+        community: community.clone(),
+        after: upserted,
+        limit: 5000,
+    };
+    let compaction = async {
+        let done = timebank_server::changes::compact(&c.db, now, 90 * DAY)
+            .await
+            .unwrap();
+        assert!(done.deleted_rows >= 2, "{done:?}");
+    };
+    match pull::pull_between(&c.db, &device, &q, compaction).await {
+        Err(e) => assert_eq!(e.code, timebank_core::Code::ResyncRequired, "{e:?}"),
+        Ok(page) => panic!(
+            "a page without the deletion, cursor moved to {} (head {}): {:?}",
+            page.next_after,
+            page.head,
+            page.changes
+                .iter()
+                .map(|ch| format!("{} {} {}", ch.seq, ch.table, ch.op))
+                .collect::<Vec<_>>()
+        ),
+    }
+    // The next page, asked from the same cursor, gets the same answer at once.
+    let e = pull::pull(&c.db, &device, &q).await.unwrap_err();
+    assert_eq!(e.code, timebank_core::Code::ResyncRequired);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_compaction_while_a_page_is_read_sends_the_device_to_pull_again_on_sqlite() {
+    compaction_during_a_page(false).await;
+}
+
+#[tokio::test]
+async fn a_compaction_while_a_page_is_read_sends_the_device_to_pull_again_on_postgres() {
+    compaction_during_a_page(true).await;
+}
