@@ -67,17 +67,37 @@ pub async fn pull(
     pull_between(db, device, q, async {}).await
 }
 
-/// The horizon of `community`'s log (0 when it has none yet).
-async fn horizon_of(db: &DatabaseConnection, community: &str) -> Result<i64, CoreError> {
-    Ok(sql::one(
-        db,
-        "SELECT horizon FROM change_heads WHERE community_id = ?",
-        vec![community.into()],
+/// The head of `community`'s log and its horizon ((0, 0) when it has no log yet).
+async fn head_and_horizon(
+    db: &DatabaseConnection,
+    community: &str,
+) -> Result<(i64, i64), CoreError> {
+    Ok(
+        match sql::one(
+            db,
+            "SELECT last_seq, horizon FROM change_heads WHERE community_id = ?",
+            vec![community.into()],
+        )
+        .await?
+        {
+            Some(r) => (
+                r.try_get::<i64>("", "last_seq")?,
+                r.try_get::<i64>("", "horizon")?,
+            ),
+            None => (0, 0),
+        },
     )
-    .await?
-    .map(|r| r.try_get::<i64>("", "horizon"))
-    .transpose()?
-    .unwrap_or(0))
+}
+
+/// Refuses a pull from a cursor below the partition's horizon: the device may have missed a
+/// deletion that compaction removed, and must pull the partition again from the start.
+fn check_horizon(q: &PullQuery, horizon: i64) -> Result<(), CoreError> {
+    if q.after > 0 && q.after < horizon {
+        return Err(CoreError::new(Code::ResyncRequired)
+            .with("community", &q.community)
+            .with("horizon", horizon));
+    }
+    Ok(())
 }
 
 /// [`pull`], running `between` after the page's head and horizon are read and before its
@@ -102,24 +122,8 @@ pub async fn pull_between(
     let limit = q.limit.clamp(1, 5000);
     // The head first: every entry up to it is committed (sequences follow commit order), so
     // a page that ends before `limit` has read everything up to the head.
-    let (head, horizon) = match sql::one(
-        db,
-        "SELECT last_seq, horizon FROM change_heads WHERE community_id = ?",
-        vec![q.community.clone().into()],
-    )
-    .await?
-    {
-        Some(r) => (
-            r.try_get::<i64>("", "last_seq")?,
-            r.try_get::<i64>("", "horizon")?,
-        ),
-        None => (0, 0),
-    };
-    if q.after > 0 && q.after < horizon {
-        return Err(CoreError::new(Code::ResyncRequired)
-            .with("community", &q.community)
-            .with("horizon", horizon));
-    }
+    let (head, horizon) = head_and_horizon(db, &q.community).await?;
+    check_horizon(q, horizon)?;
     between.await;
     let rows = sql::all(
         db,
@@ -132,12 +136,7 @@ pub async fn pull_between(
     // horizon again, after the rows, and send the device to pull from the start if it moved
     // past the cursor. (A compaction after the rows' read took nothing from them.)
     if q.after > 0 {
-        let now = horizon_of(db, &q.community).await?;
-        if q.after < now {
-            return Err(CoreError::new(Code::ResyncRequired)
-                .with("community", &q.community)
-                .with("horizon", now));
-        }
+        check_horizon(q, head_and_horizon(db, &q.community).await?.1)?;
     }
     let complete = (rows.len() as i64) < limit;
     let mut next_after = q.after;

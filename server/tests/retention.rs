@@ -12,6 +12,23 @@ use timebank_core::sync::{self, http::Http};
 
 const DAY: i64 = 86_400_000;
 
+/// On the server, `v1`'s volunteer role deleted and its deletion logged 100 days before `now`
+/// (past the retention of 90 days the tests compact with).
+async fn remove_volunteer_role_long_ago(c: &City, now: i64) {
+    let txn = timebank_core::db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &txn,
+        "DELETE FROM member_roles WHERE member_id = 'v1' AND role = 'volunteer'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    timebank_server::changes::log_changes(&txn, now - 100 * DAY)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+}
+
 async fn run(postgres: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
@@ -61,18 +78,7 @@ async fn run(postgres: bool) {
     .await
     .unwrap();
     // Long ago (as far as the log is concerned), the server removed 马军's volunteer role.
-    let txn = timebank_core::db::begin_write(&c.db).await.unwrap();
-    sql::exec(
-        &txn,
-        "DELETE FROM member_roles WHERE member_id = 'v1' AND role = 'volunteer'",
-        vec![],
-    )
-    .await
-    .unwrap();
-    timebank_server::changes::log_changes(&txn, now - 100 * DAY)
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
+    remove_volunteer_role_long_ago(&c, now).await;
     sync::sync_once(&a, &http).await.unwrap();
     let roles = "SELECT member_id AS c0, role AS c1 FROM member_roles ORDER BY member_id, role";
     assert_eq!(
@@ -174,18 +180,7 @@ async fn compaction_during_a_page(postgres: bool) {
     .unwrap();
     sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
     // Long ago (as far as the log is concerned), the volunteer role was removed.
-    let txn = timebank_core::db::begin_write(&c.db).await.unwrap();
-    sql::exec(
-        &txn,
-        "DELETE FROM member_roles WHERE member_id = 'v1' AND role = 'volunteer'",
-        vec![],
-    )
-    .await
-    .unwrap();
-    timebank_server::changes::log_changes(&txn, now - 100 * DAY)
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
+    remove_volunteer_role_long_ago(&c, now).await;
     let seqs = rows(
         &c.db,
         "SELECT CAST(seq AS TEXT) AS c0, op AS c1 FROM change_log WHERE tbl = 'member_roles' AND pk = 'v1|volunteer' ORDER BY seq",
