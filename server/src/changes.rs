@@ -134,6 +134,9 @@ pub struct Partitions {
     accounts: HashMap<String, (Option<String>, Option<String>)>,
     /// Account id -> its partitions, once worked out.
     account_parts: HashMap<String, Vec<String>>,
+    /// Transfer id -> its partitions, once worked out (asked for the transfer's row and again
+    /// for its entry on a programme's account).
+    transfer_parts: HashMap<String, Vec<String>>,
     /// Transfer id -> the accounts of its ledger entries in the batch. A transfer's entries
     /// are written with it, in the same mutation, and never change, so a transfer of the
     /// batch has all its entries here.
@@ -287,6 +290,9 @@ impl Partitions {
         c: &C,
         id: &str,
     ) -> Result<Vec<String>, CoreError> {
+        if let Some(v) = self.transfer_parts.get(id) {
+            return Ok(v.clone());
+        }
         let mut v = match self.entries.get(id).cloned() {
             Some(accounts) => {
                 let mut v = Vec::new();
@@ -307,6 +313,7 @@ impl Partitions {
         if v.len() > 1 {
             v.retain(|p| p != CITY);
         }
+        self.transfer_parts.insert(id.to_owned(), v.clone());
         Ok(v)
     }
 }
