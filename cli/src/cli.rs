@@ -1654,6 +1654,20 @@ async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
                         m.sum_of_entries
                     ));
                 }
+                for m in &r.held_in_part {
+                    s.push_str(&format!(
+                        "\n  {} {}: {} {}, {} {}",
+                        app.t(
+                            "项目账户（本设备只保存所服务社区的分录，由市服务器核对）",
+                            "programme account (this device holds only its communities' entries on it; the city server checks it)"
+                        ),
+                        m.account_id,
+                        app.t("全市余额", "city-wide balance"),
+                        m.stored_balance,
+                        app.t("本设备分录合计", "sum of the entries on this device"),
+                        m.sum_of_entries
+                    ));
+                }
                 for (t, s2) in &r.unbalanced_transfers {
                     s.push_str(&format!(
                         "\n  {} {t} {} {s2}",

@@ -782,14 +782,16 @@ async fn a_device_gathers_its_planners_statistics_after_a_round_that_pulled_rows
     c.stop().await;
 }
 
-/// The hours of a community reach the devices of that community alone: a sign-up bonus (or a
-/// service credit) is paid from the programme's issuing account, which belongs to no
-/// community, and its transfer and both of its entries go to the volunteer's community, not
-/// to every device of the city. A device of a center that serves another community holds none
-/// of them, and every transfer it holds is whole (its entries sum to zero); a device of both
-/// communities holds them all and its ledger verifies.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_volunteers_community() {
+/// A city of two communities, a second center serving the second one alone, and two synced
+/// devices: `both` (of the first center, serving both communities), on which a volunteer of
+/// each community registered (each with a sign-up bonus from the issuing account), and
+/// `second` (of the second center).
+async fn two_centers() -> (
+    City,
+    sea_orm::DatabaseConnection,
+    sea_orm::DatabaseConnection,
+    Http,
+) {
     let c = City::start(false, &["府苑新村", "蒋村花园"], Rules::default())
         .await
         .unwrap();
@@ -840,7 +842,18 @@ async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_voluntee
         .await
         .unwrap();
     sync::sync_once(&second, &http).await.unwrap();
+    (c, both, second, http)
+}
 
+/// The hours of a community reach the devices of that community alone: a sign-up bonus (or a
+/// service credit) is paid from the programme's issuing account, which belongs to no
+/// community, and its transfer and both of its entries go to the volunteer's community, not
+/// to every device of the city. A device of a center that serves another community holds none
+/// of them, and every transfer it holds is whole (its entries sum to zero); a device of both
+/// communities holds them all and its ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_volunteers_community() {
+    let (c, both, second, _) = two_centers().await;
     // The transfers of each volunteer's account, on the server.
     let of = |member: &str| {
         format!("SELECT DISTINCT e.transfer_id AS c0 FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.member_id = '{member}' ORDER BY c0")
@@ -867,5 +880,83 @@ async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_voluntee
         .await
         .unwrap();
     assert!(report.ok(), "{report:?}");
+    c.stop().await;
+}
+
+/// A device of a center that serves some of the city's communities holds the issuing
+/// account's row (its balance is the city's) but only its own communities' entries on it: its
+/// ledger still verifies, names the issuing account as held in part, and its backup can be
+/// restored (a backup whose ledger does not verify is refused). Every other account is still
+/// checked there, and on a device of every community the issuing account is checked too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it_holds_in_part() {
+    use timebank_core::read::verify;
+    let (c, both, second, _) = two_centers().await;
+    let issuing = rows(
+        &c.db,
+        "SELECT id AS c0 FROM accounts WHERE kind = 'issuing'",
+    )
+    .await;
+    assert_eq!(issuing.len(), 1, "one programme, one issuing account");
+    let city_balance = timebank_core::sql::scalar_i64(
+        &c.db,
+        "SELECT balance FROM accounts WHERE kind = 'issuing'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let bonus_b = timebank_core::sql::scalar_i64(
+        &c.db,
+        "SELECT balance FROM accounts WHERE member_id = 'v-b'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert!(bonus_b > 0, "the second community's volunteer got a bonus");
+
+    let report = verify(&second, &|_, _| {}).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.held_in_part.len(), 1, "{report:?}");
+    let part = &report.held_in_part[0];
+    assert_eq!(part.account_id, issuing[0]);
+    assert_eq!(
+        (part.stored_balance, part.sum_of_entries),
+        (city_balance, -bonus_b),
+        "the city's balance, and the second community's share of its entries"
+    );
+
+    // Its backup passes the check a restore makes.
+    let file = c.dir.path().join("second-backup.db");
+    timebank_core::backup::backup(&second, &file).await.unwrap();
+    let checked = timebank_core::backup::check_backup(&file).await.unwrap();
+    assert_eq!(checked.held_in_part, report.held_in_part);
+
+    // A member's account that does not add up is still found on that device…
+    timebank_core::sql::exec(
+        &second,
+        "UPDATE accounts SET balance = balance + 1 WHERE member_id = 'v-b'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let report = verify(&second, &|_, _| {}).await.unwrap();
+    assert!(!report.ok());
+    assert_eq!(report.mismatched_accounts.len(), 1, "{report:?}");
+    assert_eq!(report.mismatched_accounts[0].stored_balance, bonus_b + 1);
+
+    // …and on the device of every community the issuing account is checked like any other.
+    let report = verify(&both, &|_, _| {}).await.unwrap();
+    assert!(report.ok() && report.held_in_part.is_empty(), "{report:?}");
+    timebank_core::sql::exec(
+        &both,
+        "UPDATE accounts SET balance = balance - 1 WHERE kind = 'issuing'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let report = verify(&both, &|_, _| {}).await.unwrap();
+    assert!(!report.ok(), "{report:?}");
+    assert_eq!(report.mismatched_accounts[0].account_id, issuing[0]);
+    assert!(report.held_in_part.is_empty());
     c.stop().await;
 }

@@ -821,6 +821,13 @@ export type VerifyReport_Deserialize = {
 	total_of_all_entries: number,
 	mismatched_accounts: AccountMismatch_Deserialize[],
 	unbalanced_transfers: ([string, number])[],
+	/**
+	 *  On a device that serves only some of the city's communities: the programme's own
+	 *  accounts (the issuing account), whose balance is the city's but whose entries here are
+	 *  only those of this device's communities (the others' are on their devices and on the
+	 *  city server, which checks them). Not a fault, so not in `mismatched_accounts`.
+	 */
+	held_in_part: AccountMismatch_Deserialize[],
 };
 
 export type VerifyReport_Serialize = {
@@ -830,6 +837,13 @@ export type VerifyReport_Serialize = {
 	total_of_all_entries: number,
 	mismatched_accounts: AccountMismatch_Serialize[],
 	unbalanced_transfers: ([string, number])[],
+	/**
+	 *  On a device that serves only some of the city's communities: the programme's own
+	 *  accounts (the issuing account), whose balance is the city's but whose entries here are
+	 *  only those of this device's communities (the others' are on their devices and on the
+	 *  city server, which checks them). Not a fault, so not in `mismatched_accounts`.
+	 */
+	held_in_part: AccountMismatch_Serialize[],
 };
 
 export type Vetting = "registered" | "verified" | "suspended";
