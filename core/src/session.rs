@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
+use crate::domain::Role;
 use crate::error::{Code, CoreError, Result};
 use crate::service::{get_member, load_actor, members::verify_pin};
 use crate::sql;
@@ -42,33 +43,52 @@ pub struct Place {
     pub name_en: String,
 }
 
-/// Members with a PIN whose name contains `query` (all of them for an empty query), at most 60:
-/// staff, volunteers and family first (the people who use a workstation most), then residents.
+/// Members with a PIN who may sign in here, for `query`, at most 60: staff, volunteers and
+/// family (the people who use a workstation most) whose name contains it (all of them for an
+/// empty query), then residents. A resident (a member who is nothing but a resident: an elder,
+/// mostly) appears only to someone who already knows who they are: for their whole name or
+/// their phone number, never in the list a passer-by sees at the workstation nor for a part of
+/// a name. A phone number finds anyone with a PIN.
 pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignInChoice>> {
     let q = query.trim();
     let rows = sql::all(
         c,
-        "SELECT m.id, m.name, p.name_zh, r.role FROM members m JOIN places p ON p.id = m.home_community_id \
+        "SELECT m.id, m.name, m.phone, p.name_zh, r.role FROM members m JOIN places p ON p.id = m.home_community_id \
          JOIN member_roles r ON r.member_id = m.id \
-         WHERE m.active = ? AND m.pin_hash IS NOT NULL AND (? = '' OR m.name LIKE ?) ORDER BY m.name, m.id, r.role",
-        vec![true.into(), q.into(), format!("%{q}%").into()],
+         WHERE m.active = ? AND m.pin_hash IS NOT NULL AND (? = '' OR m.name LIKE ? OR m.phone = ?) ORDER BY m.name, m.id, r.role",
+        vec![true.into(), q.into(), format!("%{q}%").into(), q.into()],
     )
     .await?;
-    let mut out: Vec<SignInChoice> = Vec::new();
+    // Each member once, with their roles, and whether the query names them whole.
+    let mut found: Vec<(SignInChoice, bool)> = Vec::new();
     for r in rows {
         let id: String = r.try_get("", "id")?;
         let role: String = r.try_get("", "role")?;
-        match out.last_mut() {
-            Some(last) if last.id == id => last.roles.push(role),
-            _ => out.push(SignInChoice {
-                id,
-                name: r.try_get("", "name")?,
-                community: r.try_get("", "name_zh")?,
-                roles: vec![role],
-            }),
+        match found.last_mut() {
+            Some((last, _)) if last.id == id => last.roles.push(role),
+            _ => {
+                let name: String = r.try_get("", "name")?;
+                let phone: String = r.try_get("", "phone")?;
+                let whole = !q.is_empty() && (name == q || phone == q);
+                found.push((
+                    SignInChoice {
+                        id,
+                        name,
+                        community: r.try_get("", "name_zh")?,
+                        roles: vec![role],
+                    },
+                    whole,
+                ));
+            }
         }
     }
-    out.sort_by_key(|c| (c.roles.iter().all(|r| r == "resident"), c.name.clone()));
+    let resident_only = |c: &SignInChoice| c.roles.iter().all(|r| r == Role::Resident.as_str());
+    let mut out: Vec<SignInChoice> = found
+        .into_iter()
+        .filter(|(c, whole)| *whole || (!resident_only(c) && c.name.contains(q)))
+        .map(|(c, _)| c)
+        .collect();
+    out.sort_by_key(|c| (resident_only(c), c.name.clone()));
     out.truncate(60);
     Ok(out)
 }

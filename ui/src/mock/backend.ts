@@ -273,7 +273,8 @@ export async function handle(s: MockState, cmd: string, args: Record<string, unk
     case "sign_in_choices": {
       const q = String(args.query ?? "").trim();
       const list: SignInChoice[] = Object.values(s.members)
-        .filter((m) => s.pins[m.me.id] && m.me.id !== "m-wang" && m.me.name.includes(q))
+        // As the core: a resident only for their whole name or phone number (session::choices).
+        .filter((m) => s.pins[m.me.id] && ((q !== "" && (m.me.name === q || m.phone === q)) || (m.me.roles.some((r) => r !== "resident") && m.me.name.includes(q))))
         .map((m) => ({ id: m.me.id, name: m.me.name, community: FY.name_zh, roles: m.me.roles }));
       return list;
     }

@@ -50,10 +50,26 @@ describe("sign-in", () => {
   it("the list of names searches by name", async () => {
     const { user } = start();
     await screen.findByRole("button", { name: /李娟/ });
-    await user.type(screen.getByLabelText("按姓名查找"), "马");
+    await user.type(screen.getByLabelText("按姓名或手机号查找"), "马");
     await waitFor(() => expect(screen.queryByRole("button", { name: /李娟/ })).not.toBeInTheDocument());
     const people = screen.getByRole("list", { name: "可以登录的人" });
     expect(within(people).getAllByRole("button").map((b) => b.textContent)).toEqual([expect.stringContaining("马军")]);
+  });
+
+  it("a resident is not in the list, nor found by part of a name, but by the whole name or phone number", async () => {
+    const { user } = start();
+    await screen.findByRole("button", { name: /李娟/ });
+    expect(screen.queryByRole("button", { name: /王德明/ })).not.toBeInTheDocument();
+    const search = screen.getByLabelText("按姓名或手机号查找");
+    await user.type(search, "德明");
+    await waitFor(() => expect(screen.queryByRole("button", { name: /李娟/ })).not.toBeInTheDocument());
+    expect(screen.queryByRole("button", { name: /王德明/ })).not.toBeInTheDocument();
+    await user.clear(search);
+    await user.type(search, "王德明");
+    expect(await screen.findByRole("button", { name: /王德明/ })).toHaveTextContent("府苑新村");
+    await user.clear(search);
+    await user.type(search, "13700000001");
+    expect(await screen.findByRole("button", { name: /王德明/ })).toBeInTheDocument();
   });
 
   it("locking shows the sign-in list, even when settings were open", async () => {
