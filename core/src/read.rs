@@ -438,9 +438,10 @@ impl VerifyReport {
 
 /// Recompute every balance from its entries, check every transfer sums to zero and the whole
 /// ledger sums to zero. On a device that serves only some communities, the programme's own
-/// accounts cannot be checked (see [`VerifyReport::held_in_part`]). (At most one credit per visit and volunteer is a unique constraint on
-/// `transfers.credit_key`, so the database itself refuses a second one.) `progress` is called
-/// with a step number (1..=3) as the work goes on. Each step is one scan of a covering index.
+/// accounts cannot be checked (see [`VerifyReport::held_in_part`]). (At most one credit per
+/// visit and volunteer is a unique constraint on `transfers.credit_key`, so the database
+/// itself refuses a second one.) `progress` is called with a step number (1..=3) as the work
+/// goes on. Each step is one scan of a covering index.
 pub async fn verify<C: ConnectionTrait>(
     c: &C,
     progress: &(dyn Fn(u64, &str) + Sync),

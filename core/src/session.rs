@@ -53,42 +53,41 @@ pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignI
     let q = query.trim();
     let rows = sql::all(
         c,
-        "SELECT m.id, m.name, m.phone, p.name_zh, r.role FROM members m JOIN places p ON p.id = m.home_community_id \
+        "SELECT m.id, m.name, p.name_zh, r.role FROM members m JOIN places p ON p.id = m.home_community_id \
          JOIN member_roles r ON r.member_id = m.id \
-         WHERE m.active = ? AND m.pin_hash IS NOT NULL AND (? = '' OR m.name LIKE ? OR m.phone = ?) ORDER BY m.name, m.id, r.role",
-        vec![true.into(), q.into(), format!("%{q}%").into(), q.into()],
+         WHERE m.active = ? AND m.pin_hash IS NOT NULL AND (m.name = ? OR m.phone = ? OR ((? = '' OR m.name LIKE ?) \
+         AND EXISTS (SELECT 1 FROM member_roles x WHERE x.member_id = m.id AND x.role <> ?))) \
+         ORDER BY m.name, m.id, r.role",
+        vec![
+            true.into(),
+            q.into(),
+            q.into(),
+            q.into(),
+            format!("%{q}%").into(),
+            Role::Resident.as_str().into(),
+        ],
     )
     .await?;
-    // Each member once, with their roles, and whether the query names them whole.
-    let mut found: Vec<(SignInChoice, bool)> = Vec::new();
+    let mut out: Vec<SignInChoice> = Vec::new();
     for r in rows {
         let id: String = r.try_get("", "id")?;
         let role: String = r.try_get("", "role")?;
-        match found.last_mut() {
-            Some((last, _)) if last.id == id => last.roles.push(role),
-            _ => {
-                let name: String = r.try_get("", "name")?;
-                let phone: String = r.try_get("", "phone")?;
-                let whole = !q.is_empty() && (name == q || phone == q);
-                found.push((
-                    SignInChoice {
-                        id,
-                        name,
-                        community: r.try_get("", "name_zh")?,
-                        roles: vec![role],
-                    },
-                    whole,
-                ));
-            }
+        match out.last_mut() {
+            Some(last) if last.id == id => last.roles.push(role),
+            _ => out.push(SignInChoice {
+                id,
+                name: r.try_get("", "name")?,
+                community: r.try_get("", "name_zh")?,
+                roles: vec![role],
+            }),
         }
     }
-    let resident_only = |c: &SignInChoice| c.roles.iter().all(|r| r == Role::Resident.as_str());
-    let mut out: Vec<SignInChoice> = found
-        .into_iter()
-        .filter(|(c, whole)| *whole || (!resident_only(c) && c.name.contains(q)))
-        .map(|(c, _)| c)
-        .collect();
-    out.sort_by_key(|c| (resident_only(c), c.name.clone()));
+    out.sort_by_key(|c| {
+        (
+            c.roles.iter().all(|r| r == Role::Resident.as_str()),
+            c.name.clone(),
+        )
+    });
     out.truncate(60);
     Ok(out)
 }

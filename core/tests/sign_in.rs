@@ -57,6 +57,9 @@ async fn residents_are_found_for_sign_in_only_by_their_whole_name_or_phone_numbe
     assert_eq!(names(t, "王").await, ["王秀芝"]);
     assert!(names(t, "德明").await.is_empty());
     assert!(names(t, "小明").await.is_empty());
+    // Nor does a pattern of SQL's LIKE.
+    assert_eq!(names(t, "%").await, ["李红", "王秀芝", "马军"]);
+    assert_eq!(names(t, "王__").await, ["王秀芝"]);
 
     // A resident's whole name, or phone number, finds them, with their community and roles.
     let wang = choices(&t.db, " 王德明 ").await.unwrap();
