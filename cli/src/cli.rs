@@ -1635,7 +1635,7 @@ async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
                     r.entries,
                     app.t("条分录", "entries")
                 );
-                if r.total_of_all_entries != 0 {
+                if r.total_of_all_entries != 0 && !r.some_communities {
                     s.push_str(&format!(
                         "\n  {} {}",
                         app.t("全部分录合计不为零：", "all entries sum to"),
@@ -1666,6 +1666,16 @@ async fn ledger(app: &App, l: LedgerCmd) -> Result<ExitCode> {
                         m.stored_balance,
                         app.t("本设备分录合计", "sum of the entries on this device"),
                         m.sum_of_entries
+                    ));
+                }
+                for (t, s2) in &r.transfers_held_in_part {
+                    s.push_str(&format!(
+                        "\n  {} {t}: {} {s2}",
+                        app.t(
+                            "与其他社区之间的转账（本设备只保存本社区一方的分录）",
+                            "transfer with another community (this device holds only its side's entries)"
+                        ),
+                        app.t("本设备分录合计", "sum of the entries on this device"),
                     ));
                 }
                 for (t, s2) in &r.unbalanced_transfers {

@@ -141,7 +141,25 @@ pub struct Partitions {
     /// are written with it, in the same mutation, and never change, so a transfer of the
     /// batch has all its entries here.
     entries: HashMap<String, Vec<String>>,
+    /// Member id -> the partitions its row has been logged in (its home's and those it was
+    /// copied to, see [`MEMBER_REFS`]), for the members asked about so far.
+    logged_in: HashMap<String, BTreeSet<String>>,
 }
+
+/// The rows of a community's partition that name members who may live in another community,
+/// and the columns that do: a family link between two communities, an order posted by a
+/// relative elsewhere, a volunteer (or a participant) from a neighbouring community. The
+/// devices of the row's partition need those members' rows too (their foreign keys; and staff
+/// see who the relative or the volunteer is), so the member's row is logged in that partition
+/// as well, once, and from then on every change of it ([`member_copies`]). Without it a device
+/// of that community alone failed every pull from then on, on the missing member.
+const MEMBER_REFS: [(&str, &[&str]); 5] = [
+    ("family_links", &["member_id", "relative_id"]),
+    ("orders", &["beneficiary_id", "posted_by"]),
+    ("order_volunteers", &["volunteer_id"]),
+    ("visit_attendance", &["volunteer_id"]),
+    ("activity_signups", &["member_id"]),
+];
 
 /// The tables whose rows name a community outright, and the column that does.
 const COMMUNITY_COLUMN: [(&str, &str); 3] = [
@@ -233,6 +251,53 @@ impl Partitions {
         Ok(v)
     }
 
+    /// Learn the partitions the rows of the members `ids` have been logged in: one query for
+    /// every 500 members, through the log's index of rows (partition, table, key), one
+    /// partition at a time.
+    async fn load_logged_in<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        ids: &[String],
+    ) -> Result<(), CoreError> {
+        let ids: Vec<&String> = ids
+            .iter()
+            .filter(|m| !self.logged_in.contains_key(*m))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let rows = sql::all(
+                c,
+                &format!("SELECT DISTINCT l.community_id AS p, l.pk AS m FROM change_heads h JOIN change_log l ON l.community_id = h.community_id AND l.tbl = 'members' AND l.pk IN ({marks})"),
+                chunk.iter().map(|m| (*m).clone().into()).collect(),
+            )
+            .await?;
+            for m in chunk {
+                self.logged_in.entry((*m).clone()).or_default();
+            }
+            for r in rows {
+                let (p, m): (String, String) = (r.try_get("", "p")?, r.try_get("", "m")?);
+                self.logged_in.entry(m).or_default().insert(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The partitions of a member's row: its home community's, and every partition it has
+    /// been copied to ([`MEMBER_REFS`]).
+    async fn member<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        row: &Value,
+    ) -> Result<Vec<String>, CoreError> {
+        let id = s(row, "id").to_owned();
+        self.load_logged_in(c, std::slice::from_ref(&id)).await?;
+        let mut v: BTreeSet<String> = self.logged_in.get(&id).cloned().unwrap_or_default();
+        v.insert(s(row, "home_community_id").to_owned());
+        Ok(v.into_iter().collect())
+    }
+
     /// The partitions (communities, or [`CITY`]) a row belongs to.
     pub async fn of<C: ConnectionTrait>(
         &mut self,
@@ -243,7 +308,7 @@ impl Partitions {
         Ok(match tbl {
             "places" | "centers" | "center_communities" | "programmes" | "service_fields"
             | "services" => vec![CITY.into()],
-            "members" => vec![s(row, "home_community_id").into()],
+            "members" => self.member(c, row).await?,
             "member_roles" | "volunteer_profiles" | "ledger_flags" | "inbox_messages" => {
                 self.community(c, "members", s(row, "member_id")).await?
             }
@@ -361,7 +426,7 @@ async fn reserve_seqs<C: ConnectionTrait>(
 
 /// The columns of a row image that [`Partitions`] reads: its id and the communities, members,
 /// orders, activities and accounts it refers to.
-const PLACING: [&str; 9] = [
+const PLACING: [&str; 12] = [
     "id",
     "home_community_id",
     "community_id",
@@ -371,6 +436,9 @@ const PLACING: [&str; 9] = [
     "activity_id",
     "account_id",
     "transfer_id",
+    "beneficiary_id",
+    "posted_by",
+    "volunteer_id",
 ];
 
 /// A row image as a JSON object of its [`PLACING`] columns alone: the rest of the image is
@@ -397,6 +465,12 @@ fn refs(image: &str) -> Result<Value, serde_json::Error> {
         account_id: Option<Value>,
         #[serde(skip_serializing_if = "Option::is_none")]
         transfer_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        beneficiary_id: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        posted_by: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        volunteer_id: Option<Value>,
     }
     serde_json::to_value(serde_json::from_str::<Refs>(image)?)
 }
@@ -407,6 +481,67 @@ struct Touched {
     pk: String,
     delete: bool,
     image: Option<String>,
+}
+
+/// The member rows to log in partitions other than their home's, because a row of the batch
+/// logged there names them ([`MEMBER_REFS`]) and they have not been logged there before:
+/// (partition, member id, the member's row as it is now). Each is then known as logged there,
+/// so that its later changes follow ([`Partitions::member`]).
+async fn member_copies<C: ConnectionTrait>(
+    c: &C,
+    partitions: &mut Partitions,
+    queued: &[Touched],
+    values: &[Value],
+    parts_of: &[BTreeSet<String>],
+) -> Result<Vec<(String, String, String)>, CoreError> {
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for ((t, row), parts) in queued.iter().zip(values).zip(parts_of) {
+        let Some((_, cols)) = MEMBER_REFS.iter().find(|(tbl, _)| *tbl == t.tbl) else {
+            continue;
+        };
+        if t.delete {
+            continue;
+        }
+        for col in *cols {
+            let Some(m) = text(row, col).filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            let ps = wanted.entry(m.to_owned()).or_default();
+            ps.extend(parts.iter().filter(|p| *p != CITY).cloned());
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = wanted.keys().cloned().collect();
+    partitions.load_logged_in(c, &ids).await?;
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (m, ps) in wanted {
+        let home = partitions.community(c, "members", &m).await?;
+        let logged = partitions.logged_in.get(&m);
+        let need: Vec<String> = ps
+            .into_iter()
+            .filter(|p| !home.contains(p) && !logged.is_some_and(|l| l.contains(p)))
+            .collect();
+        if !need.is_empty() {
+            missing.insert(m, need);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = missing.keys().cloned().collect();
+    let found = load_rows(c, "members", &ids).await?;
+    let mut out = Vec::new();
+    for (m, ps) in missing {
+        let Some(row) = found.get(&m) else { continue };
+        let image = row.to_string();
+        for p in &ps {
+            out.push((p.clone(), m.clone(), image.clone()));
+        }
+        partitions.logged_in.entry(m).or_default().extend(ps);
+    }
+    Ok(out)
 }
 
 /// Turn the queued row changes of this transaction into change-log entries. Call it inside
@@ -488,7 +623,14 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         partitions.learn(&t.tbl, &v);
         values.push(v);
     }
-    let mut by_partition: BTreeMap<String, Vec<(&str, &str, &str, &str)>> = BTreeMap::new();
+    // The members the batch writes: where their rows have been logged, in one query.
+    let members: Vec<String> = queued
+        .iter()
+        .filter(|t| t.tbl == "members" && !t.delete)
+        .map(|t| t.pk.clone())
+        .collect();
+    partitions.load_logged_in(c, &members).await?;
+    let mut parts_of: Vec<BTreeSet<String>> = Vec::with_capacity(queued.len());
     for (t, row) in queued.iter().zip(&values) {
         let parts: BTreeSet<String> = if !t.delete {
             partitions.of(c, &t.tbl, row).await?.into_iter().collect()
@@ -512,6 +654,19 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
                 seen
             }
         };
+        parts_of.push(parts);
+    }
+    // Members named by rows of another community's partition, copied there first (a device
+    // applies a page's rows in their order).
+    let copies = member_copies(c, &mut partitions, &queued, &values, &parts_of).await?;
+    let mut by_partition: BTreeMap<&str, Vec<(&str, &str, &str, &str)>> = BTreeMap::new();
+    for (p, m, image) in &copies {
+        by_partition
+            .entry(p)
+            .or_default()
+            .push(("members", m, "upsert", image));
+    }
+    for (t, parts) in queued.iter().zip(&parts_of) {
         let (op, image) = match (&t.image, t.delete) {
             (Some(text), false) => ("upsert", text.as_str()),
             _ => ("delete", "null"),
@@ -526,14 +681,14 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
     let mut n = 0;
     for (community, changes) in by_partition {
         // One allocation of the partition's next sequences, one insert per batch of rows.
-        let first = reserve_seqs(c, &community, changes.len() as i64).await?;
+        let first = reserve_seqs(c, community, changes.len() as i64).await?;
         for (i, chunk) in changes.chunks(200).enumerate() {
             let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut vals = Vec::with_capacity(chunk.len() * 7);
             for (j, (tbl, pk, op, row)) in chunk.iter().enumerate() {
                 let seq = first + (i * 200 + j) as i64;
                 vals.extend([
-                    community.clone().into(),
+                    community.into(),
                     seq.into(),
                     (*tbl).into(),
                     (*pk).into(),

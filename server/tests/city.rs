@@ -786,15 +786,16 @@ async fn a_device_gathers_its_planners_statistics_after_a_round_that_pulled_rows
 /// devices: `both` (of the first center, serving both communities), on which a volunteer of
 /// each community registered (each with a sign-up bonus from the issuing account), and
 /// `second` (of the second center).
-async fn two_centers() -> (
+/// (None on PostgreSQL when no PostgreSQL server is reachable.)
+async fn two_centers(
+    postgres: bool,
+) -> Option<(
     City,
     sea_orm::DatabaseConnection,
     sea_orm::DatabaseConnection,
     Http,
-) {
-    let c = City::start(false, &["府苑新村", "蒋村花园"], Rules::default())
-        .await
-        .unwrap();
+)> {
+    let c = City::start(postgres, &["府苑新村", "蒋村花园"], Rules::default()).await?;
     let (ca, cb) = (
         c.boot.community_ids[0].clone(),
         c.boot.community_ids[1].clone(),
@@ -842,7 +843,7 @@ async fn two_centers() -> (
         .await
         .unwrap();
     sync::sync_once(&second, &http).await.unwrap();
-    (c, both, second, http)
+    Some((c, both, second, http))
 }
 
 /// The hours of a community reach the devices of that community alone: a sign-up bonus (or a
@@ -853,7 +854,7 @@ async fn two_centers() -> (
 /// communities holds them all and its ledger verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_volunteers_community() {
-    let (c, both, second, _) = two_centers().await;
+    let (c, both, second, _) = two_centers(false).await.unwrap();
     // The transfers of each volunteer's account, on the server.
     let of = |member: &str| {
         format!("SELECT DISTINCT e.transfer_id AS c0 FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.member_id = '{member}' ORDER BY c0")
@@ -884,14 +885,15 @@ async fn credits_from_the_issuing_account_reach_only_the_devices_of_the_voluntee
 }
 
 /// A device of a center that serves some of the city's communities holds the issuing
-/// account's row (its balance is the city's) but only its own communities' entries on it: its
-/// ledger still verifies, names the issuing account as held in part, and its backup can be
-/// restored (a backup whose ledger does not verify is refused). Every other account is still
+/// account's row (its balance is the city's) but only its own communities' entries on it, and
+/// only its own side of a gift from another community: its ledger still verifies, names the
+/// issuing account and the gift as held in part, and its backup can be restored (a backup
+/// whose ledger does not verify is refused). Every other account is still
 /// checked there, and on a device of every community the issuing account is checked too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it_holds_in_part() {
+async fn a_desk_of_some_communities_verifies_its_ledger_and_names_what_it_holds_in_part() {
     use timebank_core::read::verify;
-    let (c, both, second, _) = two_centers().await;
+    let (c, both, second, _) = two_centers(false).await.unwrap();
     let issuing = rows(
         &c.db,
         "SELECT id AS c0 FROM accounts WHERE kind = 'issuing'",
@@ -913,15 +915,53 @@ async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it
     .await
     .unwrap();
     assert!(bonus_b > 0, "the second community's volunteer got a bonus");
+    // The first community's volunteer gives 10 minutes to her son in the second: a transfer
+    // between the two communities, whose second-community side alone is on the second desk.
+    let dev = outbox::device_id(&both).await.unwrap();
+    let now = timebank_core::service::now_ms();
+    execute(
+        &both,
+        &Ctx::new(&c.boot.admin_id, &dev, now),
+        Command::LinkFamily {
+            member_id: "v-a".into(),
+            relative_id: "v-b".into(),
+            relation: Relation::Child,
+        },
+    )
+    .await
+    .unwrap();
+    let gift = new_id();
+    execute(
+        &both,
+        &Ctx::new("v-a", &dev, now),
+        Command::Gift {
+            transfer_id: gift.clone(),
+            to_member_id: "v-b".into(),
+            minutes: 10,
+            note: "给儿子".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let http = Http::new(&c.base);
+    sync::sync_once(&both, &http).await.unwrap();
+    sync::sync_once(&second, &http).await.unwrap();
+    let bonus_b = bonus_b + 10;
 
     let report = verify(&second, &|_, _| {}).await.unwrap();
     assert!(report.ok(), "{report:?}");
+    assert!(report.some_communities && report.unbalanced_transfers.is_empty());
+    assert_eq!(
+        report.transfers_held_in_part,
+        [(gift.clone(), 10)],
+        "the gift, with the second community's side only"
+    );
     assert_eq!(report.held_in_part.len(), 1, "{report:?}");
     let part = &report.held_in_part[0];
     assert_eq!(part.account_id, issuing[0]);
     assert_eq!(
         (part.stored_balance, part.sum_of_entries),
-        (city_balance, -bonus_b),
+        (city_balance, -(bonus_b - 10)),
         "the city's balance, and the second community's share of its entries"
     );
 
@@ -930,6 +970,10 @@ async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it
     timebank_core::backup::backup(&second, &file).await.unwrap();
     let checked = timebank_core::backup::check_backup(&file).await.unwrap();
     assert_eq!(checked.held_in_part, report.held_in_part);
+    assert_eq!(
+        checked.transfers_held_in_part,
+        report.transfers_held_in_part
+    );
 
     // A member's account that does not add up is still found on that device…
     timebank_core::sql::exec(
@@ -946,7 +990,13 @@ async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it
 
     // …and on the device of every community the issuing account is checked like any other.
     let report = verify(&both, &|_, _| {}).await.unwrap();
-    assert!(report.ok() && report.held_in_part.is_empty(), "{report:?}");
+    assert!(
+        report.ok()
+            && !report.some_communities
+            && report.held_in_part.is_empty()
+            && report.transfers_held_in_part.is_empty(),
+        "{report:?}"
+    );
     timebank_core::sql::exec(
         &both,
         "UPDATE accounts SET balance = balance - 1 WHERE kind = 'issuing'",
@@ -959,4 +1009,107 @@ async fn a_desk_of_some_communities_verifies_its_ledger_and_names_the_account_it
     assert_eq!(report.mismatched_accounts[0].account_id, issuing[0]);
     assert!(report.held_in_part.is_empty());
     c.stop().await;
+}
+
+/// A desk of one community pulls the rows of its community that name members of another: a
+/// family link and a gift from a son living elsewhere, an order he posted for his mother. His
+/// member row comes with them (before, the missing member failed every pull of that desk from
+/// then on, on its foreign keys), and his later changes follow it there.
+async fn rows_naming_members_of_another_community(postgres: bool) {
+    let Some((c, both, second, http)) = two_centers(postgres).await else {
+        return;
+    };
+    let dev = outbox::device_id(&both).await.unwrap();
+    let now = timebank_core::service::now_ms();
+    let admin = Ctx::new(&c.boot.admin_id, &dev, now);
+    let son = Ctx::new("v-a", &dev, now);
+    for (ctx, cmd) in [
+        (
+            &admin,
+            Command::LinkFamily {
+                member_id: "v-b".into(),
+                relative_id: "v-a".into(),
+                relation: Relation::Child,
+            },
+        ),
+        (
+            &son,
+            Command::Gift {
+                transfer_id: new_id(),
+                to_member_id: "v-b".into(),
+                minutes: 10,
+                note: "给妈妈".into(),
+            },
+        ),
+        (&son, order("o-mother", "v-b")),
+    ] {
+        execute(&both, ctx, cmd).await.unwrap();
+    }
+    sync::sync_once(&both, &http).await.unwrap();
+    let report = sync::sync_once(&second, &http).await.unwrap();
+    assert!(report.pulled > 0, "{report:?}");
+    let on_second = |q: &'static str| {
+        let second = second.clone();
+        async move { rows(&second, q).await }
+    };
+    assert_eq!(
+        on_second("SELECT posted_by AS c0 FROM orders WHERE id = 'o-mother'").await,
+        ["v-a"]
+    );
+    assert_eq!(
+        on_second("SELECT relative_id AS c0 FROM family_links WHERE member_id = 'v-b'").await,
+        ["v-a"]
+    );
+    assert_eq!(
+        on_second("SELECT name AS c0 FROM members WHERE id = 'v-a'").await,
+        ["志愿者"]
+    );
+    // His account is not the second desk's: only his side of the gift stays with his community.
+    assert!(
+        on_second("SELECT id AS c0 FROM accounts WHERE member_id = 'v-a'")
+            .await
+            .is_empty()
+    );
+    assert!(timebank_core::read::verify(&second, &|_, _| {})
+        .await
+        .unwrap()
+        .ok());
+
+    // He changes his name: the second desk gets it too.
+    execute(
+        &both,
+        &son,
+        Command::UpdateMember(UpdateMember {
+            member_id: "v-a".into(),
+            name: Some("李伟".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&both, &http).await.unwrap();
+    sync::sync_once(&second, &http).await.unwrap();
+    assert_eq!(
+        on_second("SELECT name AS c0 FROM members WHERE id = 'v-a'").await,
+        ["李伟"]
+    );
+    // The server logged his row in the second community once, then his change.
+    let cb = c.boot.community_ids[1].clone();
+    let logged = rows(
+        &c.db,
+        &format!("SELECT op AS c0 FROM change_log WHERE community_id = '{cb}' AND tbl = 'members' AND pk = 'v-a' ORDER BY seq"),
+    )
+    .await;
+    assert_eq!(logged, ["upsert", "upsert"]);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_sqlite() {
+    rows_naming_members_of_another_community(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_postgres() {
+    rows_naming_members_of_another_community(true).await;
 }

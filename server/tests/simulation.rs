@@ -1,5 +1,7 @@
 //! A deterministic simulation of sync under faults: one city server (on SQLite, and on
-//! PostgreSQL) and three center devices with real SQLite files, a seeded random workload
+//! PostgreSQL) and three center devices with real SQLite files (and a fourth, of a center
+//! serving one of the two communities, that follows through the same faults and must hold
+//! exactly the server's rows of its partitions), a seeded random workload
 //! (registering, posting, accepting the same orders from different devices, serving,
 //! confirming, gifts), and faults between and in them: requests dropped, answers lost after
 //! the server applied them, duplicated deliveries, pull pages cut in the middle (their checksum
@@ -273,6 +275,41 @@ async fn run(seed: u64, postgres: bool) {
     for d in &devices {
         sync::sync_once(d, &Http::new(&url)).await.unwrap();
     }
+    // A fourth device, of a second center serving the second community alone, follows the
+    // city through the same faults: its rows name members of the first community (the
+    // administrator posts orders there, volunteers come from both), which must reach it too.
+    let partial = {
+        sql::exec(
+            &city,
+            "INSERT INTO centers (id, name_zh, name_en, subdistrict_id) VALUES ('c2', '蒋村花园服务站', 'Station', ?)",
+            vec![boot.subdistrict_id.clone().into()],
+        )
+        .await
+        .unwrap();
+        sql::exec(
+            &city,
+            "INSERT INTO center_communities (center_id, community_id) VALUES ('c2', ?)",
+            vec![community(1).into()],
+        )
+        .await
+        .unwrap();
+        let d = db::connect(&db::sqlite_url(&c.dir.path().join("partial.db")))
+            .await
+            .unwrap();
+        let code = timebank_server::auth::issue_code(
+            &city,
+            "c2",
+            "center",
+            1,
+            timebank_core::service::now_ms(),
+        )
+        .await
+        .unwrap();
+        sync::http::enrol(&d, &url, &code, "partial", &|_| {})
+            .await
+            .unwrap();
+        d
+    };
     // The workload, with faults.
     let mut orders: Vec<(String, usize)> = Vec::new();
     let mut base = t0;
@@ -449,6 +486,15 @@ async fn run(seed: u64, postgres: bool) {
             };
             let _ = sync::sync_once(d, &t).await; // may fail: it is retried later
         }
+        if rng.chance(20) {
+            let t = Faulty {
+                inner: Http::new(&url),
+                rng: &rng,
+                on: true,
+                during: None,
+            };
+            let _ = sync::sync_once(&partial, &t).await; // may fail: it is retried later
+        }
     }
     // Heal: every device syncs without faults until nothing is waiting, twice round.
     for _ in 0..3 {
@@ -458,13 +504,49 @@ async fn run(seed: u64, postgres: bool) {
                 .unwrap_or_else(|e| panic!("seed {seed}: healing sync failed: {e:?}"));
         }
     }
-    // Convergence: every device equals the server.
+    for _ in 0..2 {
+        sync::sync_once(&partial, &Http::new(&url))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("seed {seed}: the partial device's healing sync failed: {e:?}")
+            });
+    }
+    // Convergence: every device equals the server; the device of the second community holds
+    // exactly the server's rows of its partitions.
     for (t, cols) in COMPARED {
         let server = table(&city, t, cols).await;
         for (i, d) in devices.iter().enumerate() {
             assert_eq!(table(d, t, cols).await, server, "seed {seed}: device {i} differs from the server in {t}. ({backend}) Replay: TIMEBANK_SIM_SEEDS={seed} cargo test -p timebank-server --test simulation");
         }
+        let ids: Vec<String> = server
+            .iter()
+            .map(|r| r.split('|').next().unwrap().to_owned())
+            .collect();
+        let rows = timebank_server::changes::load_rows(&city, t, &ids)
+            .await
+            .unwrap();
+        let mut visible = std::collections::HashSet::new();
+        for (id, row) in &rows {
+            let parts = timebank_server::changes::communities_of(&city, t, row)
+                .await
+                .unwrap();
+            if parts.iter().any(|p| p == "*" || *p == community(1)) {
+                visible.insert(id.clone());
+            }
+        }
+        let expected: Vec<String> = server
+            .into_iter()
+            .filter(|r| visible.contains(r.split('|').next().unwrap()))
+            .collect();
+        assert_eq!(table(&partial, t, cols).await, expected, "seed {seed}: the device of the second community differs from the server's rows of its partitions in {t}. ({backend}) Replay: TIMEBANK_SIM_SEEDS={seed} cargo test -p timebank-server --test simulation");
     }
+    let report = timebank_core::read::verify(&partial, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(
+        report.ok() && report.some_communities,
+        "seed {seed}: the partial device's ledger does not verify: {report:?}"
+    );
     // Exactly once: every mutation answered once; nothing waiting; the ledger holds.
     let answered = sql::scalar_i64(&city, "SELECT COUNT(*) FROM push_results", vec![])
         .await

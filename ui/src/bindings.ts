@@ -822,12 +822,27 @@ export type VerifyReport_Deserialize = {
 	mismatched_accounts: AccountMismatch_Deserialize[],
 	unbalanced_transfers: ([string, number])[],
 	/**
-	 *  On a device that serves only some of the city's communities: the programme's own
-	 *  accounts (the issuing account), whose balance is the city's but whose entries here are
-	 *  only those of this device's communities (the others' are on their devices and on the
-	 *  city server, which checks them). Not a fault, so not in `mismatched_accounts`.
+	 *  Whether this database is a device's that serves only some of the communities it knows
+	 *  of. It then holds a transfer between two communities with only its own side's entries,
+	 *  and a programme's accounts with only its communities' share of their entries: the
+	 *  whole ledger sums to zero on the city server and on a device of every community only.
+	 */
+	some_communities: boolean,
+	/**
+	 *  On a device of some communities: the programme's own accounts (the issuing account),
+	 *  whose balance is the city's but whose entries here are only those of this device's
+	 *  communities (the others' are on their devices and on the city server, which checks
+	 *  them). Not a fault, so not in `mismatched_accounts`.
 	 */
 	held_in_part: AccountMismatch_Deserialize[],
+	/**
+	 *  On a device of some communities: transfers whose entries here do not sum to zero, as a
+	 *  transfer between a member of this device's communities and a member of another (a gift,
+	 *  a payment for help) has only this side's entry here (the other's is on the other
+	 *  community's devices). The city server checks them whole. Elsewhere these are
+	 *  `unbalanced_transfers`.
+	 */
+	transfers_held_in_part: ([string, number])[],
 };
 
 export type VerifyReport_Serialize = {
@@ -838,12 +853,27 @@ export type VerifyReport_Serialize = {
 	mismatched_accounts: AccountMismatch_Serialize[],
 	unbalanced_transfers: ([string, number])[],
 	/**
-	 *  On a device that serves only some of the city's communities: the programme's own
-	 *  accounts (the issuing account), whose balance is the city's but whose entries here are
-	 *  only those of this device's communities (the others' are on their devices and on the
-	 *  city server, which checks them). Not a fault, so not in `mismatched_accounts`.
+	 *  Whether this database is a device's that serves only some of the communities it knows
+	 *  of. It then holds a transfer between two communities with only its own side's entries,
+	 *  and a programme's accounts with only its communities' share of their entries: the
+	 *  whole ledger sums to zero on the city server and on a device of every community only.
+	 */
+	some_communities: boolean,
+	/**
+	 *  On a device of some communities: the programme's own accounts (the issuing account),
+	 *  whose balance is the city's but whose entries here are only those of this device's
+	 *  communities (the others' are on their devices and on the city server, which checks
+	 *  them). Not a fault, so not in `mismatched_accounts`.
 	 */
 	held_in_part: AccountMismatch_Serialize[],
+	/**
+	 *  On a device of some communities: transfers whose entries here do not sum to zero, as a
+	 *  transfer between a member of this device's communities and a member of another (a gift,
+	 *  a payment for help) has only this side's entry here (the other's is on the other
+	 *  community's devices). The city server checks them whole. Elsewhere these are
+	 *  `unbalanced_transfers`.
+	 */
+	transfers_held_in_part: ([string, number])[],
 };
 
 export type Vetting = "registered" | "verified" | "suspended";
