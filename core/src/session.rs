@@ -48,7 +48,8 @@ pub struct Place {
 /// empty query), then residents. A resident (a member who is nothing but a resident: an elder,
 /// mostly) appears only to someone who already knows who they are: for their whole name or
 /// their phone number, never in the list a passer-by sees at the workstation nor for a part of
-/// a name. A phone number finds anyone with a PIN.
+/// a name; found by the number, only the surname shows (`王**`), so that a number does not
+/// tell a name. A phone number finds anyone with a PIN.
 pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignInChoice>> {
     let q = query.trim();
     let rows = sql::all(
@@ -82,14 +83,21 @@ pub async fn choices<C: ConnectionTrait>(c: &C, query: &str) -> Result<Vec<SignI
             }),
         }
     }
-    out.sort_by_key(|c| {
-        (
-            c.roles.iter().all(|r| r == Role::Resident.as_str()),
-            c.name.clone(),
-        )
-    });
+    let resident_only = |c: &SignInChoice| c.roles.iter().all(|r| r == Role::Resident.as_str());
+    out.sort_by_key(|c| (resident_only(c), c.name.clone()));
     out.truncate(60);
+    for c in out.iter_mut().filter(|c| c.name != q) {
+        if resident_only(c) {
+            c.name = surname_only(&c.name);
+        }
+    }
     Ok(out)
+}
+
+/// A name with all but its first character hidden: `王德明` -> `王**`.
+fn surname_only(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().into_iter().chain(chars.map(|_| '*')).collect()
 }
 
 /// Check `pin` against the member's PIN hash and describe the member.

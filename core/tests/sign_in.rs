@@ -72,7 +72,13 @@ async fn residents_are_found_for_sign_in_only_by_their_whole_name_or_phone_numbe
         ),
         (cast.wang.as_str(), "府苑新村", vec!["resident".to_owned()])
     );
-    assert_eq!(names(t, &phone(t, &cast.zhao).await).await, ["赵小明"]);
+    // By the number alone, only the surname shows: a number does not tell a name.
+    assert_eq!(names(t, &phone(t, &cast.zhao).await).await, ["赵**"]);
+    let by_phone = choices(&t.db, &phone(t, &cast.wang).await).await.unwrap();
+    assert_eq!(
+        (by_phone[0].id.as_str(), by_phone[0].name.as_str()),
+        (cast.wang.as_str(), "王**")
+    );
     // A phone number finds anyone with a PIN; nobody without one.
     assert_eq!(names(t, &phone(t, &cast.majun).await).await, ["马军"]);
     assert!(names(t, &phone(t, &cast.liu).await).await.is_empty());

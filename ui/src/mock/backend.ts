@@ -275,7 +275,8 @@ export async function handle(s: MockState, cmd: string, args: Record<string, unk
       const list: SignInChoice[] = Object.values(s.members)
         // As the core: a resident only for their whole name or phone number (session::choices).
         .filter((m) => s.pins[m.me.id] && ((q !== "" && (m.me.name === q || m.phone === q)) || (m.me.roles.some((r) => r !== "resident") && m.me.name.includes(q))))
-        .map((m) => ({ id: m.me.id, name: m.me.name, community: FY.name_zh, roles: m.me.roles }));
+        // Found by the number alone, a resident's name shows as the surname only.
+        .map((m) => ({ id: m.me.id, name: m.me.roles.every((r) => r === "resident") && m.me.name !== q ? m.me.name[0] + "*".repeat(m.me.name.length - 1) : m.me.name, community: FY.name_zh, roles: m.me.roles }));
       return list;
     }
     case "sign_in": {
