@@ -533,18 +533,9 @@ pub async fn verify<C: ConnectionTrait>(
 /// for its communities. False for the city server, a device of every community, and a
 /// database never enrolled.
 async fn holds_some_communities<C: ConnectionTrait>(c: &C) -> Result<bool> {
-    let Some(r) = sql::one(
-        c,
-        "SELECT value FROM device_settings WHERE key = ?",
-        vec![crate::sync::K_PARTITIONS.into()],
-    )
-    .await?
-    else {
+    let Some(served) = crate::sync::enrolled_partitions(c).await? else {
         return Ok(false);
     };
-    // Unreadable, it is no partition at all, as for the pull.
-    let served: Vec<String> =
-        serde_json::from_str(&get::<String>(&r, "value")?).unwrap_or_default();
     let communities = sql::all(
         c,
         "SELECT id FROM places WHERE level = ?",

@@ -612,6 +612,14 @@ async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result
     Ok(())
 }
 
+/// The partitions this device pulls (`*` and its communities), None when it was never
+/// enrolled; a setting that cannot be read is no partition at all.
+pub async fn enrolled_partitions<C: ConnectionTrait>(c: &C) -> Result<Option<Vec<String>>> {
+    Ok(get_setting(c, K_PARTITIONS)
+        .await?
+        .map(|s| serde_json::from_str(&s).unwrap_or_default()))
+}
+
 fn cursor_key(partition: &str) -> String {
     format!("sync_cursor:{partition}")
 }
@@ -1150,10 +1158,7 @@ async fn pull_parts<T: Transport>(
     pulled: &mut std::collections::HashSet<(String, String)>,
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
-    let parts: Vec<String> = get_setting(db, K_PARTITIONS)
-        .await?
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
+    let parts = enrolled_partitions(db).await?.unwrap_or_default();
     // Changes received this round, and known to exist, in the partitions before this one.
     let mut before = 0;
     for p in parts {
