@@ -141,9 +141,10 @@ pub struct Partitions {
     /// are written with it, in the same mutation, and never change, so a transfer of the
     /// batch has all its entries here.
     entries: HashMap<String, Vec<String>>,
-    /// Member id -> the partitions its row has been logged in (its home's and those it was
-    /// copied to, see [`MEMBER_REFS`]), for the members asked about so far.
-    logged_in: HashMap<String, BTreeSet<String>>,
+    /// (table, key) -> the partitions the row has been logged in, for the rows asked about so
+    /// far: a member's home and those it was copied to ([`MEMBER_REFS`]), and where a deleted
+    /// row's deletion must go.
+    logged_in: HashMap<(String, String), BTreeSet<String>>,
 }
 
 /// The rows of a community's partition that name members who may live in another community,
@@ -251,38 +252,62 @@ impl Partitions {
         Ok(v)
     }
 
-    /// Learn the partitions the rows of the members `ids` have been logged in: one query for
-    /// every 500 members, through the log's index of rows (partition, table, key), one
-    /// partition at a time (the `CROSS JOIN` keeps SQLite to that order: planned freely, it
-    /// read the whole log's index for each batch, and pushes were a tenth slower).
+    /// Learn the partitions the rows of `tbl` with the keys `pks` have been logged in: one
+    /// query for every 500 rows, through the log's index of rows (partition, table, key), one
+    /// partition at a time (a search by table and key alone read the whole log: 0.4 s for
+    /// 280,000 entries; the `CROSS JOIN` keeps SQLite to that order: planned freely, it read
+    /// the whole log's index for each batch, and pushes were a tenth slower).
     async fn load_logged_in<C: ConnectionTrait>(
         &mut self,
         c: &C,
-        ids: &[String],
+        tbl: &str,
+        pks: &[String],
     ) -> Result<(), CoreError> {
-        let ids: Vec<&String> = ids
+        let pks: Vec<&String> = pks
             .iter()
-            .filter(|m| !self.logged_in.contains_key(*m))
+            .filter(|k| !self.logged_in.contains_key(&(tbl.to_owned(), (*k).clone())))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for chunk in ids.chunks(500) {
+        for chunk in pks.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
+            let mut vals: Vec<sea_orm::Value> = vec![tbl.into()];
+            vals.extend(chunk.iter().map(|k| (*k).clone().into()));
             let rows = sql::all(
                 c,
-                &format!("SELECT DISTINCT l.community_id AS p, l.pk AS m FROM change_heads h CROSS JOIN change_log l WHERE l.community_id = h.community_id AND l.tbl = 'members' AND l.pk IN ({marks})"),
-                chunk.iter().map(|m| (*m).clone().into()).collect(),
+                &format!("SELECT DISTINCT l.community_id AS p, l.pk AS k FROM change_heads h CROSS JOIN change_log l WHERE l.community_id = h.community_id AND l.tbl = ? AND l.pk IN ({marks})"),
+                vals,
             )
             .await?;
-            for m in chunk {
-                self.logged_in.entry((*m).clone()).or_default();
+            for k in chunk {
+                self.logged_in
+                    .entry((tbl.to_owned(), (*k).clone()))
+                    .or_default();
             }
             for r in rows {
-                let (p, m): (String, String) = (r.try_get("", "p")?, r.try_get("", "m")?);
-                self.logged_in.entry(m).or_default().insert(p);
+                let (p, k): (String, String) = (r.try_get("", "p")?, r.try_get("", "k")?);
+                self.logged_in
+                    .entry((tbl.to_owned(), k))
+                    .or_default()
+                    .insert(p);
             }
         }
         Ok(())
+    }
+
+    /// The partitions the row of `tbl` with the key `pk` has been logged in (read once).
+    async fn logged<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        tbl: &str,
+        pk: &str,
+    ) -> Result<BTreeSet<String>, CoreError> {
+        let key = (tbl.to_owned(), pk.to_owned());
+        if !self.logged_in.contains_key(&key) {
+            self.load_logged_in(c, tbl, std::slice::from_ref(&key.1))
+                .await?;
+        }
+        Ok(self.logged_in.get(&key).cloned().unwrap_or_default())
     }
 
     /// The partitions of a member's row: its home community's, and every partition it has
@@ -292,9 +317,7 @@ impl Partitions {
         c: &C,
         row: &Value,
     ) -> Result<Vec<String>, CoreError> {
-        let id = s(row, "id").to_owned();
-        self.load_logged_in(c, std::slice::from_ref(&id)).await?;
-        let mut v: BTreeSet<String> = self.logged_in.get(&id).cloned().unwrap_or_default();
+        let mut v = self.logged(c, "members", s(row, "id")).await?;
         v.insert(s(row, "home_community_id").to_owned());
         Ok(v.into_iter().collect())
     }
@@ -515,14 +538,14 @@ async fn member_copies<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = wanted.keys().cloned().collect();
-    partitions.load_logged_in(c, &ids).await?;
+    partitions.load_logged_in(c, "members", &ids).await?;
     let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (m, ps) in wanted {
         let home = partitions.community(c, "members", &m).await?;
-        let logged = partitions.logged_in.get(&m);
+        let logged = partitions.logged(c, "members", &m).await?;
         let need: Vec<String> = ps
             .into_iter()
-            .filter(|p| !home.contains(p) && !logged.is_some_and(|l| l.contains(p)))
+            .filter(|p| !home.contains(p) && !logged.contains(p))
             .collect();
         if !need.is_empty() {
             missing.insert(m, need);
@@ -540,7 +563,11 @@ async fn member_copies<C: ConnectionTrait>(
         for p in &ps {
             out.push((p.clone(), m.clone(), image.clone()));
         }
-        partitions.logged_in.entry(m).or_default().extend(ps);
+        partitions
+            .logged_in
+            .entry(("members".to_owned(), m))
+            .or_default()
+            .extend(ps);
     }
     Ok(out)
 }
@@ -624,13 +651,15 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         partitions.learn(&t.tbl, &v);
         values.push(v);
     }
-    // The members the batch writes: where their rows have been logged, in one query.
-    let members: Vec<String> = queued
-        .iter()
-        .filter(|t| t.tbl == "members" && !t.delete)
-        .map(|t| t.pk.clone())
-        .collect();
-    partitions.load_logged_in(c, &members).await?;
+    // Where the members the batch writes, and the rows it deletes, have been logged: one
+    // query for each table.
+    let mut asked: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for t in queued.iter().filter(|t| t.delete || t.tbl == "members") {
+        asked.entry(&t.tbl).or_default().push(t.pk.clone());
+    }
+    for (tbl, pks) in &asked {
+        partitions.load_logged_in(c, tbl, pks).await?;
+    }
     let mut parts_of: Vec<BTreeSet<String>> = Vec::with_capacity(queued.len());
     for (t, row) in queued.iter().zip(&values) {
         let parts: BTreeSet<String> = if !t.delete {
@@ -638,17 +667,7 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
         } else {
             // A deletion goes to every partition the row was ever logged in, so that no
             // device (nor a new one pulling from the start) keeps or gets it back.
-            // Partition by partition: the log's index starts with the partition, and a search
-            // by table and key alone read the whole log (0.4 s for 280,000 entries).
-            let seen: BTreeSet<String> = sql::all(
-                c,
-                "SELECT h.community_id FROM change_heads h WHERE EXISTS (SELECT 1 FROM change_log l WHERE l.community_id = h.community_id AND l.tbl = ? AND l.pk = ?)",
-                vec![t.tbl.clone().into(), t.pk.clone().into()],
-            )
-            .await?
-            .iter()
-            .filter_map(|r| r.try_get::<String>("", "community_id").ok())
-            .collect();
+            let seen = partitions.logged(c, &t.tbl, &t.pk).await?;
             if seen.is_empty() {
                 [CITY.to_owned()].into()
             } else {
