@@ -162,6 +162,25 @@ const MEMBER_REFS: [(&str, &[&str]); 5] = [
     ("activity_signups", &["member_id"]),
 ];
 
+/// The columns of a member's row that only its home community's devices get: the hash of its
+/// PIN (no one signs in as that member at a desk of another community) and its address. The
+/// copies of the row in other partitions ([`MEMBER_REFS`]) leave them out ([`away_from_home`]).
+/// A device's upsert of a pulled row sets the columns the row has and no other, so a device of
+/// both communities keeps what the home partition gave it, whichever it pulls first, and a
+/// device of the other community alone holds them empty.
+pub const HOME_ONLY: [&str; 2] = ["pin_hash", "address"];
+
+/// A member's row as a partition other than its home's gets it: without [`HOME_ONLY`].
+pub fn away_from_home(row: &Value) -> Value {
+    let mut row = row.clone();
+    if let Value::Object(cols) = &mut row {
+        for c in HOME_ONLY {
+            cols.remove(c);
+        }
+    }
+    row
+}
+
 /// The tables whose rows name a community outright, and the column that does.
 const COMMUNITY_COLUMN: [(&str, &str); 3] = [
     ("members", "home_community_id"),
@@ -559,7 +578,7 @@ async fn member_copies<C: ConnectionTrait>(
     let mut out = Vec::new();
     for (m, ps) in missing {
         let Some(row) = found.get(&m) else { continue };
-        let image = row.to_string();
+        let image = away_from_home(row).to_string();
         for p in &ps {
             out.push((p.clone(), m.clone(), image.clone()));
         }
@@ -686,12 +705,26 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
             .or_default()
             .push(("members", m, "upsert", image));
     }
-    for (t, parts) in queued.iter().zip(&parts_of) {
+    // A member's row in the partitions it was copied to, without what only its home gets.
+    let mut away: HashMap<usize, String> = HashMap::new();
+    for (i, ((t, row), parts)) in queued.iter().zip(&values).zip(&parts_of).enumerate() {
+        let home = s(row, "home_community_id");
+        if t.tbl == "members" && !t.delete && parts.iter().any(|p| p != home) {
+            let full: Value = serde_json::from_str(t.image.as_deref().unwrap_or("null"))
+                .map_err(|e| CoreError::new(Code::Database).with("detail", e))?;
+            away.insert(i, away_from_home(&full).to_string());
+        }
+    }
+    for (i, ((t, row), parts)) in queued.iter().zip(&values).zip(&parts_of).enumerate() {
         let (op, image) = match (&t.image, t.delete) {
             (Some(text), false) => ("upsert", text.as_str()),
             _ => ("delete", "null"),
         };
         for p in parts {
+            let image = match away.get(&i) {
+                Some(copy) if p != s(row, "home_community_id") => copy.as_str(),
+                _ => image,
+            };
             by_partition
                 .entry(p)
                 .or_default()

@@ -209,14 +209,20 @@ pub async fn rows(
         if !crate::changes::SYNCED.iter().any(|(t, _)| *t == k.table) {
             continue;
         }
-        let row = crate::changes::load_row(db, &k.table, &k.pk).await?;
-        if let Some(r) = &row {
+        let mut row = crate::changes::load_row(db, &k.table, &k.pk).await?;
+        if let Some(r) = &mut row {
             let parts = crate::changes::communities_of(db, &k.table, r).await?;
             let visible = parts
                 .iter()
                 .any(|p| p == CITY || device.communities.contains(p));
             if !visible || (k.table == "safeguarding_reports" && device.role != "center") {
                 continue;
+            }
+            let home = r.get("home_community_id").and_then(Value::as_str);
+            if k.table == "members"
+                && !home.is_some_and(|h| device.communities.iter().any(|c| c == h))
+            {
+                *r = crate::changes::away_from_home(r);
             }
         }
         out.push(RowState {

@@ -1026,6 +1026,21 @@ async fn rows_naming_members_of_another_community(postgres: bool) {
     for (ctx, cmd) in [
         (
             &admin,
+            Command::SetPin {
+                member_id: "v-a".into(),
+                pin_hash: timebank_core::service::members::hash_pin("2468").unwrap(),
+            },
+        ),
+        (
+            &son,
+            Command::UpdateMember(UpdateMember {
+                member_id: "v-a".into(),
+                address: Some("府苑新村3幢201".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            &admin,
             Command::LinkFamily {
                 member_id: "v-b".into(),
                 relative_id: "v-a".into(),
@@ -1064,6 +1079,22 @@ async fn rows_naming_members_of_another_community(postgres: bool) {
         on_second("SELECT name AS c0 FROM members WHERE id = 'v-a'").await,
         ["志愿者"]
     );
+    // His PIN's hash and his address stay with his own community's devices.
+    let private = "SELECT COALESCE(pin_hash, '-') AS c0, COALESCE(address, '-') AS c1 FROM members WHERE id = 'v-a'";
+    assert_eq!(on_second(private).await, ["-|-"]);
+    let token = outbox::get_setting(&second, sync::K_TOKEN)
+        .await
+        .unwrap()
+        .unwrap();
+    let asked = sync::Transport::rows(&http, &token, &[("members".into(), "v-a".into())])
+        .await
+        .unwrap();
+    let row = asked[0].row.as_ref().expect("his row");
+    assert_eq!(row["name"], "志愿者");
+    assert!(
+        row.get("pin_hash").is_none() && row.get("address").is_none(),
+        "{row}"
+    );
     // His account is not the second desk's: only his side of the gift stays with his community.
     assert!(
         on_second("SELECT id AS c0 FROM accounts WHERE member_id = 'v-a'")
@@ -1092,6 +1123,14 @@ async fn rows_naming_members_of_another_community(postgres: bool) {
     assert_eq!(
         on_second("SELECT name AS c0 FROM members WHERE id = 'v-a'").await,
         ["李伟"]
+    );
+    assert_eq!(on_second(private).await, ["-|-"]);
+    // The desk of both communities pulled his copies too, and kept what his home gave it.
+    let kept = rows(&both, private).await;
+    assert_eq!(kept, rows(&c.db, private).await);
+    assert!(
+        kept[0].starts_with("$argon2") && kept[0].ends_with("|府苑新村3幢201"),
+        "{kept:?}"
     );
     // The server logged his row in the second community once, then his change.
     let cb = c.boot.community_ids[1].clone();
