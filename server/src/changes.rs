@@ -171,7 +171,7 @@ const MEMBER_REFS: [(&str, &[&str]); 5] = [
 pub const HOME_ONLY: [&str; 2] = ["pin_hash", "address"];
 
 /// A member's row as a partition other than its home's gets it: without [`HOME_ONLY`].
-pub fn away_from_home(row: &Value) -> Value {
+fn away_from_home(row: &Value) -> Value {
     let mut row = row.clone();
     if let Value::Object(cols) = &mut row {
         for c in HOME_ONLY {

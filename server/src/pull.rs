@@ -219,10 +219,15 @@ pub async fn rows(
                 continue;
             }
             let home = r.get("home_community_id").and_then(Value::as_str);
+            // A device of none of the member's home communities holds no PIN hash or address
+            // of theirs (HOME_ONLY): null here, so that a local edit the server refused is put
+            // right as well.
             if k.table == "members"
                 && !home.is_some_and(|h| device.communities.iter().any(|c| c == h))
             {
-                *r = crate::changes::away_from_home(r);
+                for c in crate::changes::HOME_ONLY {
+                    r[c] = Value::Null;
+                }
             }
         }
         out.push(RowState {
