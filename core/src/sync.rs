@@ -227,13 +227,17 @@ async fn install_capture_postgres(db: &DatabaseConnection) -> Result<()> {
         // Earlier versions: one trigger for each row, through timebank_capture().
         db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS cc_{t} ON {t}"))
             .await?;
-        db.execute_unprepared(&format!(
-            "CREATE OR REPLACE FUNCTION timebank_capture_{t}_upsert() RETURNS trigger AS $$ BEGIN \
-             INSERT INTO change_queue (tbl, pk, op, row_json) SELECT '{t}', {}, 'upsert', to_jsonb(n)::text FROM new_rows n; \
-             RETURN NULL; END $$ LANGUAGE plpgsql",
-            key("n")
-        ))
-        .await?;
+        // A row created is queued as `insert`, one changed as `upsert`: the change log needs
+        // not look up where a row just created has been logged before.
+        for op in ["insert", "upsert"] {
+            db.execute_unprepared(&format!(
+                "CREATE OR REPLACE FUNCTION timebank_capture_{t}_{op}() RETURNS trigger AS $$ BEGIN \
+                 INSERT INTO change_queue (tbl, pk, op, row_json) SELECT '{t}', {}, '{op}', to_jsonb(n)::text FROM new_rows n; \
+                 RETURN NULL; END $$ LANGUAGE plpgsql",
+                key("n")
+            ))
+            .await?;
+        }
         db.execute_unprepared(&format!(
             "CREATE OR REPLACE FUNCTION timebank_capture_{t}_delete() RETURNS trigger AS $$ BEGIN \
              INSERT INTO change_queue (tbl, pk, op) SELECT '{t}', {}, 'delete' FROM old_rows o; \
@@ -242,7 +246,7 @@ async fn install_capture_postgres(db: &DatabaseConnection) -> Result<()> {
         ))
         .await?;
         for (name, event, table, function) in [
-            ("ins", "INSERT", "NEW TABLE AS new_rows", "upsert"),
+            ("ins", "INSERT", "NEW TABLE AS new_rows", "insert"),
             ("upd", "UPDATE", "NEW TABLE AS new_rows", "upsert"),
             ("del", "DELETE", "OLD TABLE AS old_rows", "delete"),
         ] {
@@ -286,8 +290,10 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
                     .join(", ")
             )
         };
+        // The city server queues a row created as `insert` (see the PostgreSQL triggers).
+        let created = if images { "upsert" } else { "insert" };
         for (op, row, kind) in [
-            ("INSERT", "NEW", "upsert"),
+            ("INSERT", "NEW", created),
             ("UPDATE", "NEW", "upsert"),
             ("DELETE", "OLD", "delete"),
         ] {

@@ -1057,6 +1057,26 @@ async fn rows_naming_members_of_another_community(postgres: bool) {
             },
         ),
         (&son, order("o-mother", "v-b")),
+        // A relative registered and linked in one go: created in the same pushed batch as
+        // the row that names him.
+        (
+            &admin,
+            register(
+                "v-c",
+                "新亲属",
+                "13800000103",
+                &c.boot.community_ids[0],
+                false,
+            ),
+        ),
+        (
+            &admin,
+            Command::LinkFamily {
+                member_id: "v-b".into(),
+                relative_id: "v-c".into(),
+                relation: Relation::Spouse,
+            },
+        ),
     ] {
         execute(&both, ctx, cmd).await.unwrap();
     }
@@ -1072,12 +1092,20 @@ async fn rows_naming_members_of_another_community(postgres: bool) {
         ["v-a"]
     );
     assert_eq!(
-        on_second("SELECT relative_id AS c0 FROM family_links WHERE member_id = 'v-b'").await,
-        ["v-a"]
+        on_second(
+            "SELECT relative_id AS c0 FROM family_links WHERE member_id = 'v-b' ORDER BY relative_id"
+        )
+        .await,
+        ["v-a", "v-c"]
     );
     assert_eq!(
         on_second("SELECT name AS c0 FROM members WHERE id = 'v-a'").await,
         ["志愿者"]
+    );
+    assert_eq!(
+        on_second("SELECT name AS c0, COALESCE(address, '-') AS c1 FROM members WHERE id = 'v-c'")
+            .await,
+        ["新亲属|-"]
     );
     // His PIN's hash and his address stay with his own community's devices.
     let private = "SELECT COALESCE(pin_hash, '-') AS c0, COALESCE(address, '-') AS c1 FROM members WHERE id = 'v-a'";
