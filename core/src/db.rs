@@ -46,6 +46,11 @@ pub struct Tuning {
     /// quarter second) instead of by the commit that fills it (which then waits for the copy
     /// and two fsyncs: a third of the city server's time per pushed batch).
     pub sqlite_background_checkpoints: bool,
+    /// How long an SQLite connection's worker thread waits for its next statement awake
+    /// (yielding its core to any other thread) before it sleeps; zero sleeps at once. For the
+    /// city server, whose pushed groups send statements back to back: waking the thread for
+    /// each cost more than most of the statements (`server::spin`, vendor/README.md).
+    pub sqlite_worker_spin: Duration,
 }
 
 impl Default for Tuning {
@@ -55,6 +60,7 @@ impl Default for Tuning {
             sqlite_connections: 4,
             sqlite_cache_kib: 32_000,
             sqlite_background_checkpoints: false,
+            sqlite_worker_spin: Duration::ZERO,
         }
     }
 }
@@ -66,6 +72,7 @@ impl Tuning {
         sqlite_connections: 2,
         sqlite_cache_kib: 4_000,
         sqlite_background_checkpoints: false,
+        sqlite_worker_spin: Duration::ZERO,
     };
 
     /// For the city server on SQLite: the default's, its WAL checkpointed in the background
@@ -74,8 +81,16 @@ impl Tuning {
         sqlite_connections: 4,
         sqlite_cache_kib: 32_000,
         sqlite_background_checkpoints: true,
+        sqlite_worker_spin: crate::db::WORKER_SPIN,
     };
 }
+
+/// The city server's [`Tuning::sqlite_worker_spin`]. Measured on the 2-core machine
+/// (`timebank-bench-hop`, medians), a small statement's round trip took 29 µs with the worker
+/// asleep between statements, 18 µs with it awake, and 6 µs with the task waiting awake too
+/// (`timebank_server::spin`). Most of a pushed group's statements follow the one before within
+/// this time.
+pub const WORKER_SPIN: Duration = Duration::from_micros(50);
 
 /// Copy what the WAL holds into the database file as far as no reader or writer is in the
 /// way (`PRAGMA wal_checkpoint(PASSIVE)`), for pools opened with
@@ -187,6 +202,7 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
         let read_only = url.contains("mode=ro");
         let cache = format!("-{}", tuning.sqlite_cache_kib);
         // 1000 pages is SQLite's default.
+        let spin = tuning.sqlite_worker_spin;
         let autocheckpoint = if tuning.sqlite_background_checkpoints {
             "0"
         } else {
@@ -198,6 +214,7 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
                 let o = o
                     .foreign_keys(true)
                     .row_buffer_size(ROW_CHANNEL)
+                    .worker_spin(spin)
                     .busy_timeout(Duration::from_secs(10))
                     // FULL: a commit is on the disk before it returns. With NORMAL in WAL mode a
                     // power cut (a typhoon's outage) could take back the last commits: a
@@ -304,5 +321,60 @@ mod tests {
             drop(held);
             assert_eq!(sqlite_synchronous(&db).await.expect("level"), 2);
         }
+    }
+
+    /// Worker threads of this process whose name starts with `prefix`.
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .filter(|name| name.starts_with(prefix))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_that_waits_awake_answers_every_statement_and_ends_with_its_pool() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut opt = ConnectOptions::new(sqlite_url(&dir.path().join("spin.db")));
+        opt.sqlx_logging(false)
+            .max_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.worker_spin(WORKER_SPIN)
+                    .thread_name(|id| format!("tb-awake-{id}"))
+            });
+        let db = Database::connect(opt).await.expect("open");
+        assert_eq!(
+            threads_named("tb-awake-"),
+            1,
+            "one worker for the one connection"
+        );
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .expect("create");
+        let txn = db.begin().await.expect("begin");
+        for id in 0..500 {
+            txn.execute_unprepared(&format!("INSERT INTO t (id) VALUES ({id})"))
+                .await
+                .expect("insert");
+            // A pause longer than the worker waits awake now and then: it sleeps, and is woken.
+            if id % 100 == 0 {
+                tokio::time::sleep(WORKER_SPIN * 4).await;
+            }
+        }
+        txn.commit().await.expect("commit");
+        let n = crate::sql::scalar_i64(&db, "SELECT COUNT(*) FROM t", vec![])
+            .await
+            .expect("count");
+        assert_eq!(n, 500);
+        db.close().await.expect("close");
+        for _ in 0..100 {
+            if threads_named("tb-awake-") == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the worker thread outlived its pool");
     }
 }

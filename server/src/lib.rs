@@ -11,6 +11,7 @@ pub mod changes;
 pub mod deferred;
 pub mod pull;
 pub mod push;
+pub mod spin;
 
 use sea_orm::DatabaseConnection;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -460,10 +460,19 @@ impl Combiner {
             // Applied apart from this request, so that a device hanging up does not cut the
             // group (and the other devices' answers) short.
             let (db, metrics) = (db.clone(), metrics.clone());
-            let group = tokio::spawn(async move {
+            let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+            let group = async move {
                 apply_group(&db, &metrics, jobs, service::now_ms()).await;
                 drop(turn);
-            });
+            };
+            // On SQLite the group's statements are answered by the driver's thread within
+            // microseconds: waited for without sleeping (crate::spin). On PostgreSQL the
+            // cores are better left to the database.
+            let group = if sqlite {
+                tokio::spawn(crate::spin::Spin::new(group))
+            } else {
+                tokio::spawn(group)
+            };
             if group.await.is_err() {
                 break; // the task panicked: the answers' senders are gone, said below
             }
