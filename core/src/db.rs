@@ -201,8 +201,8 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
         // A read-only open (checking a backup) must not change the journal mode.
         let read_only = url.contains("mode=ro");
         let cache = format!("-{}", tuning.sqlite_cache_kib);
-        // 1000 pages is SQLite's default.
         let spin = tuning.sqlite_worker_spin;
+        // 1000 pages is SQLite's default.
         let autocheckpoint = if tuning.sqlite_background_checkpoints {
             "0"
         } else {

@@ -9,8 +9,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// How long a pending future is polled again before its task is let sleep.
-pub const SPIN: Duration = Duration::from_micros(50);
+/// How long a pending future is polled again before its task is let sleep: as long as the
+/// SQLite worker waits awake for the group's next statement.
+pub const SPIN: Duration = timebank_core::db::WORKER_SPIN;
 
 /// `inner`, polled again and again for up to [`SPIN`] while it is pending, before it gives
 /// the thread back (a future may be polled any number of times; its waker stays registered,
