@@ -51,6 +51,13 @@ pub struct Tuning {
     /// city server, whose pushed groups send statements back to back: waking the thread for
     /// each cost more than most of the statements (`server::spin`, vendor/README.md).
     pub sqlite_worker_spin: Duration,
+    /// How much of an SQLite database a connection reads through a memory map instead of
+    /// `read` calls, in bytes (`PRAGMA mmap_size`); zero reads none. A connection whose page
+    /// cache another's commit made stale reads its pages back from the map without copying
+    /// them. Writes still go through the WAL as before. The price: an I/O error while reading
+    /// the map stops the process (SIGBUS) instead of failing one statement, so only the city
+    /// server, whose pool's connections take turns writing, maps its database.
+    pub sqlite_mmap_bytes: u64,
 }
 
 impl Default for Tuning {
@@ -61,6 +68,7 @@ impl Default for Tuning {
             sqlite_cache_kib: 32_000,
             sqlite_background_checkpoints: false,
             sqlite_worker_spin: Duration::ZERO,
+            sqlite_mmap_bytes: 0,
         }
     }
 }
@@ -73,6 +81,7 @@ impl Tuning {
         sqlite_cache_kib: 4_000,
         sqlite_background_checkpoints: false,
         sqlite_worker_spin: Duration::ZERO,
+        sqlite_mmap_bytes: 0,
     };
 
     /// For the city server on SQLite: the default's, its WAL checkpointed in the background
@@ -82,6 +91,7 @@ impl Tuning {
         sqlite_cache_kib: 32_000,
         sqlite_background_checkpoints: true,
         sqlite_worker_spin: crate::db::WORKER_SPIN,
+        sqlite_mmap_bytes: 1 << 30,
     };
 }
 
@@ -197,6 +207,10 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
     let mut opt = ConnectOptions::new(url.to_owned());
     opt.sqlx_logging(false);
     if url.starts_with("sqlite:") {
+        // SQLite on mimalloc, before the first connection starts it (a no-op afterwards).
+        if let Err(e) = timebank_sqlite_alloc::install() {
+            tracing::warn!("{e}");
+        }
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         // A read-only open (checking a backup) must not change the journal mode.
         let read_only = url.contains("mode=ro");
@@ -224,7 +238,8 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
                     .synchronous(SqliteSynchronous::Full)
                     .pragma("temp_store", "memory")
                     .pragma("cache_size", cache.clone())
-                    .pragma("wal_autocheckpoint", autocheckpoint);
+                    .pragma("wal_autocheckpoint", autocheckpoint)
+                    .pragma("mmap_size", tuning.sqlite_mmap_bytes.to_string());
                 if memory || read_only {
                     o
                 } else {
@@ -265,13 +280,18 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction>
 /// on): 2 = FULL, on the disk before the commit returns; 1 = NORMAL, which in WAL mode a power
 /// cut can take commits back from. For tests and diagnostics.
 pub async fn sqlite_synchronous(c: &impl ConnectionTrait) -> Result<i64> {
+    sqlite_pragma(c, "synchronous").await
+}
+
+/// The value of an SQLite `PRAGMA` that answers one integer, on the connection `c` runs on.
+async fn sqlite_pragma(c: &impl ConnectionTrait, name: &str) -> Result<i64> {
     let row = c
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Sqlite,
-            "PRAGMA synchronous",
+            format!("PRAGMA {name}"),
         ))
         .await?
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("PRAGMA synchronous".into()))?;
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("PRAGMA {name}")))?;
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
@@ -321,6 +341,29 @@ mod tests {
             drop(held);
             assert_eq!(sqlite_synchronous(&db).await.expect("level"), 2);
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_runs_on_mimalloc_and_only_the_city_server_maps_its_database() {
+        let dir = tempfile::tempdir().expect("directory");
+        for (i, (tuning, mapped)) in [
+            (Tuning::default(), 0),
+            (Tuning::DESKTOP, 0),
+            (Tuning::SERVER, 1 << 30),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let url = sqlite_url(&dir.path().join(format!("m{i}.db")));
+            let db = open_tuned(&url, tuning).await.expect("open");
+            let mut held = Vec::new();
+            for _ in 0..tuning.sqlite_connections {
+                let tx = db.begin().await.expect("a pooled connection");
+                assert_eq!(sqlite_pragma(&tx, "mmap_size").await.expect("size"), mapped);
+                held.push(tx);
+            }
+        }
+        assert!(timebank_sqlite_alloc::sqlite_uses_mimalloc());
     }
 
     /// Worker threads of this process whose name starts with `prefix`.
