@@ -322,29 +322,12 @@ mod tests {
         );
     }
 
+    /// Every connection of a pool, not only the first, commits to the disk and maps as much
+    /// of the database as its tuning says (the city server's alone); and SQLite runs on
+    /// mimalloc once a database is open.
     #[tokio::test]
-    async fn every_sqlite_connection_puts_a_commit_on_the_disk_before_it_returns() {
-        let dir = tempfile::tempdir().expect("directory");
-        for (i, tuning) in [Tuning::default(), Tuning::DESKTOP, Tuning::SERVER]
-            .into_iter()
-            .enumerate()
-        {
-            let url = sqlite_url(&dir.path().join(format!("t{i}.db")));
-            let db = open_tuned(&url, tuning).await.expect("open");
-            // Hold every connection of the pool at once, so each one is asked.
-            let mut held = Vec::new();
-            for _ in 0..tuning.sqlite_connections {
-                let tx = db.begin().await.expect("a pooled connection");
-                assert_eq!(sqlite_synchronous(&tx).await.expect("level"), 2);
-                held.push(tx);
-            }
-            drop(held);
-            assert_eq!(sqlite_synchronous(&db).await.expect("level"), 2);
-        }
-    }
-
-    #[tokio::test]
-    async fn sqlite_runs_on_mimalloc_and_only_the_city_server_maps_its_database() {
+    async fn every_sqlite_connection_commits_to_the_disk_and_only_the_city_server_maps_its_database(
+    ) {
         let dir = tempfile::tempdir().expect("directory");
         for (i, (tuning, mapped)) in [
             (Tuning::default(), 0),
@@ -354,14 +337,18 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let url = sqlite_url(&dir.path().join(format!("m{i}.db")));
+            let url = sqlite_url(&dir.path().join(format!("t{i}.db")));
             let db = open_tuned(&url, tuning).await.expect("open");
+            // Hold every connection of the pool at once, so each one is asked.
             let mut held = Vec::new();
             for _ in 0..tuning.sqlite_connections {
                 let tx = db.begin().await.expect("a pooled connection");
+                assert_eq!(sqlite_synchronous(&tx).await.expect("level"), 2);
                 assert_eq!(sqlite_pragma(&tx, "mmap_size").await.expect("size"), mapped);
                 held.push(tx);
             }
+            drop(held);
+            assert_eq!(sqlite_synchronous(&db).await.expect("level"), 2);
         }
         assert!(timebank_sqlite_alloc::sqlite_uses_mimalloc());
     }

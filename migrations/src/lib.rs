@@ -10,9 +10,10 @@ mod m20261129_000005_change_horizon;
 mod m20261129_000006_journal_before;
 mod m20261129_000007_outbox_pending;
 mod m20261130_000008_queue_row_image;
+mod m20261207_000009_widened_board_index;
 
 /// Schema version written into every outbox mutation. Bump it with every migration.
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 9;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_journal_before::Migration),
             Box::new(m20261129_000007_outbox_pending::Migration),
             Box::new(m20261130_000008_queue_row_image::Migration),
+            Box::new(m20261207_000009_widened_board_index::Migration),
         ]
     }
 }
