@@ -374,6 +374,9 @@ mod tests {
                 o.worker_spin(WORKER_SPIN)
                     .thread_name(|id| format!("tb-awake-{id}"))
             });
+        // As `open_tuned` does before SQLite starts: this process's other tests (run in any
+        // order) find SQLite on mimalloc.
+        timebank_sqlite_alloc::install().expect("before SQLite starts");
         let db = Database::connect(opt).await.expect("open");
         assert_eq!(
             threads_named("tb-awake-"),
