@@ -33,7 +33,22 @@ pub const K_LAST_ERROR_EN: &str = "sync_last_error_en";
 pub const K_ROLE: &str = "sync_role";
 /// The progress of the pull running now (JSON of [`PullProgress`]; empty between rounds).
 pub const K_PULL_PROGRESS: &str = "sync_pull_progress";
-const BATCH: usize = 500;
+/// The most mutations pushed in one batch. A batch is applied in one transaction on the city
+/// server (or in a group's, with other batches that wait), so larger batches share its fixed
+/// costs among more mutations: with 1,000 instead of 500, the server's own time for a device's
+/// 10,000 registrations was 716-746 ms against 731-938 in alternating runs (fewer commits,
+/// less waiting for the held inserts; bench/RESULTS.md). The server takes up to 5,000.
+pub const BATCH: usize = 1000;
+/// The most bytes of mutations pushed in one batch (what [`Transport::push_bytes`] gives by
+/// default): 1 MiB, an eighth of the city server's limit on a request's body (8 MiB), and about
+/// 8 s on a 1 Mbit/s line, well within a request's 30 s. A batch of long texts (a safeguarding
+/// report may hold 5,000 characters, about 15 KB) is then never refused for its size nor
+/// times out on a slow line, either of which would hold the device's outbox back for good;
+/// registrations (about 400 bytes each) still go 1,000 at a time.
+pub const PUSH_BYTES: usize = 1 << 20;
+/// What a mutation's JSON adds to the lengths of its texts: its keys, quotes, commas and
+/// numbers (at most 20 digits each), with room to spare.
+const MUTATION_JSON_EXTRA: usize = 160;
 /// Changes asked for per pulled page (the server's most: fewer pages, less fixed cost per row;
 /// a page is about 2 MB of JSON).
 pub const PULL_PAGE: i64 = 5000;
@@ -116,6 +131,11 @@ pub trait Transport {
     /// the client waits for).
     fn pushes_in_flight(&self) -> usize {
         1
+    }
+    /// The most bytes of mutations one push batch may carry (a batch holds at least one
+    /// mutation, whatever its size).
+    fn push_bytes(&self) -> usize {
+        PUSH_BYTES
     }
 }
 
@@ -926,21 +946,36 @@ pub async fn store_enrolment(db: &DatabaseConnection, server: &str, e: &Enrolled
     install_journal(db).await
 }
 
-/// Up to a batch of the outbox's waiting mutations after sequence `after`, in order.
-async fn waiting_after(db: &DatabaseConnection, after: i64) -> Result<Vec<Mutation>> {
+/// Up to a batch of the outbox's waiting mutations after sequence `after`, in order: at most
+/// [`BATCH`] of them, and no more than `bytes` of JSON (but at least one). The stored `args`
+/// is the compact JSON the mutation is sent with, so the texts' lengths and
+/// [`MUTATION_JSON_EXTRA`] bound its size on the wire.
+async fn waiting_after(db: &DatabaseConnection, after: i64, bytes: usize) -> Result<Vec<Mutation>> {
     let rows = sql::all(db, "SELECT id, seq, name, args, hlc, schema_version, actor_id, created_at FROM outbox WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?", vec![after.into(), (BATCH as i64).into()]).await?;
     let mut batch = Vec::with_capacity(rows.len());
+    let mut size = 0;
     for r in &rows {
-        batch.push(Mutation {
+        let args: String = r.try_get("", "args")?;
+        let m = Mutation {
             id: r.try_get("", "id")?,
             seq: r.try_get("", "seq")?,
             name: r.try_get("", "name")?,
-            args: serde_json::from_str(&r.try_get::<String>("", "args")?).unwrap_or(Value::Null),
+            args: serde_json::from_str(&args).unwrap_or(Value::Null),
             hlc: r.try_get("", "hlc")?,
             schema_version: r.try_get("", "schema_version")?,
             actor_id: r.try_get("", "actor_id")?,
             at: Some(r.try_get("", "created_at")?),
-        });
+        };
+        size += args.len()
+            + m.id.len()
+            + m.name.len()
+            + m.hlc.len()
+            + m.actor_id.len()
+            + MUTATION_JSON_EXTRA;
+        if size > bytes && !batch.is_empty() {
+            break;
+        }
+        batch.push(m);
     }
     Ok(batch)
 }
@@ -976,7 +1011,7 @@ async fn push_all<T: Transport>(
         while in_flight.len() + landed.len() < if alone { 1 } else { depth } {
             // Read while the batches before go on their way (a request moves only while its
             // future is polled); a fresh read also sees what users did meanwhile.
-            let read = waiting_after(db, sent_up_to);
+            let read = waiting_after(db, sent_up_to, t.push_bytes());
             tokio::pin!(read);
             let batch = loop {
                 tokio::select! {

@@ -397,6 +397,10 @@ struct Acting {
     /// For each batch: (its number, results in the answer, the sequence the server expects
     /// next).
     answers: std::cell::RefCell<Vec<(usize, usize, i64)>>,
+    /// The most bytes of mutations a batch may carry (None: the HTTP transport's).
+    push_bytes: Option<usize>,
+    /// The size of each pushed batch's request body (bytes of JSON).
+    sizes: std::cell::RefCell<Vec<usize>>,
 }
 
 impl Acting {
@@ -415,6 +419,8 @@ impl Acting {
             taken: 0.into(),
             hold_first: std::time::Duration::ZERO,
             answers: Default::default(),
+            push_bytes: None,
+            sizes: Default::default(),
         }
     }
 
@@ -448,6 +454,8 @@ impl sync::Transport for Acting {
         if n == 1 {
             tokio::time::sleep(self.hold_first).await;
         }
+        let body = serde_json::to_vec(&serde_json::json!({ "mutations": m })).unwrap();
+        self.sizes.borrow_mut().push(body.len());
         let answer = self.http.push(token, m).await;
         if let Ok(a) = &answer {
             if !a.results.is_empty() {
@@ -462,6 +470,9 @@ impl sync::Transport for Acting {
     }
     fn pushes_in_flight(&self) -> usize {
         self.http.pushes_in_flight()
+    }
+    fn push_bytes(&self) -> usize {
+        self.push_bytes.unwrap_or_else(|| self.http.push_bytes())
     }
     async fn pull(
         &self,
@@ -652,7 +663,8 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
         outbox::device_id(&a).await.unwrap(),
         timebank_core::service::now_ms(),
     );
-    import_residents(&a, &ctx, 1_100).await;
+    let n = 2 * sync::BATCH + 100; // three batches
+    import_residents(&a, &ctx, n).await;
     // A registration while the last batch of the import is on the way.
     let net = Acting::new(
         &c.base,
@@ -664,14 +676,14 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
         )],
     );
     let r = sync::sync_once(&a, &net).await.unwrap();
-    assert_eq!((r.pushed, r.rejected), (1_101, 0), "{r:?}");
+    assert_eq!((r.pushed, r.rejected), (n + 1, 0), "{r:?}");
     assert!(
         net.acts.borrow().is_empty() && net.batches.get() >= 3,
         "the latecomer registered while a batch was on its way"
     );
     assert_eq!(
         net.taken.get(),
-        1_101,
+        n + 1,
         "each mutation taken in one batch only"
     );
     let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
@@ -685,7 +697,7 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
     )
     .await
     .unwrap();
-    assert_eq!(on_server, 1_101);
+    assert_eq!(on_server, n as i64 + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,25 +724,26 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
         outbox::device_id(&a).await.unwrap(),
         timebank_core::service::now_ms(),
     );
-    import_residents(&a, &ctx, 1_100).await;
+    let n = 2 * sync::BATCH + 100; // three batches
+    import_residents(&a, &ctx, n).await;
     let net = Acting {
         hold_first: std::time::Duration::from_millis(600),
         ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
     };
     let r = sync::sync_once(&a, &net).await.unwrap();
-    assert_eq!((r.pushed, r.rejected), (1_100, 0), "{r:?}");
+    assert_eq!((r.pushed, r.rejected), (n, 0), "{r:?}");
     let answers = net.answers.borrow().clone();
     assert!(
         answers.contains(&(2, 0, 1)),
         "the second batch arrived first and was told to start at 1: {answers:?}"
     );
     assert!(
-        answers.contains(&(1, 500, 501)),
+        answers.contains(&(1, sync::BATCH, sync::BATCH as i64 + 1)),
         "the first batch was taken whole: {answers:?}"
     );
     assert_eq!(
         answers.iter().map(|x| x.1).sum::<usize>(),
-        1_100,
+        n,
         "each mutation answered once: {answers:?}"
     );
     let on_server = sql::all(
@@ -746,7 +759,11 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
         row.try_get("", "lo").unwrap(),
         row.try_get("", "hi").unwrap(),
     );
-    assert_eq!(got, (1_100, 1, 1_100), "applied once each, in sequence");
+    assert_eq!(
+        got,
+        (n as i64, 1, n as i64),
+        "applied once each, in sequence"
+    );
     let members = sql::scalar_i64(
         &c.db,
         "SELECT COUNT(*) FROM members WHERE phone LIKE '136%'",
@@ -754,7 +771,7 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
     )
     .await
     .unwrap();
-    assert_eq!(members, 1_100);
+    assert_eq!(members, n as i64);
     let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
         .await
         .unwrap();
@@ -769,6 +786,80 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_postgres() {
     a_batch_that_overtakes_the_one_before_is_sent_again(true).await;
+}
+
+/// A push batch stays within the transport's limit on its size, however many mutations would
+/// fit its count (a batch the server refused for its size would hold the outbox back for
+/// good): the outbox goes in batches cut by their bytes, each mutation once, in sequence.
+async fn batches_are_cut_by_their_size(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let a = c.device("a").await;
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    // 300 registrations of different sizes: addresses of 0 to 177 characters.
+    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
+    for i in 0..300 {
+        let address = "幸福路".repeat(i % 60);
+        csv.push_str(&format!(
+            "居民{i},136{i:08},1950-01-01,府苑新村,resident,{address},\n"
+        ));
+    }
+    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
+        .await
+        .unwrap();
+    let limit = 20_000;
+    let net = Acting {
+        push_bytes: Some(limit),
+        ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
+    };
+    let r = sync::sync_once(&a, &net).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (300, 0), "{r:?}");
+    let sizes = net.sizes.borrow().clone();
+    assert!(
+        sizes.iter().all(|&s| s <= limit),
+        "every batch within {limit} bytes: {sizes:?}"
+    );
+    assert!(
+        sizes.len() >= 5 && sizes.iter().any(|&s| s > limit * 3 / 4),
+        "the batches were cut by their size, and filled: {sizes:?}"
+    );
+    assert_eq!(
+        net.taken.get(),
+        300,
+        "each mutation taken in one batch only"
+    );
+    let applied = sql::all(
+        &c.db,
+        "SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM push_results WHERE status = 'applied'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let got: (i64, i64, i64) = (
+        applied[0].try_get("", "n").unwrap(),
+        applied[0].try_get("", "lo").unwrap(),
+        applied[0].try_get("", "hi").unwrap(),
+    );
+    assert_eq!(got, (300, 1, 300), "applied once each, in sequence");
+    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_cut_by_their_size_on_sqlite() {
+    batches_are_cut_by_their_size(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_cut_by_their_size_on_postgres() {
+    batches_are_cut_by_their_size(true).await;
 }
 
 /// The outbox of `device` as the push request it sends.
