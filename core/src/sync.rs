@@ -46,6 +46,15 @@ pub const BATCH: usize = 1000;
 /// times out on a slow line, either of which would hold the device's outbox back for good;
 /// registrations (about 400 bytes each) still go 1,000 at a time.
 pub const PUSH_BYTES: usize = 1 << 20;
+/// The device's own limit on a push batch's bytes, when a line too slow for the transport's
+/// ([`Transport::push_bytes`]) made a batch time out: half that batch's size after each
+/// timeout, doubled after each round that got a batch through and ended well, forgotten once
+/// back at the transport's limit. Kept across rounds, so that a slow line still takes the
+/// outbox, in smaller batches, instead of the same batch timing out at every round.
+pub const K_PUSH_BYTES: &str = "sync_push_bytes";
+/// The least the device's own limit goes down to (a batch still holds at least one mutation,
+/// whatever its size).
+const MIN_PUSH_BYTES: usize = 2_048;
 /// What a mutation's JSON adds to the lengths of its texts: its keys, quotes, commas and
 /// numbers (at most 20 digits each), with room to spare.
 const MUTATION_JSON_EXTRA: usize = 160;
@@ -998,6 +1007,13 @@ async fn push_all<T: Transport>(
 ) -> Result<()> {
     use futures_util::StreamExt;
     let depth = t.pushes_in_flight().max(1);
+    let most = t.push_bytes();
+    let bytes = get_setting(db, K_PUSH_BYTES)
+        .await?
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(most, |b| b.clamp(MIN_PUSH_BYTES.min(most), most));
+    // A batch got through whole in this round.
+    let mut through = false;
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
     // Answers that came while the next batch was read, in order (before those still on their
     // way).
@@ -1011,7 +1027,7 @@ async fn push_all<T: Transport>(
         while in_flight.len() + landed.len() < if alone { 1 } else { depth } {
             // Read while the batches before go on their way (a request moves only while its
             // future is polled); a fresh read also sees what users did meanwhile.
-            let read = waiting_after(db, sent_up_to, t.push_bytes());
+            let read = waiting_after(db, sent_up_to, bytes);
             tokio::pin!(read);
             let batch = loop {
                 tokio::select! {
@@ -1031,14 +1047,40 @@ async fn push_all<T: Transport>(
             None => in_flight.next().await,
         };
         let Some((batch, resp)) = next else {
+            if through && bytes < most {
+                // The line may carry more again: tried in the next round.
+                let more = bytes.saturating_mul(2);
+                if more >= most {
+                    sql::exec(
+                        db,
+                        "DELETE FROM device_settings WHERE key = ?",
+                        vec![K_PUSH_BYTES.into()],
+                    )
+                    .await?;
+                } else {
+                    set_setting(db, K_PUSH_BYTES, &more.to_string()).await?;
+                }
+            }
             return Ok(());
         };
         // An error drops the batches still on their way; the server keeps what it applied
-        // of them and answers their next delivery from its stored results.
-        let resp = resp?;
+        // of them and answers their next delivery from its stored results. A batch that
+        // timed out goes in smaller batches from now on (see [`K_PUSH_BYTES`]).
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if e.detail.get("timeout").is_some_and(|v| v == "true") && batch.len() > 1 {
+                    let size = serde_json::to_vec(&batch).map_or(bytes, |v| v.len());
+                    let less = (size.min(bytes) / 2).max(MIN_PUSH_BYTES.min(most));
+                    set_setting(db, K_PUSH_BYTES, &less.to_string()).await?;
+                }
+                return Err(e);
+            }
+        };
         let first = batch.first().map_or(0, |m| m.seq);
         let last = batch.last().map_or(0, |m| m.seq);
         let whole = resp.next_seq == last + 1;
+        through |= whole;
         if resp.results.is_empty() {
             if resp.next_seq > first {
                 // The server already has them all (a previous round's answer was lost).
@@ -1340,8 +1382,14 @@ pub mod http {
         client: reqwest::Client,
     }
 
+    /// The server could not be reached, or did not answer in time (`timeout`: the push then
+    /// sends smaller batches, see [`K_PUSH_BYTES`]).
     fn unreachable(e: reqwest::Error) -> CoreError {
-        CoreError::new(Code::ServerUnreachable).with("internal", e)
+        let mut error = CoreError::new(Code::ServerUnreachable);
+        if e.is_timeout() {
+            error = error.with("timeout", true);
+        }
+        error.with("internal", e)
     }
 
     impl Http {

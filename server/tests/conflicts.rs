@@ -401,6 +401,9 @@ struct Acting {
     push_bytes: Option<usize>,
     /// The size of each pushed batch's request body (bytes of JSON).
     sizes: std::cell::RefCell<Vec<usize>>,
+    /// A line too slow for larger bodies than this: the request reaches the server, but its
+    /// answer does not come back in time (a timeout).
+    slow_line: Option<usize>,
 }
 
 impl Acting {
@@ -421,6 +424,7 @@ impl Acting {
             answers: Default::default(),
             push_bytes: None,
             sizes: Default::default(),
+            slow_line: None,
         }
     }
 
@@ -456,6 +460,13 @@ impl sync::Transport for Acting {
         }
         let body = serde_json::to_vec(&serde_json::json!({ "mutations": m })).unwrap();
         self.sizes.borrow_mut().push(body.len());
+        if self.slow_line.is_some_and(|most| body.len() > most) {
+            let _ = self.http.push(token, m).await;
+            return Err(
+                timebank_core::CoreError::new(timebank_core::Code::ServerUnreachable)
+                    .with("timeout", true),
+            );
+        }
         let answer = self.http.push(token, m).await;
         if let Ok(a) = &answer {
             if !a.results.is_empty() {
@@ -788,6 +799,36 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again_on_postgres() {
     a_batch_that_overtakes_the_one_before_is_sent_again(true).await;
 }
 
+/// `n` registrations of different sizes at `device`: addresses of 0 to 177 characters.
+async fn import_with_addresses(device: &DatabaseConnection, ctx: &Ctx, n: usize) {
+    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
+    for i in 0..n {
+        let address = "幸福路".repeat(i % 60);
+        csv.push_str(&format!(
+            "居民{i},136{i:08},1950-01-01,府苑新村,resident,{address},\n"
+        ));
+    }
+    timebank_core::import::import_members(device, ctx, csv.as_bytes(), &|_, _| {})
+        .await
+        .unwrap();
+}
+
+/// Push results the server applied: how many, the least and the greatest sequence.
+async fn applied(city: &DatabaseConnection) -> (i64, i64, i64) {
+    let rows = sql::all(
+        city,
+        "SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM push_results WHERE status = 'applied'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    (
+        rows[0].try_get("", "n").unwrap(),
+        rows[0].try_get("", "lo").unwrap(),
+        rows[0].try_get("", "hi").unwrap(),
+    )
+}
+
 /// A push batch stays within the transport's limit on its size, however many mutations would
 /// fit its count (a batch the server refused for its size would hold the outbox back for
 /// good): the outbox goes in batches cut by their bytes, each mutation once, in sequence.
@@ -801,17 +842,7 @@ async fn batches_are_cut_by_their_size(postgres: bool) {
         outbox::device_id(&a).await.unwrap(),
         timebank_core::service::now_ms(),
     );
-    // 300 registrations of different sizes: addresses of 0 to 177 characters.
-    let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
-    for i in 0..300 {
-        let address = "幸福路".repeat(i % 60);
-        csv.push_str(&format!(
-            "居民{i},136{i:08},1950-01-01,府苑新村,resident,{address},\n"
-        ));
-    }
-    timebank_core::import::import_members(&a, &ctx, csv.as_bytes(), &|_, _| {})
-        .await
-        .unwrap();
+    import_with_addresses(&a, &ctx, 300).await;
     let limit = 20_000;
     let net = Acting {
         push_bytes: Some(limit),
@@ -833,19 +864,11 @@ async fn batches_are_cut_by_their_size(postgres: bool) {
         300,
         "each mutation taken in one batch only"
     );
-    let applied = sql::all(
-        &c.db,
-        "SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM push_results WHERE status = 'applied'",
-        vec![],
-    )
-    .await
-    .unwrap();
-    let got: (i64, i64, i64) = (
-        applied[0].try_get("", "n").unwrap(),
-        applied[0].try_get("", "lo").unwrap(),
-        applied[0].try_get("", "hi").unwrap(),
+    assert_eq!(
+        applied(&c.db).await,
+        (300, 1, 300),
+        "applied once each, in sequence"
     );
-    assert_eq!(got, (300, 1, 300), "applied once each, in sequence");
     let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
         .await
         .unwrap();
@@ -860,6 +883,85 @@ async fn batches_are_cut_by_their_size_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_cut_by_their_size_on_postgres() {
     batches_are_cut_by_their_size(true).await;
+}
+
+/// A line too slow for the batches a device sends (each times out, its answer lost though the
+/// server applied it) does not hold the outbox back: after each timeout the device sends
+/// batches of half that size, round after round, until they get through; then everything is
+/// applied once, the outbox is empty, and the device tries larger batches again (twice the
+/// size that got through, remembered for the next round).
+async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let a = c.device("a").await;
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    import_with_addresses(&a, &ctx, 300).await;
+    let line = 8_000;
+    let net = Acting {
+        slow_line: Some(line),
+        ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
+    };
+    let own_limit = || async {
+        outbox::get_setting(&a, sync::K_PUSH_BYTES)
+            .await
+            .unwrap()
+            .map(|v| v.parse::<usize>().unwrap())
+    };
+    let mut failed = 0;
+    let mut before;
+    let report = loop {
+        before = own_limit().await;
+        match sync::sync_once(&a, &net).await {
+            Ok(r) => break r,
+            Err(e) => {
+                assert_eq!(e.code, timebank_core::Code::ServerUnreachable, "{e:?}");
+                failed += 1;
+                assert!(failed < 10, "still timing out after {failed} rounds");
+            }
+        }
+    };
+    assert!(failed >= 1, "the first batch timed out");
+    let sizes = net.sizes.borrow().clone();
+    assert!(
+        sizes.windows(2).any(|w| w[1] < w[0]),
+        "the batches got smaller: {sizes:?}"
+    );
+    assert!(
+        sizes.last().is_some_and(|&s| s <= line),
+        "the last batch came through the line: {sizes:?}"
+    );
+    assert_eq!(report.rejected, 0, "{report:?}");
+    assert_eq!(
+        applied(&c.db).await,
+        (300, 1, 300),
+        "applied once each, in sequence, however many times sent"
+    );
+    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    let through = before.expect("the round that got through went with the device's own limit");
+    assert!(through <= line, "{through}");
+    assert_eq!(
+        own_limit().await,
+        Some(2 * through),
+        "twice what got through, to be tried in the next round"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_line_takes_the_outbox_in_smaller_batches_on_sqlite() {
+    a_slow_line_takes_the_outbox_in_smaller_batches(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_line_takes_the_outbox_in_smaller_batches_on_postgres() {
+    a_slow_line_takes_the_outbox_in_smaller_batches(true).await;
 }
 
 /// The outbox of `device` as the push request it sends.
