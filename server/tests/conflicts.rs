@@ -646,6 +646,26 @@ async fn what_users_do_while_a_round_pulls_is_rebased_on_the_pulled_rows_on_post
     acting_during_a_round(true).await;
 }
 
+/// A city of one community with one center device, and its administrator acting there now.
+async fn one_desk(postgres: bool) -> Option<(City, DatabaseConnection, Ctx)> {
+    let c = City::start(postgres, &["府苑新村"], Default::default()).await?;
+    let a = c.device("a").await;
+    let ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&a).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    Some((c, a, ctx))
+}
+
+/// Everything `device` did is confirmed and gone from its outbox.
+async fn assert_outbox_empty(device: &DatabaseConnection) {
+    let waiting = sql::scalar_i64(device, "SELECT COUNT(*) FROM outbox", vec![])
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+}
+
 /// `n` residents of 府苑新村 imported at `device` (one mutation each), phones 136…
 async fn import_residents(device: &DatabaseConnection, ctx: &Ctx, n: usize) {
     let mut csv = String::from("name,phone,date_of_birth,community,roles,address,service_fields\n");
@@ -664,16 +684,10 @@ async fn import_residents(device: &DatabaseConnection, ctx: &Ctx, n: usize) {
 /// user does while a batch is on the way goes in the same round: nothing is left waiting,
 /// nothing is sent twice.
 async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: bool) {
-    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+    let Some((c, a, ctx)) = one_desk(postgres).await else {
         return;
     };
-    let a = c.device("a").await;
     let community = c.boot.community_ids[0].clone();
-    let ctx = Ctx::new(
-        &c.boot.admin_id,
-        outbox::device_id(&a).await.unwrap(),
-        timebank_core::service::now_ms(),
-    );
     let n = 2 * sync::BATCH + 100; // three batches
     import_residents(&a, &ctx, n).await;
     // A registration while the last batch of the import is on the way.
@@ -697,10 +711,7 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
         n + 1,
         "each mutation taken in one batch only"
     );
-    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
-        .await
-        .unwrap();
-    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    assert_outbox_empty(&a).await;
     let on_server = sql::scalar_i64(
         &c.db,
         "SELECT COUNT(*) FROM push_results WHERE status = 'applied'",
@@ -726,15 +737,9 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round_postgres() {
 /// device sends it again once the batch before is through. Every mutation is applied once, in
 /// order, and the outbox ends empty.
 async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
-    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+    let Some((c, a, ctx)) = one_desk(postgres).await else {
         return;
     };
-    let a = c.device("a").await;
-    let ctx = Ctx::new(
-        &c.boot.admin_id,
-        outbox::device_id(&a).await.unwrap(),
-        timebank_core::service::now_ms(),
-    );
     let n = 2 * sync::BATCH + 100; // three batches
     import_residents(&a, &ctx, n).await;
     let net = Acting {
@@ -783,10 +788,7 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
     .await
     .unwrap();
     assert_eq!(members, n as i64);
-    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
-        .await
-        .unwrap();
-    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    assert_outbox_empty(&a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -833,15 +835,9 @@ async fn applied(city: &DatabaseConnection) -> (i64, i64, i64) {
 /// fit its count (a batch the server refused for its size would hold the outbox back for
 /// good): the outbox goes in batches cut by their bytes, each mutation once, in sequence.
 async fn batches_are_cut_by_their_size(postgres: bool) {
-    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+    let Some((c, a, ctx)) = one_desk(postgres).await else {
         return;
     };
-    let a = c.device("a").await;
-    let ctx = Ctx::new(
-        &c.boot.admin_id,
-        outbox::device_id(&a).await.unwrap(),
-        timebank_core::service::now_ms(),
-    );
     import_with_addresses(&a, &ctx, 300).await;
     let limit = 20_000;
     let net = Acting {
@@ -869,10 +865,7 @@ async fn batches_are_cut_by_their_size(postgres: bool) {
         (300, 1, 300),
         "applied once each, in sequence"
     );
-    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
-        .await
-        .unwrap();
-    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    assert_outbox_empty(&a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -891,15 +884,9 @@ async fn batches_are_cut_by_their_size_on_postgres() {
 /// applied once, the outbox is empty, and the device tries larger batches again (twice the
 /// size that got through, remembered for the next round).
 async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
-    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+    let Some((c, a, ctx)) = one_desk(postgres).await else {
         return;
     };
-    let a = c.device("a").await;
-    let ctx = Ctx::new(
-        &c.boot.admin_id,
-        outbox::device_id(&a).await.unwrap(),
-        timebank_core::service::now_ms(),
-    );
     import_with_addresses(&a, &ctx, 300).await;
     let line = 8_000;
     let net = Acting {
@@ -941,10 +928,7 @@ async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
         (300, 1, 300),
         "applied once each, in sequence, however many times sent"
     );
-    let waiting = sql::scalar_i64(&a, "SELECT COUNT(*) FROM outbox", vec![])
-        .await
-        .unwrap();
-    assert_eq!(waiting, 0, "everything confirmed and gone from the outbox");
+    assert_outbox_empty(&a).await;
     let through = before.expect("the round that got through went with the device's own limit");
     assert!(through <= line, "{through}");
     assert_eq!(
