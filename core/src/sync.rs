@@ -61,6 +61,12 @@ const MUTATION_JSON_EXTRA: usize = 160;
 /// Changes asked for per pulled page (the server's most: fewer pages, less fixed cost per row;
 /// a page is about 2 MB of JSON).
 pub const PULL_PAGE: i64 = 5000;
+/// The device's own page size, when a line too slow for [`PULL_PAGE`] made a page time out:
+/// halved after each timeout, doubled after each round whose pull ended well, forgotten once
+/// back at [`PULL_PAGE`] (as [`K_PUSH_BYTES`] for the push).
+pub const K_PULL_PAGE: &str = "sync_pull_page";
+/// The least the device's own page size goes down to.
+const MIN_PULL_PAGE: i64 = 50;
 
 /// Wire types (the server's JSON; `server/` defines the same shapes with their OpenAPI schema).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1049,17 +1055,13 @@ async fn push_all<T: Transport>(
         let Some((batch, resp)) = next else {
             if through && bytes < most {
                 // The line may carry more again: tried in the next round.
-                let more = bytes.saturating_mul(2);
-                if more >= most {
-                    sql::exec(
-                        db,
-                        "DELETE FROM device_settings WHERE key = ?",
-                        vec![K_PUSH_BYTES.into()],
-                    )
-                    .await?;
-                } else {
-                    set_setting(db, K_PUSH_BYTES, &more.to_string()).await?;
-                }
+                own_limit(
+                    db,
+                    K_PUSH_BYTES,
+                    bytes.saturating_mul(2) as u64,
+                    most as u64,
+                )
+                .await?;
             }
             return Ok(());
         };
@@ -1069,7 +1071,7 @@ async fn push_all<T: Transport>(
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                if e.detail.get("timeout").is_some_and(|v| v == "true") && batch.len() > 1 {
+                if timed_out(&e) && batch.len() > 1 {
                     let size = serde_json::to_vec(&batch).map_or(bytes, |v| v.len());
                     let less = (size.min(bytes) / 2).max(MIN_PUSH_BYTES.min(most));
                     set_setting(db, K_PUSH_BYTES, &less.to_string()).await?;
@@ -1233,6 +1235,42 @@ async fn pull_all<T: Transport>(
     }
 }
 
+/// Remember the device's own limit `key` ([`K_PUSH_BYTES`], [`K_PULL_PAGE`]), or forget it
+/// once it reaches the most (`most`) and the default applies again.
+async fn own_limit(db: &DatabaseConnection, key: &str, limit: u64, most: u64) -> Result<()> {
+    if limit >= most {
+        sql::exec(
+            db,
+            "DELETE FROM device_settings WHERE key = ?",
+            vec![key.into()],
+        )
+        .await?;
+        Ok(())
+    } else {
+        set_setting(db, key, &limit.to_string()).await
+    }
+}
+
+/// The server did not answer in time (the HTTP transport marks a timeout so).
+fn timed_out(e: &CoreError) -> bool {
+    e.code == Code::ServerUnreachable && e.detail.get("timeout").is_some_and(|v| v == "true")
+}
+
+/// A pulled page, or the error; after a timeout, the device's own page size is halved for the
+/// next round (see [`K_PULL_PAGE`]).
+async fn shrink_on_timeout(
+    db: &DatabaseConnection,
+    page: Result<PullPage>,
+    limit: i64,
+) -> Result<PullPage> {
+    if let Err(e) = &page {
+        if timed_out(e) && limit > MIN_PULL_PAGE {
+            set_setting(db, K_PULL_PAGE, &(limit / 2).max(MIN_PULL_PAGE).to_string()).await?;
+        }
+    }
+    page
+}
+
 async fn pull_parts<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
@@ -1242,6 +1280,10 @@ async fn pull_parts<T: Transport>(
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
     let parts = enrolled_partitions(db).await?.unwrap_or_default();
+    let limit = get_setting(db, K_PULL_PAGE)
+        .await?
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(PULL_PAGE, |l| l.clamp(MIN_PULL_PAGE, PULL_PAGE));
     // Changes received this round, and known to exist, in the partitions before this one.
     let mut before = 0;
     for p in parts {
@@ -1251,7 +1293,7 @@ async fn pull_parts<T: Transport>(
             .await?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let mut page = t.pull(token, &p, cursor, PULL_PAGE).await?;
+        let mut page = shrink_on_timeout(db, t.pull(token, &p, cursor, limit).await, limit).await?;
         loop {
             let done = page.changes.is_empty() || page.next_after >= page.head;
             // The next page is fetched while this one is applied (the server and the network
@@ -1261,9 +1303,9 @@ async fn pull_parts<T: Transport>(
             } else {
                 let (n, next) = tokio::join!(
                     apply_page(db, &p, &page),
-                    t.pull(token, &p, page.next_after, PULL_PAGE)
+                    t.pull(token, &p, page.next_after, limit)
                 );
-                (n?, Some(next?))
+                (n?, Some(shrink_on_timeout(db, next, limit).await?))
             };
             pulled.extend(page.changes.iter().map(|c| (c.table.clone(), c.pk.clone())));
             report.pulled += n;
@@ -1292,6 +1334,16 @@ async fn pull_parts<T: Transport>(
             }
         }
         before = progress.total.max(before);
+    }
+    if limit < PULL_PAGE {
+        // The line may carry more again: tried in the next round.
+        own_limit(
+            db,
+            K_PULL_PAGE,
+            limit.saturating_mul(2) as u64,
+            PULL_PAGE as u64,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -404,6 +404,8 @@ struct Acting {
     /// A line too slow for larger bodies than this: the request reaches the server, but its
     /// answer does not come back in time (a timeout).
     slow_line: Option<usize>,
+    /// A line too slow for pages of more changes than this: asking for one times out.
+    slow_pull: Option<i64>,
 }
 
 impl Acting {
@@ -425,6 +427,7 @@ impl Acting {
             push_bytes: None,
             sizes: Default::default(),
             slow_line: None,
+            slow_pull: None,
         }
     }
 
@@ -493,6 +496,12 @@ impl sync::Transport for Acting {
         limit: i64,
     ) -> timebank_core::Result<sync::PullPage> {
         self.act_if(Moment::FirstPull).await;
+        if self.slow_pull.is_some_and(|most| limit > most) {
+            return Err(
+                timebank_core::CoreError::new(timebank_core::Code::ServerUnreachable)
+                    .with("timeout", true),
+            );
+        }
         self.http.pull(token, p, after, limit).await
     }
     async fn rows(
@@ -878,6 +887,37 @@ async fn batches_are_cut_by_their_size_on_postgres() {
     batches_are_cut_by_their_size(true).await;
 }
 
+/// The device's own limit `key` on what goes over its line (`sync::K_PUSH_BYTES`,
+/// `sync::K_PULL_PAGE`), when it has one.
+async fn own_limit(device: &DatabaseConnection, key: &str) -> Option<u64> {
+    outbox::get_setting(device, key)
+        .await
+        .unwrap()
+        .map(|v| v.parse().unwrap())
+}
+
+/// Rounds of `device` over `net` until one ends well, each failing one timed out (at most
+/// nine): that round's report, how many failed, and the device's own limit `key` the round
+/// that got through started with.
+async fn until_through(
+    device: &DatabaseConnection,
+    net: &Acting,
+    key: &str,
+) -> (sync::SyncReport, usize, Option<u64>) {
+    let mut failed = 0;
+    loop {
+        let before = own_limit(device, key).await;
+        match sync::sync_once(device, net).await {
+            Ok(r) => return (r, failed, before),
+            Err(e) => {
+                assert_eq!(e.code, timebank_core::Code::ServerUnreachable, "{e:?}");
+                failed += 1;
+                assert!(failed < 10, "still timing out after {failed} rounds");
+            }
+        }
+    }
+}
+
 /// A line too slow for the batches a device sends (each times out, its answer lost though the
 /// server applied it) does not hold the outbox back: after each timeout the device sends
 /// batches of half that size, round after round, until they get through; then everything is
@@ -893,25 +933,7 @@ async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
         slow_line: Some(line),
         ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
     };
-    let own_limit = || async {
-        outbox::get_setting(&a, sync::K_PUSH_BYTES)
-            .await
-            .unwrap()
-            .map(|v| v.parse::<usize>().unwrap())
-    };
-    let mut failed = 0;
-    let mut before;
-    let report = loop {
-        before = own_limit().await;
-        match sync::sync_once(&a, &net).await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert_eq!(e.code, timebank_core::Code::ServerUnreachable, "{e:?}");
-                failed += 1;
-                assert!(failed < 10, "still timing out after {failed} rounds");
-            }
-        }
-    };
+    let (report, failed, before) = until_through(&a, &net, sync::K_PUSH_BYTES).await;
     assert!(failed >= 1, "the first batch timed out");
     let sizes = net.sizes.borrow().clone();
     assert!(
@@ -930,12 +952,58 @@ async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
     );
     assert_outbox_empty(&a).await;
     let through = before.expect("the round that got through went with the device's own limit");
-    assert!(through <= line, "{through}");
+    assert!(through <= line as u64, "{through}");
     assert_eq!(
-        own_limit().await,
+        own_limit(&a, sync::K_PUSH_BYTES).await,
         Some(2 * through),
         "twice what got through, to be tried in the next round"
     );
+}
+
+/// A line too slow for the pages a device asks for (each times out) does not keep it from
+/// pulling: after each timeout the device asks for pages of half as many changes, round after
+/// round, until they come through; then it has every row, and tries pages twice that size in
+/// the next round.
+async fn a_slow_line_pulls_in_smaller_pages(postgres: bool) {
+    let Some((c, a, ctx)) = one_desk(postgres).await else {
+        return;
+    };
+    let b = c.device("b").await;
+    import_residents(&a, &ctx, 300).await;
+    sync::sync_once(&a, &Http::new(&c.base)).await.unwrap();
+    let line = 100;
+    let net = Acting {
+        slow_pull: Some(line),
+        ..Acting::new(&c.base, &b, Moment::Push(0), vec![])
+    };
+    let (report, failed, before) = until_through(&b, &net, sync::K_PULL_PAGE).await;
+    assert!(failed >= 1, "the first page timed out");
+    let through = before.expect("the round that got through asked for the device's own size");
+    assert!(through <= line as u64, "{through}");
+    assert!(report.pulled >= 300, "{report:?}");
+    let residents = sql::scalar_i64(
+        &b,
+        "SELECT COUNT(*) FROM members WHERE phone LIKE '136%'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(residents, 300, "every resident A registered is at B");
+    assert_eq!(
+        own_limit(&b, sync::K_PULL_PAGE).await,
+        Some(2 * through),
+        "twice what got through, to be tried in the next round"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_line_pulls_in_smaller_pages_on_sqlite() {
+    a_slow_line_pulls_in_smaller_pages(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_line_pulls_in_smaller_pages_on_postgres() {
+    a_slow_line_pulls_in_smaller_pages(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
