@@ -367,14 +367,17 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
     Ok(())
 }
 
-/// What a round needs to know before it starts, read in one statement instead of three (each
+/// What a round needs to know before it starts, read in one statement instead of five (each
 /// a hand-off to the connection's worker thread): the device's token, whether an earlier round
-/// left a pull's progress behind, and whether the device, enrolled by an earlier version, still
-/// has older capture triggers (`cc_` queued the rows applied from the server too, `cq_` kept no
+/// left a pull's progress behind, the device's own limits for a slow line ([`K_PUSH_BYTES`],
+/// [`K_PULL_PAGE`]), and whether the device, enrolled by an earlier version, still has older
+/// capture triggers (`cc_` queued the rows applied from the server too, `cq_` kept no
 /// before-images), which are then replaced.
 struct RoundStart {
     token: Option<String>,
     progress_left: bool,
+    push_bytes: Option<usize>,
+    pull_page: Option<i64>,
 }
 
 async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
@@ -390,9 +393,16 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
         &format!(
             "SELECT (SELECT value FROM device_settings WHERE key = ?) AS token, \
              (SELECT value FROM device_settings WHERE key = ?) AS progress, \
+             (SELECT value FROM device_settings WHERE key = ?) AS push_bytes, \
+             (SELECT value FROM device_settings WHERE key = ?) AS pull_page, \
              CAST({old_triggers} AS BIGINT) AS old_triggers"
         ),
-        vec![K_TOKEN.into(), K_PULL_PROGRESS.into()],
+        vec![
+            K_TOKEN.into(),
+            K_PULL_PROGRESS.into(),
+            K_PUSH_BYTES.into(),
+            K_PULL_PAGE.into(),
+        ],
     )
     .await?
     .ok_or_else(|| CoreError::new(Code::Database).with("detail", "no row from a plain SELECT"))?;
@@ -400,9 +410,13 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
     if row.try_get::<i64>("", "old_triggers")? > 0 {
         install_journal(db).await?;
     }
+    let push_bytes: Option<String> = row.try_get("", "push_bytes")?;
+    let pull_page: Option<String> = row.try_get("", "pull_page")?;
     Ok(RoundStart {
         token: row.try_get("", "token")?,
         progress_left: progress.is_some_and(|p| !p.is_empty()),
+        push_bytes: push_bytes.and_then(|v| v.parse().ok()),
+        pull_page: pull_page.and_then(|v| v.parse().ok()),
     })
 }
 
@@ -1005,19 +1019,19 @@ async fn send_batch<T: Transport>(
     (batch, r)
 }
 
+/// Push the outbox, in batches of at most `own_bytes` (the device's own limit, see
+/// [`K_PUSH_BYTES`]) or the transport's.
 async fn push_all<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,
+    own_bytes: Option<usize>,
     report: &mut SyncReport,
 ) -> Result<()> {
     use futures_util::StreamExt;
     let depth = t.pushes_in_flight().max(1);
     let most = t.push_bytes();
-    let bytes = get_setting(db, K_PUSH_BYTES)
-        .await?
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(most, |b| b.clamp(MIN_PUSH_BYTES.min(most), most));
+    let bytes = own_bytes.map_or(most, |b| b.clamp(MIN_PUSH_BYTES.min(most), most));
     // A batch got through whole in this round.
     let mut through = false;
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
@@ -1215,21 +1229,24 @@ pub async fn forget_pulled(db: &DatabaseConnection) -> Result<()> {
     Ok(())
 }
 
-/// Pull every partition; when the server says a cursor is past what it keeps, forget what was
-/// pulled and pull everything again (once per round).
+/// Pull every partition, in pages of `own_page` changes (the device's own size, see
+/// [`K_PULL_PAGE`]) or [`PULL_PAGE`]; when the server says a cursor is past what it keeps,
+/// forget what was pulled and pull everything again (once per round).
 async fn pull_all<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,
+    own_page: Option<i64>,
     report: &mut SyncReport,
     pulled: &mut std::collections::HashSet<(String, String)>,
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
-    match pull_parts(db, t, token, report, pulled, on_progress).await {
+    let limit = own_page.map_or(PULL_PAGE, |l| l.clamp(MIN_PULL_PAGE, PULL_PAGE));
+    match pull_parts(db, t, token, limit, report, pulled, on_progress).await {
         Err(e) if e.code == Code::ResyncRequired && !report.resynced => {
             forget_pulled(db).await?;
             report.resynced = true;
-            pull_parts(db, t, token, report, pulled, on_progress).await
+            pull_parts(db, t, token, limit, report, pulled, on_progress).await
         }
         other => other,
     }
@@ -1275,15 +1292,12 @@ async fn pull_parts<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,
+    limit: i64,
     report: &mut SyncReport,
     pulled: &mut std::collections::HashSet<(String, String)>,
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
     let parts = enrolled_partitions(db).await?.unwrap_or_default();
-    let limit = get_setting(db, K_PULL_PAGE)
-        .await?
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(PULL_PAGE, |l| l.clamp(MIN_PULL_PAGE, PULL_PAGE));
     // Changes received this round, and known to exist, in the partitions before this one.
     let mut before = 0;
     for p in parts {
@@ -1394,9 +1408,18 @@ pub async fn sync_once_with_progress<T: Transport>(
         set_setting(db, K_PULL_PROGRESS, "").await?;
     }
     let result = async {
-        push_all(db, t, &token, &mut report).await?;
+        push_all(db, t, &token, start.push_bytes, &mut report).await?;
         let mut pulled = std::collections::HashSet::new();
-        pull_all(db, t, &token, &mut report, &mut pulled, on_progress).await?;
+        pull_all(
+            db,
+            t,
+            &token,
+            start.pull_page,
+            &mut report,
+            &mut pulled,
+            on_progress,
+        )
+        .await?;
         repair(db, t, &token, &pulled, &mut report).await?;
         let txn = crate::db::begin_write(db).await?;
         sql::exec(
