@@ -307,36 +307,8 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
     let db = &txn;
     let prefix = if images { "cj" } else { "cq" };
     for (t, pk) in TABLES {
-        let cols: Vec<String> = sql::all(
-            db,
-            "SELECT name FROM pragma_table_info(?) ORDER BY cid",
-            vec![(*t).into()],
-        )
-        .await?
-        .iter()
-        .filter_map(|r| r.try_get::<String>("", "name").ok())
-        .collect();
-        let image = |of: &str| {
-            format!(
-                "json_object({})",
-                cols.iter()
-                    .map(|c| format!("'{c}', {of}.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        // The city server queues a row created as `insert` (see the PostgreSQL triggers).
-        let created = if images { "upsert" } else { "insert" };
-        for (op, row, kind) in [
-            ("INSERT", "NEW", created),
-            ("UPDATE", "NEW", "upsert"),
-            ("DELETE", "OLD", "delete"),
-        ] {
-            let key = pk
-                .iter()
-                .map(|c| format!("{row}.{c}"))
-                .collect::<Vec<_>>()
-                .join(" || '|' || ");
+        let cols = table_columns(db, t).await?;
+        for op in ["INSERT", "UPDATE", "DELETE"] {
             let o = op.to_lowercase();
             // Earlier versions: `cc_` also queued the rows applied from the server; `cq_` on
             // a device kept no images; `cj_` on the server would keep images nobody reads.
@@ -345,20 +317,15 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
                 db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {old}_{t}_{o}"))
                     .await?;
             }
-            // A device keeps what the row was before (for the rebase); the city server what
-            // it is after (for its change log).
-            let (before, after) = match (images, op) {
-                (false, "DELETE") => ("NULL".to_owned(), "NULL".to_owned()),
-                (false, _) => ("NULL".to_owned(), image("NEW")),
-                (true, "INSERT") => ("'null'".to_owned(), "NULL".to_owned()),
-                (true, _) => (image("OLD"), "NULL".to_owned()),
-            };
             // Rows written while a device applies the server's changes are not queued (they
-            // are the server's, not a local mutation's).
+            // are the server's, not a local mutation's); nor, on the city server, rows that a
+            // connection queues with its own triggers (see [`connection_capture_sqlite`]).
+            let skip = if images { APPLYING } else { OWN_CAPTURE };
             db.execute_unprepared(&format!(
                 "CREATE TRIGGER {prefix}_{t}_{o} AFTER {op} ON {t} \
-                 WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = 'sync_applying') BEGIN \
-                 INSERT INTO change_queue (tbl, pk, op, before_row, row_json) VALUES ('{t}', {key}, '{kind}', {before}, {after}); END"
+                 WHEN NOT EXISTS (SELECT 1 FROM device_settings WHERE key = '{skip}') BEGIN \
+                 INSERT INTO change_queue {}; END",
+                queued_row(t, pk, &cols, op, images)
             ))
             .await?;
         }
@@ -366,6 +333,99 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
     txn.commit().await?;
     Ok(())
 }
+
+/// The key in `device_settings` that a device's transaction writes (and removes before it
+/// ends) while it applies the server's changes: its capture triggers do not journal those rows,
+/// and the ledger's append-only triggers let a pending entry be replaced by the final one.
+pub const APPLYING: &str = "sync_applying";
+
+/// The key in `device_settings` that a transaction of the city server writes (and removes
+/// before it ends) while the connection's own triggers queue its rows
+/// ([`connection_capture_sqlite`]): the database's capture triggers then skip them. It lets
+/// nothing else step aside (unlike [`APPLYING`], which the server never sets).
+pub const OWN_CAPTURE: &str = "capture_by_connection";
+
+/// The columns of table `t`, in order.
+async fn table_columns<C: ConnectionTrait>(db: &C, t: &str) -> Result<Vec<String>> {
+    Ok(sql::all(
+        db,
+        "SELECT name FROM pragma_table_info(?) ORDER BY cid",
+        vec![t.into()],
+    )
+    .await?
+    .iter()
+    .filter_map(|r| r.try_get::<String>("", "name").ok())
+    .collect())
+}
+
+/// What an SQLite capture trigger for `op` (`INSERT`, `UPDATE`, `DELETE`) on table `t` (key
+/// `pk`, columns `cols`) queues: `(tbl, pk, op, before_row, row_json) VALUES (…)`. A device
+/// (`images`) keeps what the row was before (for the rebase), the JSON `null` for a row just
+/// created; the city server what it is after (for its change log), and queues a row created
+/// as `insert` (see the PostgreSQL triggers).
+fn queued_row(t: &str, pk: &[&str], cols: &[String], op: &str, images: bool) -> String {
+    let image = |of: &str| {
+        format!(
+            "json_object({})",
+            cols.iter()
+                .map(|c| format!("'{c}', {of}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let row = if op == "DELETE" { "OLD" } else { "NEW" };
+    let kind = match (op, images) {
+        ("INSERT", false) => "insert",
+        ("DELETE", _) => "delete",
+        _ => "upsert",
+    };
+    let key = pk
+        .iter()
+        .map(|c| format!("{row}.{c}"))
+        .collect::<Vec<_>>()
+        .join(" || '|' || ");
+    let (before, after) = match (images, op) {
+        (false, "DELETE") => ("NULL".to_owned(), "NULL".to_owned()),
+        (false, _) => ("NULL".to_owned(), image("NEW")),
+        (true, "INSERT") => ("'null'".to_owned(), "NULL".to_owned()),
+        (true, _) => (image("OLD"), "NULL".to_owned()),
+    };
+    format!(
+        "(tbl, pk, op, before_row, row_json) VALUES ('{t}', {key}, '{kind}', {before}, {after})"
+    )
+}
+
+/// The city server's capture for one SQLite connection of its own (its pushes' writer), as a
+/// script to run on each new connection: a `TEMP` queue, `change_capture`, and `TEMP`
+/// triggers that queue there what the connection writes while its transaction has set
+/// [`OWN_CAPTURE`] (which the database's own triggers then skip). The rows queued are those the
+/// database's triggers would have queued, but a temporary table is neither written to the
+/// database's file and log at the commit nor kept in its pages meanwhile: about a quarter of
+/// a pushed registration's writing on the server went to queuing its rows in the database
+/// (their inserts, their deletion at the end of the transaction, and the commit's pages).
+pub async fn connection_capture_sqlite<C: ConnectionTrait>(db: &C) -> Result<String> {
+    let mut script = format!(
+        "PRAGMA temp_store = MEMORY; \
+         CREATE TEMP TABLE IF NOT EXISTS {CONNECTION_QUEUE} (tbl TEXT NOT NULL, pk TEXT NOT NULL, \
+         op TEXT NOT NULL, before_row TEXT, row_json TEXT);"
+    );
+    for (t, pk) in TABLES {
+        let cols = table_columns(db, t).await?;
+        for op in ["INSERT", "UPDATE", "DELETE"] {
+            script.push_str(&format!(
+                " CREATE TEMP TRIGGER IF NOT EXISTS ct_{t}_{o} AFTER {op} ON {t} \
+                 WHEN EXISTS (SELECT 1 FROM device_settings WHERE key = '{OWN_CAPTURE}') BEGIN \
+                 INSERT INTO {CONNECTION_QUEUE} {}; END;",
+                queued_row(t, pk, &cols, op, false),
+                o = op.to_lowercase()
+            ));
+        }
+    }
+    Ok(script)
+}
+
+/// The temporary queue of [`connection_capture_sqlite`].
+pub const CONNECTION_QUEUE: &str = "change_capture";
 
 /// What a round needs to know before it starts, read in one statement instead of five (each
 /// a hand-off to the connection's worker thread): the device's token, whether an earlier round
@@ -800,7 +860,7 @@ async fn redo_waiting(
 async fn begin_apply<C: ConnectionTrait>(txn: &C) -> Result<()> {
     txn.execute_unprepared("PRAGMA defer_foreign_keys = ON")
         .await?;
-    set_setting(txn, "sync_applying", "1").await
+    set_setting(txn, APPLYING, "1").await
 }
 
 /// Finish writing the server's rows: the ledger triggers are back, and the rows the apply

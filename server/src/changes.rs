@@ -593,10 +593,75 @@ async fn member_copies<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Where a transaction's touched rows are queued for its change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// The database's `change_queue`, by the database's capture triggers.
+    Database,
+    /// The connection's own temporary queue, by its own triggers (the SQLite writer's, see
+    /// [`timebank_core::sync::connection_capture_sqlite`]).
+    Connection,
+}
+
+/// Queue this transaction's rows in the connection's own queue when it has one (SQLite's
+/// writer connection), else in the database's. Call it first in the transaction, and end it
+/// with [`log_changes_of`] with what it returns.
+pub async fn queue_of<C: ConnectionTrait>(c: &C) -> Result<Queue, CoreError> {
+    if c.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return Ok(Queue::Database);
+    }
+    let own = sql::exec(
+        c,
+        &format!(
+            "INSERT INTO device_settings (key, value) SELECT ?, '1' WHERE EXISTS \
+             (SELECT 1 FROM temp.sqlite_master WHERE type = 'table' AND name = '{}')",
+            timebank_core::sync::CONNECTION_QUEUE
+        ),
+        vec![timebank_core::sync::OWN_CAPTURE.into()],
+    )
+    .await?;
+    Ok(if own == 1 {
+        Queue::Connection
+    } else {
+        Queue::Database
+    })
+}
+
 /// Turn the queued row changes of this transaction into change-log entries. Call it inside
 /// the writing transaction, after the write.
 pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize, CoreError> {
+    log_changes_of(c, now_ms, Queue::Database).await
+}
+
+/// [`log_changes`] from the queue [`queue_of`] chose; the connection's own queue is then
+/// closed for the transaction (the database's triggers queue its later writes, if any).
+pub async fn log_changes_of<C: ConnectionTrait>(
+    c: &C,
+    now_ms: i64,
+    queue: Queue,
+) -> Result<usize, CoreError> {
+    let n = log_queued(c, now_ms, queue).await?;
+    if queue == Queue::Connection {
+        sql::exec(
+            c,
+            "DELETE FROM device_settings WHERE key = ?",
+            vec![timebank_core::sync::OWN_CAPTURE.into()],
+        )
+        .await?;
+    }
+    Ok(n)
+}
+
+async fn log_queued<C: ConnectionTrait>(
+    c: &C,
+    now_ms: i64,
+    queue: Queue,
+) -> Result<usize, CoreError> {
     use std::collections::hash_map::Entry;
+    let table = match queue {
+        Queue::Database => "change_queue",
+        Queue::Connection => timebank_core::sync::CONNECTION_QUEUE,
+    };
     // In the order the transaction first touched each row (parents before children).
     let order = match c.get_database_backend() {
         sea_orm::DbBackend::Postgres => "qid",
@@ -604,7 +669,7 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
     };
     let rows = sql::all(
         c,
-        &format!("SELECT tbl, pk, op, row_json FROM change_queue ORDER BY {order}"),
+        &format!("SELECT tbl, pk, op, row_json FROM {table} ORDER BY {order}"),
         vec![],
     )
     .await?;
@@ -768,7 +833,7 @@ pub async fn log_changes<C: ConnectionTrait>(c: &C, now_ms: i64) -> Result<usize
             n += chunk.len();
         }
     }
-    sql::exec(c, "DELETE FROM change_queue", vec![]).await?;
+    sql::exec(c, &format!("DELETE FROM {table}"), vec![]).await?;
     Ok(n)
 }
 

@@ -177,8 +177,9 @@ impl AppState {
     }
 }
 
-/// A pool of one connection to the same SQLite database as `db` (the same options), or `db`
-/// itself on PostgreSQL and for a database of one connection (in memory).
+/// A pool of one connection to the same SQLite database as `db` (the same options), with the
+/// change capture of its own that pushes use ([`timebank_core::sync::connection_capture_sqlite`]),
+/// or `db` itself on PostgreSQL and for a database of one connection (in memory).
 async fn writer_of(
     db: &DatabaseConnection,
 ) -> Result<DatabaseConnection, timebank_core::CoreError> {
@@ -189,9 +190,22 @@ async fn writer_of(
     if pool.options().get_max_connections() <= 1 {
         return Ok(db.clone());
     }
+    // Its pushes' rows are queued for the change log in a temporary table of its own.
+    let capture: std::sync::Arc<str> = timebank_core::sync::connection_capture_sqlite(db)
+        .await?
+        .into();
     let writer = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
+        .after_connect(move |conn, _| {
+            let capture = capture.clone();
+            Box::pin(async move {
+                sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(capture))
+                    .execute(&mut *conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
         .connect_with((*pool.connect_options()).clone())
         .await
         .map_err(|e| {

@@ -161,6 +161,7 @@ async fn apply_together(
 ) -> Result<Vec<PushResponse>, Recorded> {
     let txn = timebank_core::db::begin_write(db).await?;
     take_turns(&txn, batches.iter().map(|b| b.0.id.as_str())).await?;
+    let queue = crate::changes::queue_of(&txn).await?;
     let deferred = Deferred::new(&txn);
     let mut shared = Shared {
         actors: HashMap::new(),
@@ -196,7 +197,7 @@ async fn apply_together(
     }
     drop(deferred); // flushed: nothing held or on its way
     record_results(&txn, batches, &answers, &fresh, now_ms).await?;
-    crate::changes::log_changes(&txn, now_ms).await?;
+    crate::changes::log_changes_of(&txn, now_ms, queue).await?;
     txn.commit().await?;
     Ok(answers)
 }
@@ -780,19 +781,15 @@ mod tests {
         }
     }
 
-    /// A retry that reaches the server while the first delivery waits makes one group with it:
-    /// the second is answered with the first's results, marked as repeated, and nothing is
-    /// applied or recorded twice.
-    #[tokio::test]
-    async fn a_delivery_repeated_in_one_transaction_is_answered_from_the_first() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+    /// A city server's database on SQLite in `dir` (several connections, as a running server
+    /// has), its city bootstrapped at `now`, and a desk of its one community.
+    async fn city(dir: &std::path::Path, now: i64) -> (DatabaseConnection, String, String, Device) {
         let db = timebank_core::db::connect_tuned(
-            &timebank_core::db::sqlite_url(&dir.path().join("city.db")),
+            &timebank_core::db::sqlite_url(&dir.join("city.db")),
             timebank_core::db::Tuning::SERVER,
         )
         .await
         .expect("the city database");
-        let now = service::now_ms();
         let boot = crate::init_city(
             &db,
             &Bootstrap {
@@ -817,9 +814,235 @@ mod tests {
             role: "center".into(),
             communities: boot.community_ids.clone(),
         };
-        let muts: Vec<PushMutation> = (1..=3)
-            .map(|i| register(i, &boot.admin_id, &boot.community_ids[0]))
-            .collect();
+        (db, boot.admin_id, boot.community_ids[0].clone(), device)
+    }
+
+    /// A mutation of the desk in the tests, by `actor`.
+    fn mutation(seq: i64, actor: &str, name: &str, args: serde_json::Value) -> PushMutation {
+        PushMutation {
+            name: name.into(),
+            args,
+            ..register(seq, actor, "")
+        }
+    }
+
+    /// The change log after the bootstrap's first `from` entries: (partition, sequence, table,
+    /// key, operation, row).
+    async fn log_after(
+        db: &DatabaseConnection,
+        from: i64,
+    ) -> Vec<(String, i64, String, String, String, String)> {
+        sql::all(
+            db,
+            "SELECT community_id, seq, tbl, pk, op, COALESCE(row_json, '') AS row_json FROM change_log \
+             WHERE seq >= ? ORDER BY community_id, seq",
+            vec![from.into()],
+        )
+        .await
+        .expect("the change log")
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "community_id").expect("partition"),
+                r.try_get("", "seq").expect("sequence"),
+                r.try_get("", "tbl").expect("table"),
+                r.try_get("", "pk").expect("key"),
+                r.try_get("", "op").expect("operation"),
+                r.try_get("", "row_json").expect("row"),
+            )
+        })
+        .collect()
+    }
+
+    /// `text` with every UUID replaced by its number in `seen` (in the order first seen), so
+    /// that two databases made alike compare alike.
+    fn canon(text: &str, seen: &mut HashMap<String, usize>) -> String {
+        let shape = |w: &[u8]| {
+            w.len() == 36
+                && w.iter().enumerate().all(|(i, b)| match i {
+                    8 | 13 | 18 | 23 => *b == b'-',
+                    _ => b.is_ascii_hexdigit(),
+                })
+        };
+        let (bytes, mut out, mut i) = (text.as_bytes(), String::new(), 0);
+        while i < bytes.len() {
+            if i + 36 <= bytes.len() && shape(&bytes[i..i + 36]) {
+                let n = seen.len();
+                let n = *seen.entry(text[i..i + 36].to_owned()).or_insert(n);
+                out.push_str(&format!("#{n}"));
+                i += 36;
+            } else {
+                let c = text[i..].chars().next().expect("a character");
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+        out
+    }
+
+    /// On SQLite a push through the server's writer queues its rows in the connection's own
+    /// temporary queue, not the database's; its change log is the one the database's triggers
+    /// give the same push through another connection, row for row, and nothing of the switch
+    /// outlives the push: the other connections' writes are still logged.
+    #[tokio::test]
+    async fn a_push_through_the_writer_logs_what_the_database_triggers_log() {
+        let now = service::now_ms();
+        let (dir_a, dir_b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (db_a, admin_a, community_a, device_a) = city(dir_a.path(), now).await;
+        let (db_b, admin_b, community_b, device_b) = city(dir_b.path(), now).await;
+        let (a, b) = (
+            crate::AppState::open(db_a).await.expect("server a"),
+            crate::AppState::open(db_b).await.expect("server b"),
+        );
+        // Which queue each connection's transactions use.
+        for (db, own) in [(&a.writer, true), (&a.db, false)] {
+            let txn = timebank_core::db::begin_write(db)
+                .await
+                .expect("a transaction");
+            let queue = crate::changes::queue_of(&txn).await.expect("a queue");
+            assert_eq!(queue == crate::changes::Queue::Connection, own, "{queue:?}");
+        }
+        let batch = |admin: &str, community: &str| -> Vec<PushMutation> {
+            vec![
+                register(1, admin, community),
+                register(2, admin, community),
+                // Refused (the phone is taken): its held rows are dropped.
+                PushMutation {
+                    args: json!({"member_id": "m9", "name": "张桂英", "phone": "13811110001", "date_of_birth": "1945-03-02", "home_community_id": community, "address": "3幢", "roles": ["resident"], "hardship": false, "center_id": null, "volunteer": null}),
+                    ..register(3, admin, community)
+                },
+                mutation(
+                    4,
+                    admin,
+                    "set_hardship",
+                    json!({"member_id": "m1", "hardship": true}),
+                ),
+            ]
+        };
+        let (muts_a, muts_b) = (batch(&admin_a, &community_a), batch(&admin_b, &community_b));
+        // The refused registration makes the careful pass apply the batch again: both queues
+        // are rolled back with its first try.
+        let on_a = push(
+            &a.writer,
+            &device_a,
+            PushRequest { mutations: muts_a },
+            Lang::En,
+            now,
+        )
+        .await
+        .expect("applied through the writer");
+        let on_b = push(
+            &b.db,
+            &device_b,
+            PushRequest { mutations: muts_b },
+            Lang::En,
+            now,
+        )
+        .await
+        .expect("applied through the pool");
+        let statuses = |r: &PushResponse| {
+            r.results
+                .iter()
+                .map(|r| r.status.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            statuses(&on_a),
+            ["applied", "applied", "rejected", "applied"]
+        );
+        assert_eq!(statuses(&on_a), statuses(&on_b));
+        let (log_a, log_b) = (log_after(&a.db, 0).await, log_after(&b.db, 0).await);
+        assert_eq!(log_a.len(), log_b.len());
+        let (mut ids_a, mut ids_b) = (HashMap::new(), HashMap::new());
+        for (x, y) in log_a.iter().zip(&log_b) {
+            // The times a row was written at are the clock's, not the push's.
+            let line = |e: &(String, i64, String, String, String, String),
+                        ids: &mut HashMap<String, usize>| {
+                let mut row: serde_json::Value = serde_json::from_str(&e.5).unwrap_or_default();
+                if let Some(cols) = row.as_object_mut() {
+                    cols.retain(|k, _| !k.ends_with("_at"));
+                }
+                format!(
+                    "{} {} {} {} {} {}",
+                    canon(&e.0, ids),
+                    e.1,
+                    e.2,
+                    canon(&e.3, ids),
+                    e.4,
+                    canon(&row.to_string(), ids)
+                )
+            };
+            assert_eq!(line(x, &mut ids_a), line(y, &mut ids_b));
+        }
+        // The push is in it: both residents, the second write of the first (its hardship)
+        // logged as what the row became, and not the refused one.
+        let member = |pk: &str| {
+            log_a
+                .iter()
+                .filter(|e| e.2 == "members" && e.3 == pk)
+                .count()
+        };
+        assert_eq!((member("m1"), member("m2"), member("m9")), (1, 1, 0));
+        assert!(
+            log_a
+                .iter()
+                .any(|e| e.3 == "m1" && e.5.contains(r#""hardship":1"#)),
+            "{log_a:?}"
+        );
+        // Nothing of the switch is left: no mark, both queues empty.
+        let count = |db: &DatabaseConnection, q: &'static str| {
+            let db = db.clone();
+            async move { sql::scalar_i64(&db, q, vec![]).await.expect("a count") }
+        };
+        for db in [&a.writer, &a.db] {
+            assert_eq!(count(db, "SELECT COUNT(*) FROM change_queue").await, 0);
+            let mark = format!(
+                "SELECT COUNT(*) FROM device_settings WHERE key = '{}'",
+                timebank_core::sync::OWN_CAPTURE
+            );
+            assert_eq!(
+                sql::scalar_i64(db, &mark, vec![]).await.expect("a count"),
+                0
+            );
+        }
+        assert_eq!(
+            count(&a.writer, "SELECT COUNT(*) FROM temp.change_capture").await,
+            0
+        );
+        // A later push through another connection is still logged, by the database's triggers.
+        push(
+            &a.db,
+            &device_a,
+            PushRequest {
+                mutations: vec![register(5, &admin_a, &community_a)],
+            },
+            Lang::En,
+            now,
+        )
+        .await
+        .expect("applied through the pool");
+        assert_eq!(
+            log_after(&a.db, 0)
+                .await
+                .iter()
+                .filter(|e| e.3 == "m5")
+                .count(),
+            1
+        );
+    }
+
+    /// A retry that reaches the server while the first delivery waits makes one group with it:
+    /// the second is answered with the first's results, marked as repeated, and nothing is
+    /// applied or recorded twice.
+    #[tokio::test]
+    async fn a_delivery_repeated_in_one_transaction_is_answered_from_the_first() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let now = service::now_ms();
+        let (db, admin, community, device) = city(dir.path(), now).await;
+        let muts: Vec<PushMutation> = (1..=3).map(|i| register(i, &admin, &community)).collect();
         let Ok(answers) = apply_together(
             &db,
             &[(&device, &muts, Lang::En), (&device, &muts, Lang::En)],
