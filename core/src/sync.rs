@@ -400,9 +400,9 @@ fn queued_row(t: &str, pk: &[&str], cols: &[String], op: &str, images: bool) -> 
 /// triggers that queue there what the connection writes while its transaction has set
 /// [`OWN_CAPTURE`] (which the database's own triggers then skip). The rows queued are those the
 /// database's triggers would have queued, but a temporary table is neither written to the
-/// database's file and log at the commit nor kept in its pages meanwhile: about a quarter of
-/// a pushed registration's writing on the server went to queuing its rows in the database
-/// (their inserts, their deletion at the end of the transaction, and the commit's pages).
+/// database's file and log at the commit nor kept in its pages meanwhile. In a synthetic check
+/// of a push's rows (bench/RESULTS.md) queuing them in the database took about a quarter of
+/// the time: their inserts, their deletion at the end of the transaction, the commit's pages.
 pub async fn connection_capture_sqlite<C: ConnectionTrait>(db: &C) -> Result<String> {
     let mut script = format!(
         "PRAGMA temp_store = MEMORY; \
