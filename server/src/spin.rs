@@ -18,12 +18,20 @@ pub const SPIN: Duration = timebank_core::db::WORKER_SPIN;
 /// so an answer arriving later still wakes the task).
 pub struct Spin<F> {
     inner: Pin<Box<F>>,
+    /// How long one poll spins at most ([`SPIN`]).
+    budget: Duration,
 }
 
 impl<F: Future> Spin<F> {
     pub fn new(inner: F) -> Self {
+        Self::at_most(inner, SPIN)
+    }
+
+    /// `inner` spun for up to `budget` a poll instead of [`SPIN`].
+    pub fn at_most(inner: F, budget: Duration) -> Self {
         Spin {
             inner: Box::pin(inner),
+            budget,
         }
     }
 }
@@ -37,7 +45,7 @@ impl<F: Future> Future for Spin<F> {
             if let Poll::Ready(v) = self.inner.as_mut().poll(cx) {
                 return Poll::Ready(v);
             }
-            if start.elapsed() >= SPIN {
+            if start.elapsed() >= self.budget {
                 return Poll::Pending;
             }
             std::thread::yield_now();
@@ -68,9 +76,12 @@ mod tests {
         }
     }
 
+    /// With a budget no busy machine can use up between five polls (with [`SPIN`] itself, a
+    /// few tens of microseconds, the test thread was once descheduled past it while the other
+    /// tests ran, and the spin rightly gave up).
     #[test]
     fn a_future_ready_on_a_later_poll_is_finished_within_one_poll_of_the_spin() {
-        let mut f = Spin::new(ReadyAfter { polls: 0, n: 5 });
+        let mut f = Spin::at_most(ReadyAfter { polls: 0, n: 5 }, Duration::from_secs(60));
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(5));
     }
