@@ -951,6 +951,10 @@ mod tests {
             ["applied", "applied", "rejected", "applied"]
         );
         assert_eq!(statuses(&on_a), statuses(&on_b));
+        assert!(
+            on_a.carefully && on_b.carefully,
+            "both took the careful pass"
+        );
         let (log_a, log_b) = (log_of(&a.db).await, log_of(&b.db).await);
         assert_eq!(log_a.len(), log_b.len());
         let (mut ids_a, mut ids_b) = (HashMap::new(), HashMap::new());
