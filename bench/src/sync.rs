@@ -82,6 +82,8 @@ const COMMUNITIES: [&str; 2] = ["府苑新村", "蒋村花园"];
 /// A city server on loopback over a fresh database (SQLite file, or a new PostgreSQL database).
 struct City {
     db: DatabaseConnection,
+    /// The server's metrics, for the time its pushes spent in each phase.
+    metrics: std::sync::Arc<timebank_server::Metrics>,
     boot: Bootstrapped,
     url: String,
     dir: PathBuf,
@@ -141,16 +143,47 @@ impl City {
             .await
             .map_err(e)?;
         count_statements(&mut state.writer);
+        let metrics = state.metrics.clone();
         tokio::spawn(async move {
             let _ = timebank_server::serve(listener, state, std::future::pending()).await;
         });
         Ok(City {
             db: city,
+            metrics,
             boot,
             url,
             dir: dir.to_owned(),
             pg,
         })
+    }
+
+    /// The pushes' transactions so far, and the seconds they spent in each phase.
+    fn phases(&self) -> (u64, Vec<f64>) {
+        use timebank_server::push::Phase;
+        (
+            self.metrics
+                .push_transactions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Phase::ALL
+                .iter()
+                .map(|p| self.metrics.phase_seconds(*p))
+                .collect(),
+        )
+    }
+
+    /// Print where the server's pushes spent their time since `before` ([`City::phases`]).
+    fn print_phases(&self, label: &str, before: &(u64, Vec<f64>)) {
+        let (n, now) = self.phases();
+        let spent: Vec<String> = timebank_server::push::Phase::ALL
+            .iter()
+            .zip(now.iter().zip(&before.1))
+            .map(|(p, (a, b))| format!("{} {:.3}", p.name(), a - b))
+            .collect();
+        println!(
+            "{label} phases: the server's {} push transactions spent (s): {}",
+            n - before.0,
+            spent.join(", ")
+        );
     }
 
     /// A new center device, enrolled (its initial pull included).
@@ -250,6 +283,7 @@ async fn timed_push(
         .await
         .map_err(e)?;
     let cpu = cpu_ticks();
+    let phases = city.phases();
     let t = Instant::now();
     let watcher = stored_by(&city.db, already + n as i64, t, cpu);
     perf_control(phase, "enable");
@@ -257,6 +291,7 @@ async fn timed_push(
     perf_control(phase, "disable");
     let round_s = t.elapsed().as_secs_f64();
     let (applied_s, busy) = watcher.await?;
+    city.print_phases(phase, &phases);
     Ok((applied_s, busy, r, round_s))
 }
 
@@ -335,6 +370,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
         fleet.push(d);
     }
     let cpu = cpu_ticks();
+    let phases = city.phases();
     let t = Instant::now();
     // The server's throughput: until every pushed mutation has its stored result (the
     // devices' rounds go on with pulling each other's rows, reported apart).
@@ -367,6 +403,7 @@ async fn run(dir: &Path, pg_admin: Option<&str>) -> Result<Figures> {
     println!(
         "{devices} devices: the server applied {pushed} mutations from {devices} devices syncing at once in {many_s:.2} s (the cores {many_busy:.0} % busy meanwhile); their whole rounds (each pulling the others' rows too) took {rounds_s:.2} s"
     );
+    city.print_phases(&format!("{devices} devices"), &phases);
     city.stop().await?;
 
     // One device pushes 10,000 mutations.

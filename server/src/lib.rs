@@ -35,6 +35,11 @@ pub struct Metrics {
     pub push_groups: AtomicU64,
     pub push_groups_split: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Transactions of pushed batches begun (groups, single batches and careful passes).
+    pub push_transactions: AtomicU64,
+    /// Microseconds those transactions spent in each phase ([`push::Phase`]), also when one
+    /// was then rolled back.
+    pub push_phase_us: [AtomicU64; push::Phase::ALL.len()],
 }
 
 impl Metrics {
@@ -97,7 +102,32 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             ));
         }
+        s.push_str(&format!(
+            "# HELP timebank_push_transactions_total Transactions begun to apply pushed batches (groups, single batches, careful passes)\n\
+             # TYPE timebank_push_transactions_total counter\n\
+             timebank_push_transactions_total {}\n\
+             # HELP timebank_push_phase_seconds_total Time the pushes' transactions spent in each phase ({})\n\
+             # TYPE timebank_push_phase_seconds_total counter\n",
+            self.push_transactions.load(Ordering::Relaxed),
+            push::Phase::ALL
+                .iter()
+                .map(|p| format!("{}: {}", p.name(), p.what()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        for p in push::Phase::ALL {
+            s.push_str(&format!(
+                "timebank_push_phase_seconds_total{{phase=\"{}\"}} {:.6}\n",
+                p.name(),
+                self.phase_seconds(p)
+            ));
+        }
         s
+    }
+
+    /// Seconds the pushes' transactions have spent in `phase` so far.
+    pub fn phase_seconds(&self, phase: push::Phase) -> f64 {
+        self.push_phase_us[phase as usize].load(Ordering::Relaxed) as f64 / 1e6
     }
 }
 

@@ -63,6 +63,79 @@ pub struct PushResponse {
     pub carefully: bool,
 }
 
+/// The phases of a pushed batch's (or group's) transaction, timed for the server's metrics
+/// (`timebank_push_phase_seconds_total`), so that a change to the push can be measured where
+/// it acts rather than only by the benchmark's end-to-end rates, which vary by a quarter from
+/// run to run on these machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Begin,
+    Apply,
+    Flush,
+    Record,
+    Log,
+    Commit,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Begin,
+        Phase::Apply,
+        Phase::Flush,
+        Phase::Record,
+        Phase::Log,
+        Phase::Commit,
+    ];
+
+    /// Its label in the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Begin => "begin",
+            Phase::Apply => "apply",
+            Phase::Flush => "flush",
+            Phase::Record => "record",
+            Phase::Log => "log",
+            Phase::Commit => "commit",
+        }
+    }
+
+    /// What it covers, for the metric's help.
+    pub fn what(self) -> &'static str {
+        match self {
+            Phase::Begin => "the transaction begun and the devices' turns taken",
+            Phase::Apply => "the mutations applied, with the held writes sent ahead meanwhile",
+            Phase::Flush => "the held writes left sent",
+            Phase::Record => "the results recorded",
+            Phase::Log => "the change log written",
+            Phase::Commit => "the commit",
+        }
+    }
+}
+
+/// The clock of one transaction's phases: each lap adds the time since the last to a phase.
+struct Laps<'a> {
+    metrics: &'a crate::Metrics,
+    last: std::time::Instant,
+}
+
+impl<'a> Laps<'a> {
+    fn start(metrics: &'a crate::Metrics) -> Self {
+        crate::Metrics::inc(&metrics.push_transactions);
+        Laps {
+            metrics,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: Phase) {
+        let now = std::time::Instant::now();
+        let us = now.duration_since(self.last).as_micros() as u64;
+        self.metrics.push_phase_us[phase as usize]
+            .fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+        self.last = now;
+    }
+}
+
 async fn stored<C: ConnectionTrait>(
     c: &C,
     device: &str,
@@ -98,6 +171,7 @@ async fn stored<C: ConnectionTrait>(
 /// answered from what that one recorded.
 pub async fn push(
     db: &DatabaseConnection,
+    metrics: &crate::Metrics,
     device: &Device,
     req: PushRequest,
     lang: Lang,
@@ -108,7 +182,7 @@ pub async fn push(
     let mut careful = false;
     let mut raced = false;
     loop {
-        match push_once(db, device, &muts, lang, now_ms, careful).await {
+        match push_once(db, metrics, device, &muts, lang, now_ms, careful).await {
             Ok(r) => return Ok(r),
             Err(Recorded::Careful) if !careful => careful = true,
             Err(Recorded::Before) if !raced => raced = true,
@@ -137,13 +211,14 @@ impl<E: Into<CoreError>> From<E> for Recorded {
 
 async fn push_once(
     db: &DatabaseConnection,
+    metrics: &crate::Metrics,
     device: &Device,
     muts: &[PushMutation],
     lang: Lang,
     now_ms: i64,
     careful: bool,
 ) -> Result<PushResponse, Recorded> {
-    let mut answers = apply_together(db, &[(device, muts, lang)], now_ms, careful).await?;
+    let mut answers = apply_together(db, metrics, &[(device, muts, lang)], now_ms, careful).await?;
     answers
         .pop()
         .ok_or(Recorded::Failed(CoreError::new(Code::Database)))
@@ -155,12 +230,15 @@ async fn push_once(
 /// their results written together at the end.
 async fn apply_together(
     db: &DatabaseConnection,
+    metrics: &crate::Metrics,
     batches: &[(&Device, &[PushMutation], Lang)],
     now_ms: i64,
     careful: bool,
 ) -> Result<Vec<PushResponse>, Recorded> {
+    let mut laps = Laps::start(metrics);
     let txn = timebank_core::db::begin_write(db).await?;
     take_turns(&txn, batches.iter().map(|b| b.0.id.as_str())).await?;
+    laps.lap(Phase::Begin);
     let queue = crate::changes::queue_of(&txn).await?;
     let deferred = Deferred::new(&txn);
     let mut shared = Shared {
@@ -192,13 +270,19 @@ async fn apply_together(
         answers.push(answer);
         fresh.push(applied);
     }
-    if deferred.flush().await.is_err() {
+    laps.lap(Phase::Apply);
+    let flushed = deferred.flush().await;
+    laps.lap(Phase::Flush);
+    if flushed.is_err() {
         return Err(Recorded::Careful);
     }
     drop(deferred); // flushed: nothing held or on its way
     record_results(&txn, batches, &answers, &fresh, now_ms).await?;
+    laps.lap(Phase::Record);
     crate::changes::log_changes_of(&txn, now_ms, queue).await?;
+    laps.lap(Phase::Log);
     txn.commit().await?;
+    laps.lap(Phase::Commit);
     Ok(answers)
 }
 
@@ -532,7 +616,7 @@ async fn apply_group(
             .iter()
             .map(|j| (&j.device, j.req.mutations.as_slice(), j.lang))
             .collect();
-        match apply_together(db, &batches, now_ms, false).await {
+        match apply_together(db, metrics, &batches, now_ms, false).await {
             Ok(answers) => {
                 crate::Metrics::inc(&metrics.push_groups);
                 for (j, a) in jobs.into_iter().zip(answers) {
@@ -544,7 +628,7 @@ async fn apply_group(
         }
     }
     for j in jobs {
-        let r = push(db, &j.device, j.req, j.lang, now_ms).await;
+        let r = push(db, metrics, &j.device, j.req, j.lang, now_ms).await;
         let _ = j.reply.send(r);
     }
 }
@@ -924,6 +1008,7 @@ mod tests {
         // are rolled back with its first try.
         let on_a = push(
             &a.writer,
+            &a.metrics,
             &device_a,
             PushRequest { mutations: muts_a },
             Lang::En,
@@ -933,6 +1018,7 @@ mod tests {
         .expect("applied through the writer");
         let on_b = push(
             &b.db,
+            &b.metrics,
             &device_b,
             PushRequest { mutations: muts_b },
             Lang::En,
@@ -1016,6 +1102,7 @@ mod tests {
         // A later push through another connection is still logged, by the database's triggers.
         push(
             &a.db,
+            &a.metrics,
             &device_a,
             PushRequest {
                 mutations: vec![register(5, &admin_a, &community_a)],
@@ -1042,6 +1129,7 @@ mod tests {
         let muts: Vec<PushMutation> = (1..=3).map(|i| register(i, &admin, &community)).collect();
         let Ok(answers) = apply_together(
             &db,
+            &crate::Metrics::default(),
             &[(&device, &muts, Lang::En), (&device, &muts, Lang::En)],
             now,
             false,

@@ -61,6 +61,16 @@ impl Server {
             .unwrap_or_else(|| panic!("{name} is not in {m}"))
     }
 
+    /// The time pushes' transactions have spent in one phase, from `/metrics`.
+    async fn phase_seconds(&self, phase: &str) -> f64 {
+        let m = self.metrics().await;
+        let key = format!("timebank_push_phase_seconds_total{{phase=\"{phase}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("phase {phase} is not in {m}"))
+    }
+
     async fn enrol(&self) -> String {
         let code = auth::issue_code(
             &self.db,
@@ -269,6 +279,16 @@ async fn pushed_mutations_apply_once_and_rejections_never_block() {
         // The duplicate phone is only found when the held-back inserts are sent: the batch is
         // applied again statement by statement, which tells which mutation it was.
         assert_eq!(s.metric("timebank_push_batches_careful_total").await, 1);
+        // Two transactions, the first try and the careful pass, timed phase by phase; only
+        // the careful pass got as far as its commit.
+        assert_eq!(s.metric("timebank_push_transactions_total").await, 2);
+        for phase in ["begin", "apply", "flush", "record", "log", "commit"] {
+            assert!(
+                s.phase_seconds(phase).await > 0.0,
+                "no time counted for {phase}:\n{}",
+                s.metrics().await
+            );
+        }
         // The admin is told why, in the inbox.
         let told = sql::scalar_i64(
             &s.db,
