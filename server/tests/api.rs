@@ -52,23 +52,26 @@ impl Server {
             .unwrap()
     }
 
-    /// A counter of `/metrics`.
-    async fn metric(&self, name: &str) -> u64 {
+    /// The value of one sample of `/metrics` (its name, with its labels if any).
+    async fn sample<T: std::str::FromStr>(&self, series: &str) -> T {
         let m = self.metrics().await;
         m.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} is not in {m}"))
+            .unwrap_or_else(|| panic!("{series} is not in {m}"))
+    }
+
+    /// A counter of `/metrics`.
+    async fn metric(&self, name: &str) -> u64 {
+        self.sample(name).await
     }
 
     /// The time pushes' transactions have spent in one phase, from `/metrics`.
     async fn phase_seconds(&self, phase: &str) -> f64 {
-        let m = self.metrics().await;
-        let key = format!("timebank_push_phase_seconds_total{{phase=\"{phase}\"}} ");
-        m.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("phase {phase} is not in {m}"))
+        self.sample(&format!(
+            "timebank_push_phase_seconds_total{{phase=\"{phase}\"}}"
+        ))
+        .await
     }
 
     async fn enrol(&self) -> String {
