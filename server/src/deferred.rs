@@ -324,12 +324,24 @@ fn populated(prefix: &str, rows: &[Held]) -> Option<Vec<Statement>> {
     let keys: Vec<String> = columns.split(',').map(name).collect::<Option<_>>()?;
     let width = keys.len();
     let mut docs: Vec<serde_json::Value> = Vec::new();
+    // The plain tuples of the last count of rows seen: held inserts are nearly all of one row,
+    // so the text to compare with is built once, not once a held insert.
+    let mut plain: Option<(usize, String)> = None;
     for h in rows {
         if h.values.is_empty() || h.values.len() % width != 0 {
             return None;
         }
-        let tuples: String = h.tuples.chars().filter(|c| !c.is_whitespace()).collect();
-        if tuples != plain_tuples(h.values.len() / width, width) {
+        let count = h.values.len() / width;
+        let expected = match &plain {
+            Some((n, text)) if *n == count => text,
+            _ => &plain.insert((count, plain_tuples(count, width))).1,
+        };
+        if !h
+            .tuples
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .eq(expected.chars())
+        {
             return None;
         }
         for row in h.values.chunks(width) {
