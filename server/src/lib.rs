@@ -31,6 +31,10 @@ pub struct Metrics {
     pub mutations_applied: AtomicU64,
     pub mutations_rejected: AtomicU64,
     pub mutations_duplicate: AtomicU64,
+    /// Push results committed: one for each pushed mutation applied or refused, counted when
+    /// the transaction that recorded it commits (a duplicate records nothing), whether or not
+    /// its device is still there to be answered.
+    pub push_results_stored: AtomicU64,
     pub push_batches_careful: AtomicU64,
     pub push_groups: AtomicU64,
     pub push_groups_split: AtomicU64,
@@ -75,6 +79,11 @@ impl Metrics {
                 "timebank_mutations_duplicate_total",
                 "Duplicate deliveries answered from the stored result",
                 &self.mutations_duplicate,
+            ),
+            (
+                "timebank_push_results_stored_total",
+                "Push results committed (each pushed mutation applied or refused, once)",
+                &self.push_results_stored,
             ),
             (
                 "timebank_push_batches_careful_total",

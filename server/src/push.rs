@@ -283,6 +283,10 @@ async fn apply_together(
     laps.lap(Phase::Log);
     txn.commit().await?;
     laps.lap(Phase::Commit);
+    let stored: usize = fresh.iter().map(Vec::len).sum();
+    metrics
+        .push_results_stored
+        .fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(answers)
 }
 

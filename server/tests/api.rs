@@ -914,6 +914,11 @@ async fn one_batch_delivered_twice_at_once_is_applied_once_and_both_answers_agre
             (20, 20, 20),
             "applied, answered and audited once each"
         );
+        assert_eq!(
+            s.metric("timebank_push_results_stored_total").await,
+            recorded as u64,
+            "the server counts each stored result once, the duplicate delivery's none"
+        );
         s.stop().await;
     }
 }
@@ -1011,6 +1016,11 @@ async fn batches_that_arrive_together_are_applied_in_one_transaction_and_answere
             "every mutation answered once"
         );
         assert_eq!(applied, tries as u64 * 12 * 20 - clashes);
+        assert_eq!(
+            s.metric("timebank_push_results_stored_total").await,
+            recorded as u64,
+            "results of the groups rolled back and applied again are counted once, when committed"
+        );
         s.stop().await;
     }
 }
