@@ -729,6 +729,7 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
     .await
     .unwrap();
     assert_eq!(on_server, n as i64 + 1);
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -798,6 +799,7 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
     .unwrap();
     assert_eq!(members, n as i64);
     assert_outbox_empty(&a).await;
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -875,6 +877,7 @@ async fn batches_are_cut_by_their_size(postgres: bool) {
         "applied once each, in sequence"
     );
     assert_outbox_empty(&a).await;
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -958,6 +961,7 @@ async fn a_slow_line_takes_the_outbox_in_smaller_batches(postgres: bool) {
         Some(2 * through),
         "twice what got through, to be tried in the next round"
     );
+    c.stop().await;
 }
 
 /// A line too slow for the pages a device asks for (each times out) does not keep it from
@@ -994,6 +998,7 @@ async fn a_slow_line_pulls_in_smaller_pages(postgres: bool) {
         Some(2 * through),
         "twice what got through, to be tried in the next round"
     );
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1160,6 +1165,7 @@ async fn an_applied_batch_is_answered_while_the_next_group_is_applied() {
     .await
     .unwrap();
     assert_eq!(members, 6, "both batches applied once");
+    c.stop().await;
 }
 
 /// The members of `d` with `phone`, as `id|phone` (phones may carry a mark after a `#`).
