@@ -1180,3 +1180,44 @@ async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_sqlite(
 async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_postgres() {
     rows_naming_members_of_another_community(true).await;
 }
+
+/// Whether PostgreSQL holds a database of this name.
+async fn pg_database_exists(name: &str) -> bool {
+    let admin = timebank_core::db::open(&common::pg_admin()).await.unwrap();
+    let n = rows(
+        &admin,
+        &format!("SELECT COUNT(*) AS c0 FROM pg_database WHERE datname = '{name}'"),
+    )
+    .await;
+    admin.close().await.ok();
+    n == ["1"]
+}
+
+/// A test that fails before it stops its city (it panics) still leaves no PostgreSQL
+/// database behind: the harness drops it as the city goes out of scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_whose_test_panics_before_stop_still_drops_its_postgresql_database() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let failing = tokio::spawn(async move {
+        let Some(c) = City::start(true, &["府苑新村"], Rules::default()).await else {
+            let _ = tx.send(None);
+            return;
+        };
+        let name = c.pg_database().unwrap().to_owned();
+        let existed = pg_database_exists(&name).await;
+        let _ = tx.send(Some((name, existed)));
+        panic!("a test failing before its city's stop (this panic is expected)");
+    });
+    assert!(failing.await.unwrap_err().is_panic());
+    let Some((name, existed)) = rx.await.unwrap() else {
+        return; // TIMEBANK_SKIP_PG=1
+    };
+    assert!(
+        existed,
+        "the city's database {name} was there while its test ran"
+    );
+    assert!(
+        !pg_database_exists(&name).await,
+        "the city's database {name} is left on PostgreSQL after its test panicked"
+    );
+}
