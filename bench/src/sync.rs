@@ -11,7 +11,10 @@
 //!
 //! cargo run --release -p timebank-bench --bin timebank-bench-sync
 //!   [-- --members 25000 --pushes 10000 --devices 100 --orders 2000 --postgres URL
-//!    | --no-postgres | --no-sqlite]
+//!    | --no-postgres | --no-sqlite | --repeat N]
+//!
+//! `--repeat N` runs each server N times, taking turns, and prints each figure's median with
+//! its lowest and highest (a machine's speed here varies by 15-20 % from one run to the next).
 use anyhow::{anyhow, Result};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use std::path::{Path, PathBuf};
@@ -669,6 +672,21 @@ async fn order_lives(
     Ok((made, pairs.len()))
 }
 
+/// The median of `v` (the mean of the middle two when even), its lowest and its highest.
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let mid = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (mid, v[0], v[n - 1])
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     // As the server's own `main` does: the server runs in this process.
@@ -688,42 +706,89 @@ async fn main() -> Result<()> {
     if !args().iter().any(|a| a == "--no-postgres") {
         servers.push(("PostgreSQL", Some(pg_url.as_str())));
     }
-    let mut table = Vec::new();
-    for (name, pg) in servers {
-        println!("== city server on {name}");
-        match run(&dir.join(name), pg).await {
-            Ok(f) => table.push((name, f)),
-            Err(x) => println!("{name}: not measured: {x}"),
+    // With --repeat N the servers take turns N times (so that a machine slowing down or
+    // speeding up meanwhile weighs on both alike), and each figure is the median of its N runs,
+    // with the lowest and highest after it.
+    let repeat = arg("--repeat", 1).max(1) as usize;
+    let mut runs: Vec<(&str, Vec<Figures>)> = servers.iter().map(|s| (s.0, Vec::new())).collect();
+    for round in 0..repeat {
+        for (i, (name, pg)) in servers.iter().enumerate() {
+            if repeat > 1 {
+                println!("== city server on {name}, run {} of {repeat}", round + 1);
+            } else {
+                println!("== city server on {name}");
+            }
+            match run(&dir.join(name), *pg).await {
+                Ok(f) => runs[i].1.push(f),
+                Err(x) => println!("{name}: not measured: {x}"),
+            }
+            println!();
         }
-        println!();
     }
+    if repeat > 1 {
+        println!("each figure: the median of the runs measured, then the lowest and highest");
+    }
+    let fig = |v: Vec<f64>, decimals: usize| -> String {
+        let (mid, lo, hi) = median(v);
+        if repeat > 1 {
+            format!("{mid:.decimals$} ({lo:.decimals$}-{hi:.decimals$})")
+        } else {
+            format!("{mid:.decimals$}")
+        }
+    };
     println!("| measure | server | figure | target |");
     println!("|---|---|---|---|");
-    for (name, f) in &table {
-        println!("| push of 10,000 mutations from one device | {name} | {:.0} mutations/s | ≥ 20,000/s |", f.push);
+    for (name, fs) in &runs {
+        let Some(f) = fs.first() else { continue };
+        let of = |g: fn(&Figures) -> f64| fs.iter().map(g).collect::<Vec<f64>>();
         println!(
-            "| push of {} volunteer registrations (with the sign-up bonus) from one device | {name} | {:.0} mutations/s | none |",
-            f.volunteers.1, f.volunteers.0
+            "| push of 10,000 mutations from one device | {name} | {} mutations/s | ≥ 20,000/s |",
+            fig(of(|f| f.push), 0)
         );
         println!(
-            "| initial pull into a new device | {name} | {:.0} rows/s ({} rows) | ≥ 50,000/s |",
-            f.pull.0, f.pull.1
+            "| push of {} volunteer registrations (with the sign-up bonus) from one device | {name} | {} mutations/s | none |",
+            f.volunteers.1,
+            fig(of(|f| f.volunteers.0), 0)
         );
         println!(
-            "| reconnect: {} local, {} remote changes | {name} | {:.2} s | < 2 s |",
-            f.reconnect.1, f.reconnect.2, f.reconnect.0
+            "| initial pull into a new device | {name} | {} rows/s ({} rows) | ≥ 50,000/s |",
+            fig(of(|f| f.pull.0), 0),
+            f.pull.1
         );
         println!(
-            "| {} devices syncing at once ({} mutations) | {name} | {:.0} mutations/s | ≥ 10,000/s |",
-            f.many.2, f.many.1, f.many.0
+            "| reconnect: {} local, {} remote changes | {name} | {} s | < 2 s |",
+            f.reconnect.1,
+            f.reconnect.2,
+            fig(of(|f| f.reconnect.0), 2)
+        );
+        println!(
+            "| {} devices syncing at once ({} mutations) | {name} | {} mutations/s | ≥ 10,000/s |",
+            f.many.2,
+            f.many.1,
+            fig(of(|f| f.many.0), 0)
         );
         if f.orders.1 == 0 {
             continue;
         }
         println!(
-            "| push of {} orders' lives ({} mutations: verify, post, accept, check in, check out, confirm) from one device | {name} | {:.0} mutations/s | none |",
-            f.orders.2, f.orders.1, f.orders.0
+            "| push of {} orders' lives ({} mutations: verify, post, accept, check in, check out, confirm) from one device | {name} | {} mutations/s | none |",
+            f.orders.2,
+            f.orders.1,
+            fig(of(|f| f.orders.0), 0)
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_runs_with_their_range() {
+        assert_eq!(median(vec![9.0, 1.0, 5.0]), (5.0, 1.0, 9.0));
+        assert_eq!(median(vec![4.0, 10.0, 2.0, 8.0]), (6.0, 2.0, 10.0));
+        assert_eq!(median(vec![3.5]), (3.5, 3.5, 3.5));
+        assert!(median(Vec::new()).0.is_nan());
+    }
 }
