@@ -78,7 +78,7 @@ function DeskOrders() {
               <tr>
                 <th scope="col">{t("desk.service")}</th>
                 <th scope="col">{t("desk.resident")}</th>
-                <th scope="col">{t("desk.status")}</th>
+                <th scope="col" className="nowrap">{t("desk.status")}</th>
                 <th scope="col">{t("desk.updatedAt")}</th>
               </tr>
             </thead>
@@ -90,7 +90,7 @@ function DeskOrders() {
                     {o.urgent && <Badge tone="urgent">{t("board.urgent")}</Badge>}
                   </td>
                   <td>{o.beneficiary_name}</td>
-                  <td>{t(`status.${o.status}`)}</td>
+                  <td className="nowrap">{t(`status.${o.status}`)}</td>
                   <td>{dateTime(o.updated_at)}</td>
                 </tr>
               ))}

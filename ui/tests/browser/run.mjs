@@ -276,6 +276,20 @@ try {
     await p.getByRole("heading", { name: "工作人员操作" }).waitFor();
     await axe(p);
   });
+  await check("staff desk: no order's status is broken across lines beside an open order", async () => {
+    await go(p, "desk");
+    await ready(p, "table tbody tr");
+    await p.locator("table tbody button.link").first().click();
+    await p.locator(".panel h2").waitFor();
+    const col = await p.evaluate(() => [...document.querySelectorAll("table thead th")].findIndex((th) => th.textContent?.trim() === "状态") + 1);
+    if (col < 1) throw new Error("the desk's table has no 状态 column");
+    const broken = await p.evaluate((n) => [...document.querySelectorAll(`table tbody tr td:nth-child(${n})`)].filter((td) => {
+      const range = document.createRange();
+      range.selectNodeContents(td);
+      return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size > 1;
+    }).map((td) => td.textContent), col);
+    if (broken.length) throw new Error(`statuses broken across lines: ${[...new Set(broken)].join(", ")}`);
+  });
   for (const [tab, ready_] of [["待审核时间与同步冲突", "li.item"], ["安全关爱", "li.item"], ["评价与反馈", "li.item"]]) {
     await check(`staff desk: the "${tab}" section passes axe`, async () => {
       await go(p, "desk");
