@@ -213,10 +213,9 @@ impl City {
     async fn stop(self) -> Result<()> {
         self.db.close().await.ok();
         if let Some((admin_url, name)) = self.pg {
-            let admin = db::open(&admin_url).await.map_err(e)?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
+            db::drop_postgres_database(&admin_url, &name)
+                .await
+                .map_err(e)?;
         }
         Ok(())
     }

@@ -35,6 +35,39 @@ pub fn postgres_database_url(url: &str, name: &str) -> String {
     format!("{server}/{name}{options}")
 }
 
+/// Drop database `name` of the PostgreSQL server that `admin_url` reaches (a URL of another of
+/// its databases, such as `postgres`), closing its connections first (`WITH (FORCE)`); nothing
+/// when there is none. For the tests and benchmarks that make a database of their own.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    let admin = open(admin_url).await?;
+    let dropped = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+    admin.close().await.ok();
+    dropped?;
+    Ok(())
+}
+
+/// [`drop_postgres_database`] from code that cannot wait, such as a `Drop` while a test
+/// unwinds: on a thread of its own with a runtime of its own, since the caller's runtime may be
+/// the one it runs on. The error, if any, in words.
+pub fn drop_postgres_database_blocking(
+    admin_url: &str,
+    name: &str,
+) -> std::result::Result<(), String> {
+    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(drop_postgres_database(&admin_url, &name))
+            .map_err(|e| format!("DROP DATABASE {name}: {e:?}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("dropping a database panicked".into()))
+}
+
 /// Connection pool and SQLite page cache sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {

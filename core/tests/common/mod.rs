@@ -65,12 +65,8 @@ fn pg_url_of(name: &str) -> String {
     timebank_core::db::postgres_database_url(&pg_admin_url(), name)
 }
 
-async fn drop_pg_database(name: &str) -> Result<(), sea_orm::DbErr> {
-    let admin = Database::connect(pg_admin_url()).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
-    admin.close().await
+async fn drop_pg_database(name: &str) -> timebank_core::Result<()> {
+    timebank_core::db::drop_postgres_database(&pg_admin_url(), name).await
 }
 
 /// A database of one test. Call [`TestDb::cleanup`] at the end of the test; if the test panics
@@ -168,7 +164,7 @@ impl TestDb {
         self.db.close_by_ref().await.ok();
         if let Some(name) = self.pg_name.take() {
             if let Err(e) = drop_pg_database(&name).await {
-                panic!("DROP DATABASE {name}: {e}");
+                panic!("DROP DATABASE {name}: {e:?}");
             }
         }
     }
@@ -178,16 +174,9 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         // Reached with a name only when the test did not get to `cleanup` (it panicked).
         if let Some(name) = self.pg_name.take() {
-            let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(drop_pg_database(&name))
-                    .map_err(|e| format!("DROP DATABASE {name}: {e}"))
-            })
-            .join();
-            if let Ok(Err(e)) = dropped {
+            if let Err(e) =
+                timebank_core::db::drop_postgres_database_blocking(&pg_admin_url(), &name)
+            {
                 eprintln!("warning: {e}");
             }
         }

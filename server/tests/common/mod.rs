@@ -173,45 +173,23 @@ impl City {
         }
         self.db.close_by_ref().await.ok();
         if let Some((pg_admin, name)) = self.pg.take() {
-            drop_database(&pg_admin, &name)
+            db::drop_postgres_database(&pg_admin, &name)
                 .await
-                .unwrap_or_else(|e| panic!("DROP DATABASE {name}: {e}"));
+                .unwrap_or_else(|e| panic!("DROP DATABASE {name}: {e:?}"));
         }
     }
-}
-
-pub async fn drop_database(pg_admin: &str, name: &str) -> Result<(), String> {
-    let admin = db::open(pg_admin).await.map_err(|e| format!("{e:?}"))?;
-    let dropped = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
-    admin.close().await.ok();
-    dropped.map(|_| ()).map_err(|e| e.to_string())
 }
 
 impl Drop for City {
     fn drop(&mut self) {
         // Reached with a database only when the test did not get to `stop` (it panicked, or
         // forgot): the database is dropped all the same, so that no run leaves one behind.
-        // On a thread of its own with a runtime of its own, since the test's runtime may be
-        // the one this runs on (and may be unwinding).
         if let Some((pg_admin, name)) = self.pg.take() {
             if let Some((stop, _task)) = self.server.take() {
                 let _ = stop.send(());
             }
-            let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(drop_database(&pg_admin, &name))
-                    .map_err(|e| format!("DROP DATABASE {name}: {e}"))
-            })
-            .join();
-            match dropped {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => eprintln!("warning: {e}"),
-                Err(_) => eprintln!("warning: dropping a test's city database panicked"),
+            if let Err(e) = db::drop_postgres_database_blocking(&pg_admin, &name) {
+                eprintln!("warning: {e}");
             }
         }
     }
