@@ -1094,6 +1094,18 @@ mod tests {
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
             .expect("a database");
+        admin.close().await.ok();
+        // Dropped however the test ends, a panic included.
+        struct Dropped(String, String);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                if let Err(e) = timebank_core::db::drop_postgres_database_blocking(&self.0, &self.1)
+                {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
+        let _dropped = Dropped(admin_url.clone(), name.clone());
         let db =
             timebank_core::db::open(&timebank_core::db::postgres_database_url(&admin_url, &name))
                 .await
@@ -1206,10 +1218,6 @@ mod tests {
             ("b".into(), "2000-12-31".into(), None, true, None, None)
         );
         db.close().await.ok();
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .ok();
     }
 
     #[test]
