@@ -2,6 +2,7 @@
 // high-contrast colours and a visible focus ring (see styles.css). Nothing here hides meaning
 // in colour alone.
 import { useEffect, useId, useRef, useState } from "react";
+import { useTranslation } from "react-i18next";
 import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, Ref, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger";
@@ -34,6 +35,131 @@ export function Field({ label, hint, children }: FieldProps) {
 
 export function TextField({ label, hint, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; hint?: string; ref?: Ref<HTMLInputElement> }) {
   return <Field label={label} hint={hint}>{(id, d) => <input id={id} aria-describedby={d} {...rest} />}</Field>;
+}
+
+/** The parts of a date (and time) as the lists hold them: "" for a part not chosen yet. */
+interface DateParts {
+  y: string;
+  m: string;
+  d: string;
+  h: string;
+  min: string;
+}
+
+const NONE: DateParts = { y: "", m: "", d: "", h: "", min: "" };
+const pad2 = (v: string) => v.padStart(2, "0");
+
+/** The number of days in a month (1-12) of a year: 29 for February of a leap year. */
+export function daysInMonth(year: number, month: number): number {
+  return new Date(year, month, 0).getDate();
+}
+
+/** `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` to its parts; anything else to no parts. */
+export function dateParts(value: string): DateParts {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}))?$/.exec(value);
+  if (!m) return NONE;
+  const n = (v: string | undefined) => (v === undefined ? "" : String(Number(v)));
+  return { y: m[1], m: n(m[2]), d: n(m[3]), h: n(m[4]), min: n(m[5]) };
+}
+
+/** The parts back to `YYYY-MM-DD` (or with `THH:MM`), or "" while any part is still to choose. */
+export function joinDateParts(p: DateParts, time: boolean): string {
+  if (!p.y || !p.m || !p.d || (time && (!p.h || !p.min))) return "";
+  const date = `${p.y}-${pad2(p.m)}-${pad2(p.d)}`;
+  return time ? `${date}T${pad2(p.h)}:${pad2(p.min)}` : date;
+}
+
+const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+
+/** This year and the `n` years before it, the latest first (years of birth). */
+export const yearsBack = (n: number) => range(0, n).map((i) => new Date().getFullYear() - i);
+/** This year and the `n` years after it (dates to come). */
+export const yearsAhead = (n: number) => range(0, n).map((i) => new Date().getFullYear() + i);
+
+/**
+ * A date, or a date and a time, chosen from lists: 年, 月, 日 (and 时, 分 on a 24-hour clock), in
+ * that order whatever the computer's language settings. The browser's own date input is drawn in
+ * the system's locale (on an English system WebKitGTK asks for month/day/year), and a day and month
+ * typed the wrong way round would be a silent mistake about an elder. `value` is `YYYY-MM-DD` (or
+ * `YYYY-MM-DDTHH:MM` with `time`) once every part is chosen, and "" until then. A day the chosen
+ * month does not have (the 31st, say, after choosing April) is cleared, never moved to another day.
+ */
+export function DateField({
+  label,
+  hint,
+  value,
+  onChange,
+  years,
+  time = false,
+  minuteStep = 5,
+  required = false,
+}: {
+  label: string;
+  hint?: string;
+  value: string;
+  onChange: (value: string) => void;
+  years: number[];
+  time?: boolean;
+  minuteStep?: number;
+  required?: boolean;
+}) {
+  const { t } = useTranslation();
+  const id = useId();
+  const hintId = hint ? `${id}-hint` : undefined;
+  const [parts, setParts] = useState(() => dateParts(value));
+  const [seen, setSeen] = useState(value);
+  if (value !== seen) {
+    // Set from outside (a form cleared after sending, say): the lists follow it.
+    setSeen(value);
+    if (value !== joinDateParts(parts, time)) setParts(dateParts(value));
+  }
+  const set = (key: keyof DateParts, v: string) => {
+    const next = { ...parts, [key]: v };
+    if (next.d && next.m && Number(next.d) > daysInMonth(Number(next.y || 2000), Number(next.m))) next.d = "";
+    setParts(next);
+    const joined = joinDateParts(next, time);
+    setSeen(joined);
+    if (joined !== value) onChange(joined);
+  };
+  // A stored value off the lists (a year outside them, a minute off the step) stays choosable.
+  const withValue = (list: number[], v: string) => (v && !list.includes(Number(v)) ? [...list, Number(v)].sort((a, b) => a - b) : list);
+  const days = daysInMonth(Number(parts.y || 2000), Number(parts.m || 1));
+  const lists: { key: keyof DateParts; options: number[]; show: (n: number) => string }[] = [
+    { key: "y", options: withValue(years, parts.y), show: String },
+    { key: "m", options: range(1, 12), show: String },
+    { key: "d", options: range(1, parts.m ? days : 31), show: String },
+    ...(time
+      ? [
+          { key: "h" as const, options: range(0, 23), show: (n: number) => pad2(String(n)) },
+          { key: "min" as const, options: withValue(range(0, 59, minuteStep), parts.min), show: (n: number) => pad2(String(n)) },
+        ]
+      : []),
+  ];
+  return (
+    <fieldset className="field date-field" aria-describedby={hintId}>
+      <legend>{label}</legend>
+      <div className="date-parts">
+        {lists.map(({ key, options, show }) => (
+          <span className="date-part" key={key}>
+            <select id={`${id}-${key}`} aria-describedby={hintId} value={parts[key]} required={required} onChange={(e) => set(key, e.target.value)}>
+              <option value="">{t("date.choose")}</option>
+              {options.map((n) => (
+                <option key={n} value={String(n)}>
+                  {show(n)}
+                </option>
+              ))}
+            </select>
+            <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>
+          </span>
+        ))}
+      </div>
+      {hint && (
+        <p className="hint" id={hintId}>
+          {hint}
+        </p>
+      )}
+    </fieldset>
+  );
 }
 
 export function TextArea({ label, hint, ...rest }: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; hint?: string }) {

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
-import { Button, Card, Check, Message, TextArea, TextField } from "../components/ui";
+import { Button, Card, Check, DateField, Message, TextArea, TextField, yearsAhead } from "../components/ui";
 import { dateTime, fromLocalInput, hours } from "../format";
 import { useAction, useData, useShared } from "../store";
 
@@ -107,7 +107,7 @@ function Create({ community }: { community: string }) {
       >
         <TextField label={t("activities.name")} value={title} onChange={(e) => setTitle(e.target.value)} required />
         <TextArea label={t("activities.description")} value={description} onChange={(e) => setDescription(e.target.value)} />
-        <TextField label={t("activities.start")} type="datetime-local" value={start} onChange={(e) => setStart(e.target.value)} required />
+        <DateField label={t("activities.start")} time value={start} onChange={setStart} years={yearsAhead(1)} required />
         <TextField label={t("activities.creditMinutes")} inputMode="numeric" value={credit} onChange={(e) => setCredit(e.target.value.replace(/\D/g, ""))} />
         <TextField label={t("activities.capacity")} inputMode="numeric" value={capacity} onChange={(e) => setCapacity(e.target.value.replace(/\D/g, ""))} />
         <Message error={error} done={done} />

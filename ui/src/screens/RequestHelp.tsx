@@ -2,7 +2,7 @@ import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { call, commands } from "../api";
 import type { ResidentChoice } from "../bindings";
-import { Button, Card, Check, Message, SelectField, TextArea, TextField } from "../components/ui";
+import { Button, Card, Check, DateField, Message, SelectField, TextArea, TextField, yearsAhead } from "../components/ui";
 import { fromLocalInput } from "../format";
 import { useAction, useData, useShared } from "../store";
 
@@ -116,7 +116,7 @@ export function RequestHelp() {
               <input type="radio" name="when" checked={!asap} onChange={() => setAsap(false)} /> <span>{t("request.at")}</span>
             </label>
           </fieldset>
-          {!asap && <TextField label={t("request.start")} type="datetime-local" value={start} onChange={(e) => setStart(e.target.value)} />}
+          {!asap && <DateField label={t("request.start")} time value={start} onChange={setStart} years={yearsAhead(1)} />}
           {!asap && (
             <SelectField label={t("request.repeat")} value={weeks} onChange={(e) => setWeeks(Number(e.target.value))}>
               <option value={1}>{t("request.once")}</option>

@@ -117,8 +117,8 @@ async function check(name, fn) {
 }
 
 /** A new page on a fresh in-memory backend (each page load starts from the demo data). */
-async function open(hash = "") {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "zh-CN" });
+async function open(hash = "", locale = "zh-CN") {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale });
   context.setDefaultTimeout(5000);
   const page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(`${e.message}`));
@@ -360,6 +360,32 @@ try {
     await k.keyboard.type("1234");
     await k.keyboard.press("Enter");
     await k.getByTestId("signed-in-as").filter({ hasText: "马军" }).waitFor();
+    await k.context().close();
+  });
+
+  await check("members: on an English (en-US) system the date of birth is still 年, 月, 日 and reaches the core as YYYY-MM-DD", async () => {
+    const k = await open("", "en-US");
+    await signIn(k, "李娟");
+    await go(k, "members");
+    await ready(k, "table tbody tr");
+    const dob = k.getByRole("group", { name: "出生日期" });
+    const units = await dob.locator("select").evaluateAll((ls) => ls.map((l) => l.labels?.[0]?.textContent));
+    if (units.join("") !== "年月日") throw new Error(`the date of birth's lists are ${JSON.stringify(units)}, not 年, 月, 日`);
+    if (await k.locator("input[type=date], input[type=datetime-local]").count()) throw new Error("a date is still asked in the system's locale");
+    const register = k.getByRole("region", { name: "登记新成员" });
+    await register.getByLabel("姓名").fill("赵桂兰");
+    await register.getByLabel("手机号").fill("13912345678");
+    await dob.getByLabel("年").selectOption("1941");
+    await dob.getByLabel("月").selectOption("2");
+    const days = await dob.getByLabel("日").locator("option").count();
+    if (days !== 29) throw new Error(`February 1941 offers ${days - 1} days, not 28`);
+    await dob.getByLabel("日").selectOption("8");
+    await register.getByRole("button", { name: "登记", exact: true }).click();
+    await register.getByRole("status").filter({ hasText: "赵桂兰" }).waitFor();
+    const sent = await k.evaluate(() => window.__timebankMock.state().calls.filter((c) => c.cmd === "register_member").map((c) => c.args.member.date_of_birth));
+    if (JSON.stringify(sent) !== JSON.stringify(["1941-02-08"])) throw new Error(`the core was sent ${JSON.stringify(sent)}`);
+    if ((await dob.getByLabel("年").inputValue()) !== "") throw new Error("the date of birth is not cleared for the next member");
+    await axe(k);
     await k.context().close();
   });
 

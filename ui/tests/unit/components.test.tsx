@@ -1,6 +1,29 @@
-import { render, screen } from "@testing-library/react";
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Check, Message, TableScroll, TextField } from "../../src/components/ui";
+import { Check, DateField, daysInMonth, Message, TableScroll, TextField } from "../../src/components/ui";
+
+/** A DateField with its value kept by a parent, as the screens keep it; `seen` records every change. */
+function DateHarness({ initial = "", time = false, seen }: { initial?: string; time?: boolean; seen: string[] }) {
+  const [value, setValue] = useState(initial);
+  return (
+    <>
+      <DateField
+        label="出生日期"
+        hint="按身份证填写"
+        value={value}
+        time={time}
+        years={[1941, 1940, 1939]}
+        onChange={(v) => {
+          seen.push(v);
+          setValue(v);
+        }}
+      />
+      <button onClick={() => setValue("")}>清空</button>
+    </>
+  );
+}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -53,5 +76,75 @@ describe("the building blocks", () => {
     render(table);
     const region = screen.getByRole("region", { name: "存折明细" });
     expect(region).toHaveAttribute("tabindex", "0");
+  });
+
+  it("a date is chosen as 年, 月, 日 in that order, and the value is YYYY-MM-DD only once all three are chosen", async () => {
+    const seen: string[] = [];
+    const user = userEvent.setup();
+    render(<DateHarness seen={seen} />);
+    const group = screen.getByRole("group", { name: "出生日期" });
+    expect(group).toHaveAccessibleDescription("按身份证填写");
+    const lists = within(group).getAllByRole("combobox");
+    expect(lists.map((l) => (l.labels?.[0]?.textContent ?? ""))).toEqual(["年", "月", "日"]);
+    await user.selectOptions(within(group).getByLabelText("年"), "1941");
+    await user.selectOptions(within(group).getByLabelText("月"), "2");
+    expect(seen).toEqual([]);
+    await user.selectOptions(within(group).getByLabelText("日"), "8");
+    expect(seen).toEqual(["1941-02-08"]);
+  });
+
+  it("the days offered follow the month and the year: 28 in February 1941, 29 in February 1940, 30 in April", async () => {
+    const user = userEvent.setup();
+    render(<DateHarness seen={[]} />);
+    const group = screen.getByRole("group", { name: "出生日期" });
+    const days = () => within(within(group).getByLabelText("日")).getAllByRole("option").length - 1;
+    expect(days()).toBe(31);
+    await user.selectOptions(within(group).getByLabelText("年"), "1941");
+    await user.selectOptions(within(group).getByLabelText("月"), "2");
+    expect(days()).toBe(28);
+    await user.selectOptions(within(group).getByLabelText("年"), "1940");
+    expect(days()).toBe(29);
+    await user.selectOptions(within(group).getByLabelText("月"), "4");
+    expect(days()).toBe(30);
+    expect([daysInMonth(1900, 2), daysInMonth(2000, 2), daysInMonth(2026, 12)]).toEqual([28, 29, 31]);
+  });
+
+  it("a day the new month does not have is cleared, not moved to another day, and the value is empty again", async () => {
+    const seen: string[] = [];
+    const user = userEvent.setup();
+    render(<DateHarness initial="1940-03-31" seen={seen} />);
+    const group = screen.getByRole("group", { name: "出生日期" });
+    expect(within(group).getByLabelText("日")).toHaveValue("31");
+    await user.selectOptions(within(group).getByLabelText("月"), "4");
+    expect(within(group).getByLabelText("日")).toHaveValue("");
+    expect(seen).toEqual([""]);
+    await user.selectOptions(within(group).getByLabelText("日"), "30");
+    expect(seen).toEqual(["", "1940-04-30"]);
+  });
+
+  it("a date and time has 时 and 分 on a 24-hour clock and gives YYYY-MM-DDTHH:MM", async () => {
+    const seen: string[] = [];
+    const user = userEvent.setup();
+    render(<DateHarness time seen={seen} />);
+    const group = screen.getByRole("group", { name: "出生日期" });
+    const hours = within(within(group).getByLabelText("时")).getAllByRole("option").slice(1);
+    expect(hours.map((o) => o.textContent)).toEqual(Array.from({ length: 24 }, (_, i) => String(i).padStart(2, "0")));
+    await user.selectOptions(within(group).getByLabelText("年"), "1941");
+    await user.selectOptions(within(group).getByLabelText("月"), "12");
+    await user.selectOptions(within(group).getByLabelText("日"), "1");
+    await user.selectOptions(within(group).getByLabelText("时"), "15");
+    expect(seen).toEqual([]);
+    await user.selectOptions(within(group).getByLabelText("分"), "5");
+    expect(seen).toEqual(["1941-12-01T15:05"]);
+  });
+
+  it("a value set from outside shows in the lists, keeps a minute off the step, and clearing it empties them", async () => {
+    const user = userEvent.setup();
+    render(<DateHarness time initial="1939-07-09T08:07" seen={[]} />);
+    const group = screen.getByRole("group", { name: "出生日期" });
+    const values = () => within(group).getAllByRole("combobox").map((l) => (l as HTMLSelectElement).value);
+    expect(values()).toEqual(["1939", "7", "9", "8", "7"]);
+    await user.click(screen.getByRole("button", { name: "清空" }));
+    expect(values()).toEqual(["", "", "", "", ""]);
   });
 });

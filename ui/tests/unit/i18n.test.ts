@@ -64,6 +64,8 @@ const FAMILIES: Record<string, string[]> = {
   // core/src/service/feedback.rs SAFEGUARDING_CATEGORIES and update_safeguarding
   "safeguarding.categories.": ["neglect", "abuse", "fraud", "health", "conduct", "other"],
   "safeguarding.status.": ["open", "in_progress", "closed"],
+  // src/components/ui.tsx DateField: the parts of a date and a time
+  "date.": ["y", "m", "d", "h", "min"],
   // core/src/domain/types.rs TransferKind
   "kinds.": ["service_credit", "spend", "gift", "signup_bonus", "correction"],
   // core/src/read.rs report_csv: the header of each report

@@ -64,12 +64,16 @@ describe("asking for help", () => {
     await heading("申请帮助");
     await fillRequest(user);
     await user.click(screen.getByRole("radio", { name: "指定时间" }));
-    fireEvent.change(screen.getByLabelText("开始时间"), { target: { value: "2026-12-01T09:00" } });
+    const when = screen.getByRole("group", { name: "开始时间" });
+    const year = String(new Date().getFullYear() + 1);
+    for (const [part, value] of [["年", year], ["月", "12"], ["日", "1"], ["时", "9"], ["分", "0"]]) {
+      await user.selectOptions(within(when).getByLabelText(part), value);
+    }
     await user.selectOptions(screen.getByLabelText("重复"), "每周一次，共4次");
     await user.click(screen.getByRole("button", { name: "提交申请" }));
     await screen.findByText("申请已提交，附近的志愿者会看到。");
     const order = callsOf(state, "post_order")[0].order as { visits: number[]; window_start: number };
-    const start0 = new Date("2026-12-01T09:00").getTime();
+    const start0 = new Date(`${year}-12-01T09:00`).getTime();
     expect(order.window_start).toBe(start0);
     expect(order.visits).toEqual([0, 1, 2, 3].map((i) => start0 + i * 7 * 24 * 3600_000));
   });
