@@ -103,7 +103,9 @@ export function DateField({
   minuteStep?: number;
   required?: boolean;
 }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
+  // 1941 年 2 月 8 日 in Chinese; Year 1941 Month 2 Day 8 in English.
+  const unitFirst = i18n.language === "en";
   const id = useId();
   const hintId = hint ? `${id}-hint` : undefined;
   const [parts, setParts] = useState(() => dateParts(value));
@@ -141,6 +143,7 @@ export function DateField({
       <div className="date-parts">
         {lists.map(({ key, options, show }) => (
           <span className="date-part" key={key}>
+            {unitFirst && <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>}
             <select id={`${id}-${key}`} aria-describedby={hintId} value={parts[key]} required={required} onChange={(e) => set(key, e.target.value)}>
               <option value="">{t("date.choose")}</option>
               {options.map((n) => (
@@ -149,7 +152,7 @@ export function DateField({
                 </option>
               ))}
             </select>
-            <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>
+            {!unitFirst && <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>}
           </span>
         ))}
       </div>

@@ -2,6 +2,7 @@ import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import i18n from "../../src/i18n";
 import { Check, DateField, daysInMonth, Message, TableScroll, TextField } from "../../src/components/ui";
 
 /** A DateField with its value kept by a parent, as the screens keep it; `seen` records every change. */
@@ -85,7 +86,7 @@ describe("the building blocks", () => {
     const group = screen.getByRole("group", { name: "出生日期" });
     expect(group).toHaveAccessibleDescription("按身份证填写");
     const lists = within(group).getAllByRole("combobox");
-    expect(lists.map((l) => (l.labels?.[0]?.textContent ?? ""))).toEqual(["年", "月", "日"]);
+    expect(lists.map((l) => ((l as HTMLSelectElement).labels?.[0]?.textContent ?? ""))).toEqual(["年", "月", "日"]);
     await user.selectOptions(within(group).getByLabelText("年"), "1941");
     await user.selectOptions(within(group).getByLabelText("月"), "2");
     expect(seen).toEqual([]);
@@ -146,5 +147,19 @@ describe("the building blocks", () => {
     expect(values()).toEqual(["1939", "7", "9", "8", "7"]);
     await user.click(screen.getByRole("button", { name: "清空" }));
     expect(values()).toEqual(["", "", "", "", ""]);
+  });
+
+  it("in English each list follows its unit (Year 1941 Month 2 Day 8); in Chinese each list comes before it (1941 年)", async () => {
+    const order = () => [...screen.getByRole("group").querySelectorAll("select, label")].map((el) => (el.tagName === "SELECT" ? "list" : el.textContent));
+    const { unmount } = render(<DateHarness seen={[]} />);
+    expect(order()).toEqual(["list", "年", "list", "月", "list", "日"]);
+    unmount();
+    await i18n.changeLanguage("en");
+    try {
+      render(<DateHarness seen={[]} />);
+      expect(order()).toEqual(["Year", "list", "Month", "list", "Day", "list"]);
+    } finally {
+      await i18n.changeLanguage("zh-CN");
+    }
   });
 });
