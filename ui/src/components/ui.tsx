@@ -71,8 +71,8 @@ export function joinDateParts(p: DateParts, time: boolean): string {
 
 const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 
-/** This year and the `n` years before it, the latest first (years of birth). */
-export const yearsBack = (n: number) => range(0, n).map((i) => new Date().getFullYear() - i);
+/** This year back to `first`, the latest first (years of birth). */
+export const yearsDownTo = (first: number) => range(first, new Date().getFullYear()).reverse();
 /** This year and the `n` years after it (dates to come). */
 export const yearsAhead = (n: number) => range(0, n).map((i) => new Date().getFullYear() + i);
 

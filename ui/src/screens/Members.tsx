@@ -10,7 +10,7 @@ interface RowError {
   reason_zh: string;
   reason_en: string;
 }
-import { Button, Card, Check, DateField, Message, SelectField, TextField, TableScroll, yearsBack } from "../components/ui";
+import { Button, Card, Check, DateField, Message, SelectField, TextField, TableScroll, yearsDownTo } from "../components/ui";
 import { useAction, useData, useShared } from "../store";
 
 const ROLES: Role[] = ["resident", "family", "volunteer"];
@@ -116,7 +116,8 @@ function Register({ community }: { community: string }) {
       <form className="form" onSubmit={submit}>
         <TextField label={t("members.name")} value={name} onChange={(e) => setName(e.target.value)} required />
         <TextField label={t("members.phone")} inputMode="tel" value={phone} onChange={(e) => setPhone(e.target.value)} required />
-        <DateField label={t("members.dob")} value={dob} onChange={setDob} years={yearsBack(110)} required />
+        {/* The core takes births from 1900 to today (service/members.rs). */}
+        <DateField label={t("members.dob")} value={dob} onChange={setDob} years={yearsDownTo(1900)} required />
         <TextField label={t("members.address")} value={address} onChange={(e) => setAddress(e.target.value)} />
         <fieldset className="choices">
           <legend>{t("members.roles")}</legend>
