@@ -12,7 +12,8 @@ export function hours(minutes: number, lang: string): string {
   return r === 0 ? `${sign}${h}小时` : `${sign}${h}小时${r}分钟`;
 }
 
-const pad = (n: number) => String(n).padStart(2, "0");
+/** 7 → "07": the two digits of a month, day, hour or minute. */
+export const pad = (n: number) => String(n).padStart(2, "0");
 
 export function dateTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
@@ -25,7 +26,7 @@ export function date(ms: number): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
-/** `datetime-local` input value to epoch milliseconds (local time). */
+/** A `YYYY-MM-DDTHH:MM` value (a `DateField` with `time`) to epoch milliseconds, local time. */
 export function fromLocalInput(v: string): number | null {
   if (!v) return null;
   const t = new Date(v).getTime();

@@ -3,6 +3,7 @@
 // in colour alone.
 import { useEffect, useId, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
+import { pad } from "../format";
 import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, Ref, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger";
@@ -47,7 +48,6 @@ interface DateParts {
 }
 
 const NONE: DateParts = { y: "", m: "", d: "", h: "", min: "" };
-const pad2 = (v: string) => v.padStart(2, "0");
 
 /** The number of days in a month (1-12) of a year: 29 for February of a leap year. */
 export function daysInMonth(year: number, month: number): number {
@@ -65,8 +65,8 @@ export function dateParts(value: string): DateParts {
 /** The parts back to `YYYY-MM-DD` (or with `THH:MM`), or "" while any part is still to choose. */
 export function joinDateParts(p: DateParts, time: boolean): string {
   if (!p.y || !p.m || !p.d || (time && (!p.h || !p.min))) return "";
-  const date = `${p.y}-${pad2(p.m)}-${pad2(p.d)}`;
-  return time ? `${date}T${pad2(p.h)}:${pad2(p.min)}` : date;
+  const date = `${p.y}-${pad(Number(p.m))}-${pad(Number(p.d))}`;
+  return time ? `${date}T${pad(Number(p.h))}:${pad(Number(p.min))}` : date;
 }
 
 const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
@@ -132,8 +132,8 @@ export function DateField({
     { key: "d", options: range(1, parts.m ? days : 31), show: String },
     ...(time
       ? [
-          { key: "h" as const, options: range(0, 23), show: (n: number) => pad2(String(n)) },
-          { key: "min" as const, options: withValue(range(0, 59, minuteStep), parts.min), show: (n: number) => pad2(String(n)) },
+          { key: "h" as const, options: range(0, 23), show: pad },
+          { key: "min" as const, options: withValue(range(0, 59, minuteStep), parts.min), show: pad },
         ]
       : []),
   ];
