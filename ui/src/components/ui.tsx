@@ -123,8 +123,15 @@ export function DateField({
     setSeen(joined);
     if (joined !== value) onChange(joined);
   };
-  // A stored value off the lists (a year outside them, a minute off the step) stays choosable.
-  const withValue = (list: number[], v: string) => (v && !list.includes(Number(v)) ? [...list, Number(v)].sort((a, b) => a - b) : list);
+  // A value set from outside but off the lists (a year outside them, a minute off the step)
+  // stays choosable, in the list's order (years of birth run downwards).
+  const withValue = (list: number[], v: string) => {
+    if (!v || list.includes(Number(v))) return list;
+    const down = list.length > 1 && list[0] > list[1];
+    return [...list, Number(v)].sort((a, b) => (down ? b - a : a - b));
+  };
+  // Before the year is chosen, February has 29 days (2000 was a leap year): a 29th chosen first
+  // is cleared if the year then chosen is not a leap year.
   const days = daysInMonth(Number(parts.y || 2000), Number(parts.m || 1));
   const lists: { key: keyof DateParts; options: number[]; show: (n: number) => string }[] = [
     { key: "y", options: withValue(years, parts.y), show: String },
@@ -144,7 +151,7 @@ export function DateField({
         {lists.map(({ key, options, show }) => (
           <span className="date-part" key={key}>
             {unitFirst && <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>}
-            <select id={`${id}-${key}`} aria-describedby={hintId} value={parts[key]} required={required} onChange={(e) => set(key, e.target.value)}>
+            <select id={`${id}-${key}`} value={parts[key]} required={required} onChange={(e) => set(key, e.target.value)}>
               <option value="">{t("date.choose")}</option>
               {options.map((n) => (
                 <option key={n} value={String(n)}>

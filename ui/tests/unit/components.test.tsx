@@ -139,12 +139,14 @@ describe("the building blocks", () => {
     expect(seen).toEqual(["1941-12-01T15:05"]);
   });
 
-  it("a value set from outside shows in the lists, keeps a minute off the step, and clearing it empties them", async () => {
+  it("a value set from outside shows in the lists, keeps a minute off the step and a year off the list in its order, and clearing it empties them", async () => {
     const user = userEvent.setup();
-    render(<DateHarness time initial="1939-07-09T08:07" seen={[]} />);
+    render(<DateHarness time initial="1936-07-09T08:07" seen={[]} />);
     const group = screen.getByRole("group", { name: "出生日期" });
     const values = () => within(group).getAllByRole("combobox").map((l) => (l as HTMLSelectElement).value);
-    expect(values()).toEqual(["1939", "7", "9", "8", "7"]);
+    expect(values()).toEqual(["1936", "7", "9", "8", "7"]);
+    const years = within(within(group).getByLabelText("年")).getAllByRole("option").slice(1);
+    expect(years.map((o) => o.textContent)).toEqual(["1941", "1940", "1939", "1936"]);
     await user.click(screen.getByRole("button", { name: "清空" }));
     expect(values()).toEqual(["", "", "", "", ""]);
   });
