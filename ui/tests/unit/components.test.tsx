@@ -26,6 +26,23 @@ function DateHarness({ initial = "", time = false, seen }: { initial?: string; t
   );
 }
 
+/** Render a DateHarness; `pick` chooses a part's option by its unit (年, 月, …), `options` lists a part's choices. */
+function renderDate(props: { initial?: string; time?: boolean } = {}) {
+  const seen: string[] = [];
+  const user = userEvent.setup();
+  render(<DateHarness {...props} seen={seen} />);
+  const group = screen.getByRole("group", { name: "出生日期" });
+  const list = (unit: string) => within(group).getByLabelText(unit);
+  return {
+    seen,
+    user,
+    group,
+    list,
+    pick: (unit: string, value: string) => user.selectOptions(list(unit), value),
+    options: (unit: string) => within(list(unit)).getAllByRole("option").slice(1).map((o) => o.textContent),
+  };
+}
+
 afterEach(() => vi.restoreAllMocks());
 
 describe("the building blocks", () => {
@@ -80,73 +97,55 @@ describe("the building blocks", () => {
   });
 
   it("a date is chosen as 年, 月, 日 in that order, and the value is YYYY-MM-DD only once all three are chosen", async () => {
-    const seen: string[] = [];
-    const user = userEvent.setup();
-    render(<DateHarness seen={seen} />);
-    const group = screen.getByRole("group", { name: "出生日期" });
+    const { seen, group, pick } = renderDate();
     expect(group).toHaveAccessibleDescription("按身份证填写");
     const lists = within(group).getAllByRole("combobox");
     expect(lists.map((l) => ((l as HTMLSelectElement).labels?.[0]?.textContent ?? ""))).toEqual(["年", "月", "日"]);
-    await user.selectOptions(within(group).getByLabelText("年"), "1941");
-    await user.selectOptions(within(group).getByLabelText("月"), "2");
+    await pick("年", "1941");
+    await pick("月", "2");
     expect(seen).toEqual([]);
-    await user.selectOptions(within(group).getByLabelText("日"), "8");
+    await pick("日", "8");
     expect(seen).toEqual(["1941-02-08"]);
   });
 
   it("the days offered follow the month and the year: 28 in February 1941, 29 in February 1940, 30 in April", async () => {
-    const user = userEvent.setup();
-    render(<DateHarness seen={[]} />);
-    const group = screen.getByRole("group", { name: "出生日期" });
-    const days = () => within(within(group).getByLabelText("日")).getAllByRole("option").length - 1;
+    const { pick, options } = renderDate();
+    const days = () => options("日").length;
     expect(days()).toBe(31);
-    await user.selectOptions(within(group).getByLabelText("年"), "1941");
-    await user.selectOptions(within(group).getByLabelText("月"), "2");
+    await pick("年", "1941");
+    await pick("月", "2");
     expect(days()).toBe(28);
-    await user.selectOptions(within(group).getByLabelText("年"), "1940");
+    await pick("年", "1940");
     expect(days()).toBe(29);
-    await user.selectOptions(within(group).getByLabelText("月"), "4");
+    await pick("月", "4");
     expect(days()).toBe(30);
     expect([daysInMonth(1900, 2), daysInMonth(2000, 2), daysInMonth(2026, 12)]).toEqual([28, 29, 31]);
   });
 
   it("a day the new month does not have is cleared, not moved to another day, and the value is empty again", async () => {
-    const seen: string[] = [];
-    const user = userEvent.setup();
-    render(<DateHarness initial="1940-03-31" seen={seen} />);
-    const group = screen.getByRole("group", { name: "出生日期" });
-    expect(within(group).getByLabelText("日")).toHaveValue("31");
-    await user.selectOptions(within(group).getByLabelText("月"), "4");
-    expect(within(group).getByLabelText("日")).toHaveValue("");
+    const { seen, list, pick } = renderDate({ initial: "1940-03-31" });
+    expect(list("日")).toHaveValue("31");
+    await pick("月", "4");
+    expect(list("日")).toHaveValue("");
     expect(seen).toEqual([""]);
-    await user.selectOptions(within(group).getByLabelText("日"), "30");
+    await pick("日", "30");
     expect(seen).toEqual(["", "1940-04-30"]);
   });
 
   it("a date and time has 时 and 分 on a 24-hour clock and gives YYYY-MM-DDTHH:MM", async () => {
-    const seen: string[] = [];
-    const user = userEvent.setup();
-    render(<DateHarness time seen={seen} />);
-    const group = screen.getByRole("group", { name: "出生日期" });
-    const hours = within(within(group).getByLabelText("时")).getAllByRole("option").slice(1);
-    expect(hours.map((o) => o.textContent)).toEqual(Array.from({ length: 24 }, (_, i) => String(i).padStart(2, "0")));
-    await user.selectOptions(within(group).getByLabelText("年"), "1941");
-    await user.selectOptions(within(group).getByLabelText("月"), "12");
-    await user.selectOptions(within(group).getByLabelText("日"), "1");
-    await user.selectOptions(within(group).getByLabelText("时"), "15");
+    const { seen, pick, options } = renderDate({ time: true });
+    expect(options("时")).toEqual(Array.from({ length: 24 }, (_, i) => String(i).padStart(2, "0")));
+    for (const [unit, value] of [["年", "1941"], ["月", "12"], ["日", "1"], ["时", "15"]]) await pick(unit, value);
     expect(seen).toEqual([]);
-    await user.selectOptions(within(group).getByLabelText("分"), "5");
+    await pick("分", "5");
     expect(seen).toEqual(["1941-12-01T15:05"]);
   });
 
   it("a value set from outside shows in the lists, keeps a minute off the step and a year off the list in its order, and clearing it empties them", async () => {
-    const user = userEvent.setup();
-    render(<DateHarness time initial="1936-07-09T08:07" seen={[]} />);
-    const group = screen.getByRole("group", { name: "出生日期" });
+    const { user, group, options } = renderDate({ time: true, initial: "1936-07-09T08:07" });
     const values = () => within(group).getAllByRole("combobox").map((l) => (l as HTMLSelectElement).value);
     expect(values()).toEqual(["1936", "7", "9", "8", "7"]);
-    const years = within(within(group).getByLabelText("年")).getAllByRole("option").slice(1);
-    expect(years.map((o) => o.textContent)).toEqual(["1941", "1940", "1939", "1936"]);
+    expect(options("年")).toEqual(["1941", "1940", "1939", "1936"]);
     await user.click(screen.getByRole("button", { name: "清空" }));
     expect(values()).toEqual(["", "", "", "", ""]);
   });
