@@ -4,7 +4,7 @@
 import { useEffect, useId, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { pad } from "../format";
-import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, Ref, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
+import type { ButtonHTMLAttributes, ChangeEvent, FormEvent, InputHTMLAttributes, ReactNode, Ref, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger";
 
@@ -34,8 +34,28 @@ export function Field({ label, hint, children }: FieldProps) {
   );
 }
 
-export function TextField({ label, hint, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; hint?: string; ref?: Ref<HTMLInputElement> }) {
-  return <Field label={label} hint={hint}>{(id, d) => <input id={id} aria-describedby={d} {...rest} />}</Field>;
+type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+
+/**
+ * The message a required field shows when a form is sent without it, in the app's language: the
+ * web view's own ("Please fill out this field") follows the system's locale, not the language the
+ * user chose. Set when the browser finds the field empty, cleared as soon as it changes.
+ */
+function useRequired<E extends Control>(required: boolean | undefined, kind: "fill" | "choose", onChange?: (e: ChangeEvent<E>) => void) {
+  const { t } = useTranslation();
+  if (!required) return { onChange };
+  return {
+    onInvalid: (e: FormEvent<E>) => e.currentTarget.setCustomValidity(t(`form.${kind}`)),
+    onChange: (e: ChangeEvent<E>) => {
+      e.currentTarget.setCustomValidity("");
+      onChange?.(e);
+    },
+  };
+}
+
+export function TextField({ label, hint, onChange, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; hint?: string; ref?: Ref<HTMLInputElement> }) {
+  const checks = useRequired(rest.required, "fill", onChange);
+  return <Field label={label} hint={hint}>{(id, d) => <input id={id} aria-describedby={d} {...rest} {...checks} />}</Field>;
 }
 
 /** The parts of a date (and time) as the lists hold them: "" for a part not chosen yet. */
@@ -104,6 +124,7 @@ export function DateField({
   required?: boolean;
 }) {
   const { t, i18n } = useTranslation();
+  const checks = useRequired<HTMLSelectElement>(required, "choose");
   // 1941 年 2 月 8 日 in Chinese; Year 1941 Month 2 Day 8 in English.
   const unitFirst = i18n.language === "en";
   const id = useId();
@@ -151,7 +172,10 @@ export function DateField({
         {lists.map(({ key, options, show }) => (
           <span className="date-part" key={key}>
             {unitFirst && <label htmlFor={`${id}-${key}`}>{t(`date.${key}`)}</label>}
-            <select id={`${id}-${key}`} value={parts[key]} required={required} onChange={(e) => set(key, e.target.value)}>
+            <select id={`${id}-${key}`} value={parts[key]} required={required} onInvalid={checks.onInvalid} onChange={(e) => {
+                checks.onChange?.(e);
+                set(key, e.target.value);
+              }}>
               <option value="">{t("date.choose")}</option>
               {options.map((n) => (
                 <option key={n} value={String(n)}>
@@ -172,15 +196,17 @@ export function DateField({
   );
 }
 
-export function TextArea({ label, hint, ...rest }: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; hint?: string }) {
-  return <Field label={label} hint={hint}>{(id, d) => <textarea id={id} aria-describedby={d} rows={3} {...rest} />}</Field>;
+export function TextArea({ label, hint, onChange, ...rest }: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; hint?: string }) {
+  const checks = useRequired(rest.required, "fill", onChange);
+  return <Field label={label} hint={hint}>{(id, d) => <textarea id={id} aria-describedby={d} rows={3} {...rest} {...checks} />}</Field>;
 }
 
-export function SelectField({ label, hint, children, ...rest }: SelectHTMLAttributes<HTMLSelectElement> & { label: string; hint?: string }) {
+export function SelectField({ label, hint, children, onChange, ...rest }: SelectHTMLAttributes<HTMLSelectElement> & { label: string; hint?: string }) {
+  const checks = useRequired(rest.required, "choose", onChange);
   return (
     <Field label={label} hint={hint}>
       {(id, d) => (
-        <select id={id} aria-describedby={d} {...rest}>
+        <select id={id} aria-describedby={d} {...rest} {...checks}>
           {children}
         </select>
       )}

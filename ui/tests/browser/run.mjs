@@ -363,7 +363,7 @@ try {
     await k.context().close();
   });
 
-  await check("members: on an English (en-US) system the date of birth is still 年, 月, 日 and reaches the core as YYYY-MM-DD", async () => {
+  await check("members: on an English (en-US) system the date of birth is still 年, 月, 日, a missing field is named in Chinese, and the date reaches the core as YYYY-MM-DD", async () => {
     const k = await open("", "en-US");
     await signIn(k, "李娟");
     await go(k, "members");
@@ -373,6 +373,10 @@ try {
     if (units.join("") !== "年月日") throw new Error(`the date of birth's lists are ${JSON.stringify(units)}, not 年, 月, 日`);
     if (await k.locator("input[type=date], input[type=datetime-local]").count()) throw new Error("a date is still asked in the system's locale");
     const register = k.getByRole("region", { name: "登记新成员" });
+    // Sent empty: the browser stops at the name, with the app's words, not the en-US system's.
+    await register.getByRole("button", { name: "登记", exact: true }).click();
+    const stopped = await k.evaluate(() => ({ label: document.activeElement?.labels?.[0]?.textContent, message: document.activeElement?.validationMessage }));
+    if (stopped.label !== "姓名" || stopped.message !== "请填写此项。") throw new Error(`sent empty, the form stopped at ${JSON.stringify(stopped)}`);
     await register.getByLabel("姓名").fill("赵桂兰");
     await register.getByLabel("手机号").fill("13912345678");
     await dob.getByLabel("年").selectOption("1941");

@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import i18n from "../../src/i18n";
-import { Check, DateField, daysInMonth, Message, TableScroll, TextField } from "../../src/components/ui";
+import { Check, DateField, daysInMonth, Message, SelectField, TableScroll, TextField } from "../../src/components/ui";
 
 /** A DateField with its value kept by a parent, as the screens keep it; `seen` records every change. */
 function DateHarness({ initial = "", time = false, seen }: { initial?: string; time?: boolean; seen: string[] }) {
@@ -159,6 +159,38 @@ describe("the building blocks", () => {
     try {
       render(<DateHarness seen={[]} />);
       expect(order()).toEqual(["Year", "list", "Month", "list", "Day", "list"]);
+    } finally {
+      await i18n.changeLanguage("zh-CN");
+    }
+  });
+
+  it("a required field left empty says so in the app's language, not the system's, and the message goes once it is filled in", async () => {
+    const user = userEvent.setup();
+    render(
+      <form>
+        <TextField label="姓名" required defaultValue="" />
+        <SelectField label="服务项目" required defaultValue="">
+          <option value="">请选择</option>
+          <option value="chat">聊天陪伴</option>
+        </SelectField>
+        <DateField label="出生日期" value="" onChange={() => undefined} years={[1941]} required />
+      </form>,
+    );
+    const form = document.querySelector("form") as HTMLFormElement;
+    const name = screen.getByLabelText("姓名") as HTMLInputElement;
+    const service = screen.getByLabelText("服务项目") as HTMLSelectElement;
+    const year = screen.getByLabelText("年") as HTMLSelectElement;
+    expect(form.checkValidity()).toBe(false);
+    expect([name.validationMessage, service.validationMessage, year.validationMessage]).toEqual(["请填写此项。", "请选择此项。", "请选择此项。"]);
+    await user.type(name, "赵桂兰");
+    await user.selectOptions(service, "chat");
+    await user.selectOptions(year, "1941");
+    expect([name.validity.valid, service.validity.valid, year.validity.valid]).toEqual([true, true, true]);
+    await i18n.changeLanguage("en");
+    try {
+      await user.clear(name);
+      expect(form.checkValidity()).toBe(false);
+      expect(name.validationMessage).toBe("Please fill in this field.");
     } finally {
       await i18n.changeLanguage("zh-CN");
     }

@@ -66,6 +66,8 @@ const FAMILIES: Record<string, string[]> = {
   "safeguarding.status.": ["open", "in_progress", "closed"],
   // src/components/ui.tsx DateField: the parts of a date and a time
   "date.": ["y", "m", "d", "h", "min"],
+  // src/components/ui.tsx useRequired: the message of a required field left empty
+  "form.": ["fill", "choose"],
   // core/src/domain/types.rs TransferKind
   "kinds.": ["service_credit", "spend", "gift", "signup_bonus", "correction"],
   // core/src/read.rs report_csv: the header of each report
