@@ -74,6 +74,13 @@ export function daysInMonth(year: number, month: number): number {
   return new Date(year, month, 0).getDate();
 }
 
+/**
+ * The days the chosen month has: 31 before a month is chosen, and 29 for February before the
+ * year is (2000 was a leap year), so that a 29th chosen first is cleared only if the year then
+ * chosen is not a leap year.
+ */
+const daysOf = (p: DateParts) => daysInMonth(Number(p.y || 2000), Number(p.m || 1));
+
 /** `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` to its parts; anything else to no parts. */
 export function dateParts(value: string): DateParts {
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}))?$/.exec(value);
@@ -138,10 +145,9 @@ export function DateField({
   }
   const set = (key: keyof DateParts, v: string) => {
     const next = { ...parts, [key]: v };
-    if (next.d && next.m && Number(next.d) > daysInMonth(Number(next.y || 2000), Number(next.m))) next.d = "";
+    if (Number(next.d) > daysOf(next)) next.d = "";
     setParts(next);
     const joined = joinDateParts(next, time);
-    setSeen(joined);
     if (joined !== value) onChange(joined);
   };
   // A value set from outside but off the lists (a year outside them, a minute off the step)
@@ -151,13 +157,10 @@ export function DateField({
     const down = list.length > 1 && list[0] > list[1];
     return [...list, Number(v)].sort((a, b) => (down ? b - a : a - b));
   };
-  // Before the year is chosen, February has 29 days (2000 was a leap year): a 29th chosen first
-  // is cleared if the year then chosen is not a leap year.
-  const days = daysInMonth(Number(parts.y || 2000), Number(parts.m || 1));
   const lists: { key: keyof DateParts; options: number[]; show: (n: number) => string }[] = [
     { key: "y", options: withValue(years, parts.y), show: String },
     { key: "m", options: range(1, 12), show: String },
-    { key: "d", options: range(1, parts.m ? days : 31), show: String },
+    { key: "d", options: range(1, daysOf(parts)), show: String },
     ...(time
       ? [
           { key: "h" as const, options: range(0, 23), show: pad },
