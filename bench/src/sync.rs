@@ -16,7 +16,7 @@
 //! `--repeat N` runs each server N times, taking turns, and prints each figure's median with
 //! its lowest and highest (a machine's speed here varies by 15-20 % from one run to the next).
 use anyhow::{anyhow, Result};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use timebank_core::service::{self, admin::Bootstrap, admin::Bootstrapped, Ctx};
@@ -90,7 +90,7 @@ struct City {
     boot: Bootstrapped,
     url: String,
     dir: PathBuf,
-    pg: Option<(String, String)>,
+    pg: Option<db::ScratchDatabase>,
 }
 
 impl City {
@@ -100,18 +100,10 @@ impl City {
         let (url, pg) = match pg_admin {
             None => (db::sqlite_url(&dir.join("city.db")), None),
             Some(admin_url) => {
-                let name = format!("tb_bench_{}", std::process::id());
-                let admin = db::open(admin_url).await.map_err(e)?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                (
-                    db::postgres_database_url(admin_url, &name),
-                    Some((admin_url.to_owned(), name)),
-                )
+                let pg = db::ScratchDatabase::create(admin_url, "tb_bench")
+                    .await
+                    .map_err(e)?;
+                (pg.url(), Some(pg))
             }
         };
         let mut city = db::connect_tuned(&url, db::Tuning::SERVER)
@@ -212,10 +204,8 @@ impl City {
 
     async fn stop(self) -> Result<()> {
         self.db.close().await.ok();
-        if let Some((admin_url, name)) = self.pg {
-            db::drop_postgres_database(&admin_url, &name)
-                .await
-                .map_err(e)?;
+        if let Some(pg) = self.pg {
+            pg.drop_now().await.map_err(e)?;
         }
         Ok(())
     }

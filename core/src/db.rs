@@ -37,8 +37,8 @@ pub fn postgres_database_url(url: &str, name: &str) -> String {
 
 /// Drop database `name` of the PostgreSQL server that `admin_url` reaches (a URL of another of
 /// its databases, such as `postgres`), closing its connections first (`WITH (FORCE)`); nothing
-/// when there is none. For the tests and benchmarks that make a database of their own.
-pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+/// when there is none.
+async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
     let admin = open(admin_url).await?;
     let dropped = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -48,24 +48,77 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// [`drop_postgres_database`] from code that cannot wait, such as a `Drop` while a test
-/// unwinds: on a thread of its own with a runtime of its own, since the caller's runtime may be
-/// the one it runs on. The error, if any, in words.
-pub fn drop_postgres_database_blocking(
-    admin_url: &str,
-    name: &str,
-) -> std::result::Result<(), String> {
-    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(drop_postgres_database(&admin_url, &name))
-            .map_err(|e| format!("DROP DATABASE {name}: {e:?}"))
-    })
-    .join()
-    .unwrap_or_else(|_| Err("dropping a database panicked".into()))
+/// A PostgreSQL database of its own for one test or benchmark run: created empty under a new
+/// name, and dropped by [`ScratchDatabase::drop_now`] at the run's end, or else when this
+/// value is dropped (a panic unwinding included), so that no run leaves one behind.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    dropped: bool,
+}
+
+impl ScratchDatabase {
+    /// A new empty database `{prefix}_{uuid}` on the PostgreSQL server that `admin_url` (a URL
+    /// of another of its databases, such as `postgres`) reaches.
+    pub async fn create(admin_url: &str, prefix: &str) -> Result<ScratchDatabase> {
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let admin = open(admin_url).await?;
+        let created = admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await;
+        admin.close().await.ok();
+        created.map_err(|e| crate::CoreError::from(e).with("database", &name))?;
+        Ok(ScratchDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            dropped: false,
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database's URL, with the options of the admin URL it was made through.
+    pub fn url(&self) -> String {
+        postgres_database_url(&self.admin_url, &self.name)
+    }
+
+    /// Drop the database now (its connections closed first); the error names the database.
+    pub async fn drop_now(mut self) -> Result<()> {
+        self.dropped = true;
+        drop_postgres_database(&self.admin_url, &self.name)
+            .await
+            .map_err(|e| e.with("database", &self.name))
+    }
+}
+
+impl Drop for ScratchDatabase {
+    /// Reached without [`ScratchDatabase::drop_now`] when the run did not get to its end (it
+    /// panicked, or returned an error). The caller's runtime may be the one this runs on, and
+    /// may not wait: the drop runs on a thread of its own with a runtime of its own, and a
+    /// failure is printed, not raised (a panic while unwinding would abort).
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(drop_postgres_database(&admin_url, &name))
+                .map_err(|e| format!("{e:?}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("dropping it panicked".into()));
+        if let Err(e) = done {
+            eprintln!("warning: DROP DATABASE {}: {e}", self.name);
+        }
+    }
 }
 
 /// Connection pool and SQLite page cache sizes.

@@ -1086,30 +1086,13 @@ mod tests {
         }
         let admin_url = std::env::var("TIMEBANK_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = timebank_core::db::open(&admin_url)
+        // Dropped however the test ends, a panic included.
+        let pg = timebank_core::db::ScratchDatabase::create(&admin_url, "tb_deferred")
             .await
             .expect("PostgreSQL (or set TIMEBANK_SKIP_PG=1)");
-        let name = format!("tb_deferred_{}", uuid::Uuid::now_v7().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        let db = timebank_core::db::open(&pg.url())
             .await
-            .expect("a database");
-        admin.close().await.ok();
-        // Dropped however the test ends, a panic included.
-        struct Dropped(String, String);
-        impl Drop for Dropped {
-            fn drop(&mut self) {
-                if let Err(e) = timebank_core::db::drop_postgres_database_blocking(&self.0, &self.1)
-                {
-                    eprintln!("warning: {e}");
-                }
-            }
-        }
-        let _dropped = Dropped(admin_url.clone(), name.clone());
-        let db =
-            timebank_core::db::open(&timebank_core::db::postgres_database_url(&admin_url, &name))
-                .await
-                .expect("the database");
+            .expect("the database");
         for t in ["held", "direct"] {
             db.execute_unprepared(&format!(
                 "CREATE TABLE {t} (id text PRIMARY KEY, born date NOT NULL, note text, \
@@ -1218,6 +1201,7 @@ mod tests {
             ("b".into(), "2000-12-31".into(), None, true, None, None)
         );
         db.close().await.ok();
+        pg.drop_now().await.expect("the test's database dropped");
     }
 
     #[test]

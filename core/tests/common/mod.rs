@@ -11,7 +11,7 @@
 //!   members, volunteers and staff. [`cast`] registers the people of the story.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
 use std::sync::Mutex;
 use timebank_core::domain::{Relation, Role, Rules, Vetting};
 use timebank_core::service::admin::{bootstrap, Bootstrap, Bootstrapped};
@@ -61,20 +61,13 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn pg_url_of(name: &str) -> String {
-    timebank_core::db::postgres_database_url(&pg_admin_url(), name)
-}
-
-async fn drop_pg_database(name: &str) -> timebank_core::Result<()> {
-    timebank_core::db::drop_postgres_database(&pg_admin_url(), name).await
-}
-
 /// A database of one test. Call [`TestDb::cleanup`] at the end of the test; if the test panics
-/// before, `Drop` still drops the PostgreSQL database (and the temp dir removes SQLite's file).
+/// before, the PostgreSQL database is dropped all the same (and the temp dir removes SQLite's
+/// file).
 pub struct TestDb {
     pub db: DatabaseConnection,
     pub backend: Backend,
-    pg_name: Option<String>,
+    pg: Option<db::ScratchDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -117,7 +110,7 @@ impl TestDb {
         TestDb {
             db,
             backend: Backend::Sqlite,
-            pg_name: None,
+            pg: None,
             _dir: Some(dir),
         }
     }
@@ -126,59 +119,35 @@ impl TestDb {
         if skip_pg() {
             return None;
         }
-        let name = format!("tb_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = Database::connect(pg_admin_url()).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL must accept connections at {} (or set TIMEBANK_SKIP_PG=1): {e}",
-                pg_admin_url()
-            )
-        });
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        let pg = db::ScratchDatabase::create(&pg_admin_url(), "tb_test")
             .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        admin.close().await.ok();
-        // From here on the database exists: the guard drops it whatever happens next.
-        let url = pg_url_of(&name);
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL must accept connections at {} (or set TIMEBANK_SKIP_PG=1): {e:?}",
+                    pg_admin_url()
+                )
+            });
+        // From here on the database exists: `pg` drops it whatever happens next.
+        let url = pg.url();
         let opened = if migrate {
             db::connect(&url).await
         } else {
             db::open(&url).await
         };
-        match opened {
-            Ok(db) => Some(TestDb {
-                db,
-                backend: Backend::Postgres,
-                pg_name: Some(name),
-                _dir: None,
-            }),
-            Err(e) => {
-                drop_pg_database(&name).await.ok();
-                panic!("open PostgreSQL database {name}: {e:?}");
-            }
-        }
+        let db = opened.unwrap_or_else(|e| panic!("open PostgreSQL database {}: {e:?}", pg.name()));
+        Some(TestDb {
+            db,
+            backend: Backend::Postgres,
+            pg: Some(pg),
+            _dir: None,
+        })
     }
 
     /// Close the pool and drop the PostgreSQL database of this test.
     pub async fn cleanup(mut self) {
         self.db.close_by_ref().await.ok();
-        if let Some(name) = self.pg_name.take() {
-            if let Err(e) = drop_pg_database(&name).await {
-                panic!("DROP DATABASE {name}: {e:?}");
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Reached with a name only when the test did not get to `cleanup` (it panicked).
-        if let Some(name) = self.pg_name.take() {
-            if let Err(e) =
-                timebank_core::db::drop_postgres_database_blocking(&pg_admin_url(), &name)
-            {
-                eprintln!("warning: {e}");
-            }
+        if let Some(pg) = self.pg.take() {
+            pg.drop_now().await.expect("the test's database dropped");
         }
     }
 }

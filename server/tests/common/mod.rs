@@ -1,6 +1,6 @@
 //! Shared set-up of the sync tests that run devices against a city server over loopback HTTP.
 #![allow(dead_code, clippy::unwrap_used)]
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use timebank_core::domain::{Role, Rules};
 use timebank_core::service::admin::Bootstrapped;
 use timebank_core::service::command::*;
@@ -20,8 +20,8 @@ pub struct City {
     pub dir: tempfile::TempDir,
     /// The city database's URL (to open a connection of a test's own).
     pub url: String,
-    /// The PostgreSQL server's maintenance database and the city's database on it.
-    pg: Option<(String, String)>,
+    /// The city's database on PostgreSQL, dropped with the city.
+    pg: Option<db::ScratchDatabase>,
     addr: std::net::SocketAddr,
     server: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -67,17 +67,10 @@ impl City {
             if std::env::var("TIMEBANK_SKIP_PG").is_ok_and(|v| v == "1") {
                 return None;
             }
-            let name = format!("tb_sync_{}", uuid::Uuid::now_v7().simple());
-            let admin = db::open(pg_admin).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            let pg = db::ScratchDatabase::create(pg_admin, "tb_sync")
                 .await
                 .unwrap();
-            admin.close().await.ok();
-            (
-                db::postgres_database_url(pg_admin, &name),
-                Some((pg_admin.to_owned(), name)),
-            )
+            (pg.url(), Some(pg))
         } else {
             (db::sqlite_url(&dir.path().join("city.db")), None)
         };
@@ -162,7 +155,7 @@ impl City {
 
     /// The name of the city's PostgreSQL database (None on SQLite).
     pub fn pg_database(&self) -> Option<&str> {
-        self.pg.as_ref().map(|(_, name)| name.as_str())
+        self.pg.as_ref().map(|pg| pg.name())
     }
 
     /// Stop the server, close the pool and drop the city's PostgreSQL database.
@@ -172,10 +165,8 @@ impl City {
             let _ = task.await;
         }
         self.db.close_by_ref().await.ok();
-        if let Some((pg_admin, name)) = self.pg.take() {
-            db::drop_postgres_database(&pg_admin, &name)
-                .await
-                .unwrap_or_else(|e| panic!("DROP DATABASE {name}: {e:?}"));
+        if let Some(pg) = self.pg.take() {
+            pg.drop_now().await.expect("the test's database dropped");
         }
     }
 }
@@ -183,13 +174,10 @@ impl City {
 impl Drop for City {
     fn drop(&mut self) {
         // Reached with a database only when the test did not get to `stop` (it panicked, or
-        // forgot): the database is dropped all the same, so that no run leaves one behind.
-        if let Some((pg_admin, name)) = self.pg.take() {
+        // forgot): the server is told to stop before `pg` drops the database.
+        if self.pg.is_some() {
             if let Some((stop, _task)) = self.server.take() {
                 let _ = stop.send(());
-            }
-            if let Err(e) = db::drop_postgres_database_blocking(&pg_admin, &name) {
-                eprintln!("warning: {e}");
             }
         }
     }
