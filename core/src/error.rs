@@ -334,6 +334,9 @@ pub fn zh_label(en: &str) -> &'static str {
         "see residents' personal data" => "查看居民的个人信息",
         "see this order" => "查看这个订单",
         "set another member's PIN" => "设置别人的密码",
+        "change a staff member's PIN away from a center's workstation" => {
+            "在服务中心以外的设备上修改工作人员的密码"
+        }
         "sign up other members" => "替别人报名",
         "take attendance" => "记录活动签到",
         "verify volunteers" => "审核志愿者",

@@ -120,21 +120,18 @@ pub async fn me<C: ConnectionTrait>(c: &C, member_id: &str) -> Result<Me> {
         .get(&a.member.home_community_id)
         .map(|p| p.name_zh.clone())
         .unwrap_or_default();
-    let staff_communities = if a.is_admin() {
-        names.values().cloned().collect()
-    } else {
-        a.staff_scope
-            .iter()
-            .filter_map(|id| names.get(id).cloned())
-            .collect()
-    };
+    let staff_communities: Vec<Place> = names
+        .iter()
+        .filter(|(id, _)| a.is_staff_for(id))
+        .map(|(_, p)| p.clone())
+        .collect();
     Ok(Me {
         id: a.member.id.clone(),
         name: a.member.name.clone(),
         roles: a.roles.iter().map(|r| r.as_str().to_owned()).collect(),
         home_community_id: a.member.home_community_id.clone(),
         home_community: home,
-        is_staff: a.is_admin() || !a.staff_scope.is_empty(),
+        is_staff: !staff_communities.is_empty(),
         staff_communities,
     })
 }

@@ -14,6 +14,7 @@
 //! leaves the screen and waits for the server's decision.
 use crate::error::{Code, CoreError, Result};
 use crate::service::outbox::{self, get_setting, set_setting};
+use crate::service::Grant;
 use crate::sql;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
@@ -29,7 +30,7 @@ pub const K_PARTITIONS: &str = "sync_partitions";
 pub const K_LAST_OK: &str = "sync_last_success";
 pub const K_LAST_ERROR: &str = "sync_last_error";
 pub const K_LAST_ERROR_EN: &str = "sync_last_error_en";
-/// The role the device was enrolled with (`staff` for a center workstation, `volunteer`).
+/// The role the device was enrolled with (`center` for a center's workstation, `volunteer`).
 pub const K_ROLE: &str = "sync_role";
 /// The progress of the pull running now (JSON of [`PullProgress`]; empty between rounds).
 pub const K_PULL_PROGRESS: &str = "sync_pull_progress";
@@ -733,6 +734,19 @@ pub async fn enrolled_partitions<C: ConnectionTrait>(c: &C) -> Result<Option<Vec
     Ok(get_setting(c, K_PARTITIONS)
         .await?
         .map(|s| serde_json::from_str(&s).unwrap_or_default()))
+}
+
+/// What this device was enrolled for (its role and communities), None when it was never
+/// enrolled (or on the city server, whose database holds no enrolment).
+pub async fn enrolled_grant<C: ConnectionTrait>(c: &C) -> Result<Option<Grant>> {
+    let Some(role) = get_setting(c, K_ROLE).await? else {
+        return Ok(None);
+    };
+    let parts = enrolled_partitions(c).await?.unwrap_or_default();
+    Ok(Some(Grant::new(
+        &role,
+        parts.iter().filter(|p| p.as_str() != "*"),
+    )))
 }
 
 fn cursor_key(partition: &str) -> String {

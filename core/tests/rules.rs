@@ -25,6 +25,7 @@ both_backends!(
     cancelling_after_check_in_is_an_illegal_transition,
     releasing_reopens_the_order_before_check_in_but_is_refused_after,
     staff_of_another_center_are_out_of_scope,
+    a_device_lets_its_users_act_only_as_its_enrolment_grants,
     only_an_administrator_may_change_the_programme_rules,
     a_gift_larger_than_the_balance_is_refused,
     a_gift_that_would_take_the_recipient_over_the_balance_cap_is_refused,
@@ -425,6 +426,86 @@ async fn staff_of_another_center_are_out_of_scope(t: &TestDb) {
     .await;
     assert_eq!(order_status(db, "o1").await, "accepted");
     assert_eq!(inbox(db, &p.majun, "order_assigned").await.len(), 1);
+}
+
+/// Enrol this database as a device of `role` for `communities` (the settings an enrolment
+/// stores; nothing else of it matters here).
+async fn enrol_here(db: &DatabaseConnection, role: &str, communities: &[&str]) {
+    use timebank_core::service::outbox::set_setting;
+    set_setting(db, timebank_core::sync::K_ROLE, role)
+        .await
+        .unwrap();
+    let parts: Vec<&str> = std::iter::once("*")
+        .chain(communities.iter().copied())
+        .collect();
+    set_setting(
+        db,
+        timebank_core::sync::K_PARTITIONS,
+        &serde_json::to_string(&parts).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn a_device_lets_its_users_act_only_as_its_enrolment_grants(t: &TestDb) {
+    let db = &t.db;
+    let (town, p) = cast(db, Rules::default()).await;
+    let at = T0 + 10 * MIN;
+    let (fuyuan, neighbour) = (town.fuyuan.clone(), town.neighbour.clone());
+    let verify = |who: &str| Command::SetVetting {
+        member_id: who.into(),
+        vetting: timebank_core::domain::Vetting::Verified,
+    };
+    let me = |who: String| async move { timebank_core::session::me(db, &who).await.unwrap() };
+    // A volunteer's laptop: staff and the administrator act there as anyone else.
+    enrol_here(db, "volunteer", &[&fuyuan, &neighbour]).await;
+    let before = counts(db).await;
+    for who in [&p.staff, &town.admin] {
+        let e = town.refused(db, who, at, verify(&p.liu)).await;
+        assert_eq!(e.code, Code::Forbidden, "{}: {who}: {e:?}", t.backend);
+        assert!(!me(who.clone()).await.is_staff, "{who} is no staff here");
+    }
+    let pin = timebank_core::service::members::hash_pin("135790").unwrap();
+    let e = town
+        .refused(
+            db,
+            &p.staff,
+            at,
+            Command::SetPin {
+                member_id: p.staff.clone(),
+                pin_hash: pin.clone(),
+            },
+        )
+        .await;
+    assert_eq!(e.code, Code::Forbidden, "{}: {e:?}", t.backend);
+    assert_eq!(counts(db).await, before, "{}: nothing written", t.backend);
+    // A volunteer changes their own PIN there.
+    town.ok(
+        db,
+        &p.majun,
+        at,
+        Command::SetPin {
+            member_id: p.majun.clone(),
+            pin_hash: pin,
+        },
+    )
+    .await;
+    // A center's workstation for the neighbouring community only: staff powers end there.
+    enrol_here(db, "center", &[&neighbour]).await;
+    for who in [&p.staff, &town.admin] {
+        let e = town.refused(db, who, at, verify(&p.liu)).await;
+        assert_eq!(e.code, Code::OutOfScope, "{}: {who}: {e:?}", t.backend);
+        let ids: Vec<String> = me(who.clone())
+            .await
+            .staff_communities
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, std::slice::from_ref(&neighbour), "{who}");
+    }
+    // Enrolled for both, the center's staff verify the volunteer.
+    enrol_here(db, "center", &[&fuyuan, &neighbour]).await;
+    town.ok(db, &p.staff, at, verify(&p.liu)).await;
 }
 
 async fn only_an_administrator_may_change_the_programme_rules(t: &TestDb) {

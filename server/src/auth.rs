@@ -155,6 +155,13 @@ pub struct Device {
     pub communities: Vec<String>,
 }
 
+impl Device {
+    /// What its enrolment lets the members acting on it do.
+    pub fn grant(&self) -> timebank_core::service::Grant {
+        timebank_core::service::Grant::new(&self.role, &self.communities)
+    }
+}
+
 /// How stale a device's `last_seen_at` may be before a request writes it again.
 pub const LAST_SEEN_PRECISION_MS: i64 = 60_000;
 

@@ -808,8 +808,9 @@ async fn apply_one<C: ConnectionTrait>(
     })
 }
 
-/// The actor of a mutation, once its scope is checked: from this batch's cache, or loaded and
-/// kept (None when loading fails: the command's own load then gives the same error as ever).
+/// The actor of a mutation, once its scope is checked, with no more powers than the device's
+/// enrolment grants (see [`Actor::confined`]): from this batch's cache, or loaded and kept
+/// (None when loading fails: the command's own load then gives the same error as ever).
 async fn scoped_actor<C: sea_orm::ConnectionTrait>(
     c: &C,
     device: &Device,
@@ -818,7 +819,7 @@ async fn scoped_actor<C: sea_orm::ConnectionTrait>(
 ) -> Result<Option<Actor>, CoreError> {
     if let Some(a) = actors.get(actor_id) {
         if device.communities.contains(&a.member.home_community_id) {
-            return Ok(Some(a.clone()));
+            return Ok(Some(a.clone().confined(&device.grant())));
         }
         return Err(CoreError::new(Code::OutOfScope).with("community", &a.member.home_community_id));
     }
@@ -826,7 +827,7 @@ async fn scoped_actor<C: sea_orm::ConnectionTrait>(
     match service::load_actor(c, actor_id).await {
         Ok(a) => {
             actors.insert(actor_id.to_owned(), a.clone());
-            Ok(Some(a))
+            Ok(Some(a.confined(&device.grant())))
         }
         Err(_) => Ok(None),
     }

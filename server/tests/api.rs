@@ -75,15 +75,14 @@ impl Server {
     }
 
     async fn enrol(&self) -> String {
-        let code = auth::issue_code(
-            &self.db,
-            &self.boot.center_id,
-            "center",
-            1,
-            timebank_core::service::now_ms(),
-        )
-        .await
-        .unwrap();
+        self.enrol_as(&self.boot.center_id, "center").await
+    }
+
+    /// A token of a device newly enrolled for `center` with `role` (center or volunteer).
+    async fn enrol_as(&self, center: &str, role: &str) -> String {
+        let code = auth::issue_code(&self.db, center, role, 1, timebank_core::service::now_ms())
+            .await
+            .unwrap();
         let r: Value = self
             .post("/v1/enrol")
             .json(&json!({"code": code, "device_name": "前台电脑"}))
@@ -427,23 +426,11 @@ async fn a_device_cannot_write_for_another_community() {
     let s = start(false).await.unwrap();
     // A second center that serves no community of the first.
     sql::exec(&s.db, "INSERT INTO centers (id, name_zh, name_en, subdistrict_id) VALUES ('c2', '别的中心', 'Other', ?)", vec![s.boot.subdistrict_id.clone().into()]).await.unwrap();
-    let code = auth::issue_code(&s.db, "c2", "center", 1, timebank_core::service::now_ms())
-        .await
-        .unwrap();
-    let e: Value = s
-        .post("/v1/enrol")
-        .json(&json!({"code": code, "device_name": "x"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = e["token"].as_str().unwrap();
+    let token = s.enrol_as("c2", "center").await;
     let community = s.boot.community_ids[0].clone();
     let r: Value = s
         .post("/v1/push")
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .json(&json!({"mutations": [mutation(1, "register_member", register("m1", "13811112222", &community), &s.boot.admin_id)]}))
         .send()
         .await
@@ -462,6 +449,76 @@ async fn a_device_cannot_write_for_another_community() {
         .await
         .unwrap(),
         0
+    );
+    s.stop().await;
+}
+
+/// Whatever member a device says acts, the city server lets them do no more than the device's
+/// enrolment grants: on a volunteer's device the administrator named by a mutation has no staff
+/// or administrator powers (and cannot change the PIN that carries them), and on a center's
+/// device the administrator acts as staff only for that center's communities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_acts_with_no_more_powers_than_its_enrolment_grants() {
+    let s = common::City::start(false, &["府苑新村", "蒋村花园"], Default::default())
+        .await
+        .map(Server)
+        .unwrap();
+    let (home, other) = (
+        s.boot.community_ids[0].clone(),
+        s.boot.community_ids[1].clone(),
+    );
+    // The second community moves to a center of its own: the first serves the administrator's.
+    sql::exec(&s.db, "INSERT INTO centers (id, name_zh, name_en, subdistrict_id) VALUES ('c2', '蒋村花园服务站', 'Station', ?)", vec![s.boot.subdistrict_id.clone().into()]).await.unwrap();
+    sql::exec(
+        &s.db,
+        "UPDATE center_communities SET center_id = 'c2' WHERE community_id = ?",
+        vec![other.clone().into()],
+    )
+    .await
+    .unwrap();
+    let admin = s.boot.admin_id.clone();
+    let pin_before = common::rows(
+        &s.db,
+        &format!("SELECT pin_hash AS c0 FROM members WHERE id = '{admin}'"),
+    )
+    .await;
+    let desk = s.enrol_as(&s.boot.center_id, "center").await;
+    let batch = json!({"mutations": [
+        mutation(1, "register_member", register("m-home", "13811113331", &home), &admin),
+        mutation(2, "register_member", register("m-other", "13811113332", &other), &admin),
+    ]});
+    let (r, status) = s.push_batch(&desk, &batch).await;
+    assert_eq!(status, ["applied", "rejected"], "{r}");
+    assert_eq!(r["results"][1]["result"]["code"], "out_of_scope", "{r}");
+
+    let laptop = s.enrol_as(&s.boot.center_id, "volunteer").await;
+    let pin_hash = timebank_core::service::members::hash_pin("135790").unwrap();
+    let batch = json!({"mutations": [
+        mutation(1, "register_member", register("m-laptop", "13811113333", &home), &admin),
+        mutation(2, "set_pin", json!({"member_id": admin, "pin_hash": pin_hash}), &admin),
+    ]});
+    let (r, status) = s.push_batch(&laptop, &batch).await;
+    assert_eq!(status, ["rejected", "rejected"], "{r}");
+    for i in 0..2 {
+        assert_eq!(r["results"][i]["result"]["code"], "forbidden", "{r}");
+    }
+    assert_eq!(
+        common::rows(
+            &s.db,
+            "SELECT id AS c0 FROM members WHERE id LIKE 'm-%' ORDER BY id"
+        )
+        .await,
+        ["m-home"],
+        "only the member registered within the desk's powers is stored"
+    );
+    assert_eq!(
+        common::rows(
+            &s.db,
+            &format!("SELECT pin_hash AS c0 FROM members WHERE id = '{admin}'"),
+        )
+        .await,
+        pin_before,
+        "the administrator's PIN is unchanged"
     );
     s.stop().await;
 }

@@ -41,7 +41,7 @@ impl Default for Preferences {
 pub struct AppInfo {
     pub version: String,
     pub device_id: Option<String>,
-    /// "staff" (center workstation), "volunteer", or "local" (not enrolled).
+    /// "center" (a center's workstation), "volunteer", or "local" (not enrolled).
     pub device_role: String,
     pub data_dir: String,
     pub preferences: Preferences,

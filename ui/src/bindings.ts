@@ -131,7 +131,7 @@ export type AppInfo = AppInfo_Serialize | AppInfo_Deserialize;
 export type AppInfo_Deserialize = {
 	version: string,
 	device_id?: string | null,
-	/**  "staff" (center workstation), "volunteer", or "local" (not enrolled). */
+	/**  "center" (a center's workstation), "volunteer", or "local" (not enrolled). */
 	device_role: string,
 	data_dir: string,
 	preferences: Preferences,
@@ -141,7 +141,7 @@ export type AppInfo_Deserialize = {
 export type AppInfo_Serialize = {
 	version: string,
 	device_id: string | null,
-	/**  "staff" (center workstation), "volunteer", or "local" (not enrolled). */
+	/**  "center" (a center's workstation), "volunteer", or "local" (not enrolled). */
 	device_role: string,
 	data_dir: string,
 	preferences: Preferences,

@@ -453,8 +453,9 @@ pub async fn reverse<C: ConnectionTrait>(
         .filter(ledger_entries::Column::TransferId.eq(reverses_id))
         .all(c)
         .await?;
-    // Staff may only correct the accounts of members they serve.
-    if !a.is_admin() {
+    // Staff may only correct the accounts of members they serve; administrators those of the
+    // communities of the device they act on.
+    if !a.is_admin() || a.reach.is_some() {
         for e in &entries {
             if let Some(acct) = accounts::Entity::find_by_id(e.account_id.clone())
                 .one(c)

@@ -555,6 +555,12 @@ pub async fn set_pin<C: ConnectionTrait>(
     let m = get_member(c, member_id).await?;
     if m.id != a.id() {
         a.require_staff_for(&m.home_community_id, "set another member's PIN")?;
+    } else if !a.withheld.is_empty() {
+        // A PIN that lets its holder act as staff is changed at a center: a volunteer's device
+        // (or one claiming to act for the member) must not be able to take the account over.
+        return Err(CoreError::forbidden(
+            "change a staff member's PIN away from a center's workstation",
+        ));
     }
     if PasswordHash::new(pin_hash).is_err() {
         return Err(CoreError::invalid(

@@ -227,9 +227,35 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub member: member_e::Model,
+    /// The roles the member may use here: all they hold, less what the acting device's
+    /// enrolment withholds (see [`Actor::confined`]).
     pub roles: BTreeSet<Role>,
     /// Communities served by the actor's center (staff only).
     pub staff_scope: BTreeSet<String>,
+    /// The communities of the enrolment of the device the member acts on, when the actor is
+    /// confined to one (None: a device never enrolled, or the city server's own work).
+    pub reach: Option<BTreeSet<String>>,
+    /// Roles the member holds but may not use on this device (staff and administrator on a
+    /// volunteer's device).
+    pub withheld: BTreeSet<Role>,
+}
+
+/// What a device was enrolled for: its communities, and whether it is a center's
+/// workstation (staff and administrators may act as such only on one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub communities: BTreeSet<String>,
+    pub center: bool,
+}
+
+impl Grant {
+    /// A grant from an enrolment's role (`center` or `volunteer`) and communities.
+    pub fn new<'a>(role: &str, communities: impl IntoIterator<Item = &'a String>) -> Grant {
+        Grant {
+            communities: communities.into_iter().cloned().collect(),
+            center: role == "center",
+        }
+    }
 }
 
 impl Actor {
@@ -242,9 +268,27 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         self.has(Role::Admin)
     }
-    /// Staff of a center serving `community`, or an administrator.
+    /// The actor as the device of `grant` may let them act: on a volunteer's device without
+    /// their staff and administrator roles, and as staff (administrators included) only for
+    /// the device's communities. The city server confines every pushed mutation's actor so,
+    /// whatever the device claims; an enrolled device confines its own users the same way.
+    pub fn confined(mut self, grant: &Grant) -> Actor {
+        if !grant.center {
+            for r in [Role::Staff, Role::Admin] {
+                if self.roles.remove(&r) {
+                    self.withheld.insert(r);
+                }
+            }
+            self.staff_scope.clear();
+        }
+        self.staff_scope.retain(|c| grant.communities.contains(c));
+        self.reach = Some(grant.communities.clone());
+        self
+    }
+    /// Staff of a center serving `community`, or an administrator, within the device's reach.
     pub fn is_staff_for(&self, community: &str) -> bool {
-        self.is_admin() || (self.has(Role::Staff) && self.staff_scope.contains(community))
+        self.reach.as_ref().is_none_or(|r| r.contains(community))
+            && (self.is_admin() || (self.has(Role::Staff) && self.staff_scope.contains(community)))
     }
     pub fn require_staff_for(&self, community: &str, action: &str) -> Result<()> {
         if self.is_staff_for(community) {
@@ -264,6 +308,9 @@ impl Actor {
     }
 }
 
+/// The member `id` as an actor, confined to this device's enrolment when it has one (see
+/// [`Actor::confined`]; the city server's database has none, and the server confines each
+/// pushed mutation's actor to the pushing device's).
 pub async fn load_actor<C: ConnectionTrait>(c: &C, id: &str) -> Result<Actor> {
     let member = member_e::Entity::find_by_id(id.to_owned())
         .one(c)
@@ -289,10 +336,16 @@ pub async fn load_actor<C: ConnectionTrait>(c: &C, id: &str) -> Result<Actor> {
             .map(|r| r.community_id)
             .collect();
     }
-    Ok(Actor {
+    let actor = Actor {
         member,
         roles,
         staff_scope,
+        reach: None,
+        withheld: BTreeSet::new(),
+    };
+    Ok(match crate::sync::enrolled_grant(c).await? {
+        Some(grant) => actor.confined(&grant),
+        None => actor,
     })
 }
 
