@@ -1,11 +1,14 @@
 //! Pull: "the changes of partition C after sequence S, at most N". A partition is a community
 //! the device's enrolment grants, or `*` for the city-wide reference data. Pages carry a
-//! checksum of their content; devices of volunteers never receive safeguarding reports.
+//! checksum of their content; devices of volunteers never receive safeguarding reports, nor
+//! the PIN hashes of staff and administrators ([`withhold_staff_pins`]).
 use crate::auth::Device;
 use crate::changes::CITY;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashSet;
+use timebank_core::domain::Role;
 use timebank_core::{sql, Code, CoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
@@ -160,6 +163,10 @@ pub async fn pull_between(
         // Entries compaction removed leave gaps: the cursor moves to the head all the same.
         next_after = Ord::max(next_after, head);
     }
+    let staff = pins_withheld(db, device, changes.iter().any(|c| c.table == "members")).await?;
+    for c in changes.iter_mut().filter(|c| c.table == "members") {
+        withhold_pin(&staff, &c.pk, &mut c.row);
+    }
     let checksum = checksum(&changes);
     Ok(PullPage {
         community: q.community.clone(),
@@ -168,6 +175,40 @@ pub async fn pull_between(
         head,
         checksum,
     })
+}
+
+/// The members whose PIN hash `device` does not get: none on a center's workstation, and on a
+/// volunteer's device, where no one acts as staff (`Actor::confined`), the staff and
+/// administrators, so that a stolen laptop does not hand the four to six digits of the PINs
+/// that carry those powers to an offline search. Read only when the answer has members' rows
+/// (`members`). Those roles are granted only when a member is registered, in the transaction
+/// that writes the member's row, so no row a device gets is older than its member's roles.
+async fn pins_withheld(
+    db: &DatabaseConnection,
+    device: &Device,
+    members: bool,
+) -> Result<HashSet<String>, CoreError> {
+    if device.role == "center" || !members {
+        return Ok(HashSet::new());
+    }
+    sql::all(
+        db,
+        "SELECT DISTINCT member_id FROM member_roles WHERE role IN (?, ?)",
+        vec![Role::Staff.as_str().into(), Role::Admin.as_str().into()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get("", "member_id")?))
+    .collect()
+}
+
+/// A member's row with its PIN hash null when [`pins_withheld`] names it (a device's upsert
+/// sets the columns a row has, so it then holds none); a copy without the column (`HOME_ONLY`)
+/// is left as it is.
+fn withhold_pin(withheld: &HashSet<String>, id: &str, row: &mut Value) {
+    if let Some(pin) = row.get_mut("pin_hash").filter(|_| withheld.contains(id)) {
+        *pin = Value::Null;
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -235,6 +276,12 @@ pub async fn rows(
             pk: k.pk.clone(),
             row,
         });
+    }
+    let staff = pins_withheld(db, device, out.iter().any(|s| s.table == "members")).await?;
+    for s in out.iter_mut().filter(|s| s.table == "members") {
+        if let Some(row) = &mut s.row {
+            withhold_pin(&staff, &s.pk, row);
+        }
     }
     Ok(out)
 }

@@ -1182,6 +1182,85 @@ async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_postgre
 }
 
 /// Whether PostgreSQL holds a database of this name.
+/// A volunteer's laptop gets no PIN hash of staff or administrators (no one acts as staff
+/// there), neither in its first pull, nor later, nor in the rows answer; the volunteer's own
+/// comes, and a center's workstation gets them all.
+async fn staff_pins(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Rules::default()).await else {
+        return;
+    };
+    let comm = c.boot.community_ids[0].clone();
+    let desk = c.device("desk").await;
+    let http = Http::new(&c.base);
+    let dev = outbox::device_id(&desk).await.unwrap();
+    let admin = c.boot.admin_id.clone();
+    let ctx = Ctx::new(&admin, &dev, timebank_core::service::now_ms());
+    let Command::RegisterMember(mut staff) = register("s-1", "李红", "13711113332", &comm, false)
+    else {
+        unreachable!("register makes a RegisterMember")
+    };
+    staff.roles = vec![timebank_core::domain::Role::Staff];
+    staff.center_id = Some(c.boot.center_id.clone());
+    let pin = |who: &str| Command::SetPin {
+        member_id: who.into(),
+        pin_hash: timebank_core::service::members::hash_pin("2468").unwrap(),
+    };
+    for cmd in [
+        register("v-1", "马军", "13711113331", &comm, true),
+        Command::RegisterMember(staff),
+        pin(&admin),
+        pin("v-1"),
+    ] {
+        execute(&desk, &ctx, cmd).await.unwrap();
+    }
+    sync::sync_once(&desk, &http).await.unwrap();
+    let laptop = c.device_as("laptop", "volunteer").await;
+    // A PIN set after the laptop's first pull.
+    execute(&desk, &ctx, pin("s-1")).await.unwrap();
+    sync::sync_once(&desk, &http).await.unwrap();
+    sync::sync_once(&laptop, &http).await.unwrap();
+    let pins = |d: sea_orm::DatabaseConnection| {
+        let q = format!(
+            "SELECT id AS c0, CASE WHEN pin_hash IS NULL THEN 'none' ELSE 'pin' END AS c1 \
+             FROM members WHERE id IN ('{admin}', 's-1', 'v-1') ORDER BY id"
+        );
+        async move { rows(&d, &q).await }
+    };
+    let admin_row = |pin: &str| format!("{admin}|{pin}");
+    let mut on_desk = vec![admin_row("pin"), "s-1|pin".into(), "v-1|pin".into()];
+    on_desk.sort();
+    let mut on_laptop = vec![admin_row("none"), "s-1|none".into(), "v-1|pin".into()];
+    on_laptop.sort();
+    assert_eq!(pins(desk.clone()).await, on_desk);
+    assert_eq!(pins(laptop.clone()).await, on_laptop);
+    let token = outbox::get_setting(&laptop, sync::K_TOKEN)
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = [
+        ("members".to_owned(), admin.clone()),
+        ("members".to_owned(), "v-1".to_owned()),
+    ];
+    let answer = sync::Transport::rows(&http, &token, &keys).await.unwrap();
+    let pin_of = |i: usize| answer[i].row.as_ref().unwrap()["pin_hash"].is_null();
+    assert!(
+        pin_of(0),
+        "the administrator's PIN hash is not in the rows answer"
+    );
+    assert!(!pin_of(1), "the volunteer's own PIN hash is");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteers_laptop_gets_no_pin_hash_of_staff_on_sqlite() {
+    staff_pins(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteers_laptop_gets_no_pin_hash_of_staff_on_postgres() {
+    staff_pins(true).await;
+}
+
 async fn pg_database_exists(name: &str) -> bool {
     let admin = timebank_core::db::open(&common::pg_admin()).await.unwrap();
     let n = rows(

@@ -135,13 +135,18 @@ impl City {
 
     /// A new center device enrolled with this city (and its first pull done).
     pub async fn device(&self, name: &str) -> DatabaseConnection {
+        self.device_as(name, "center").await
+    }
+
+    /// [`City::device`] enrolled with `role` (`center` or `volunteer`).
+    pub async fn device_as(&self, name: &str, role: &str) -> DatabaseConnection {
         let d = db::connect(&db::sqlite_url(&self.dir.path().join(format!("{name}.db"))))
             .await
             .unwrap();
         let code = timebank_server::auth::issue_code(
             &self.db,
             &self.boot.center_id,
-            "center",
+            role,
             1,
             timebank_core::service::now_ms(),
         )
