@@ -337,6 +337,9 @@ pub fn zh_label(en: &str) -> &'static str {
         "change a staff member's PIN away from a center's workstation" => {
             "在服务中心以外的设备上修改工作人员的密码"
         }
+        "sign in as staff away from a center's workstation" => {
+            "在服务中心以外的设备上以工作人员身份登录（请到服务中心的电脑上登录）"
+        }
         "sign up other members" => "替别人报名",
         "take attendance" => "记录活动签到",
         "verify volunteers" => "审核志愿者",

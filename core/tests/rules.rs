@@ -457,39 +457,33 @@ async fn a_device_lets_its_users_act_only_as_its_enrolment_grants(t: &TestDb) {
         vetting: timebank_core::domain::Vetting::Verified,
     };
     let me = |who: String| async move { timebank_core::session::me(db, &who).await.unwrap() };
-    // A volunteer's laptop: staff and the administrator act there as anyone else.
+    let pin = timebank_core::service::members::hash_pin("135790").unwrap();
+    let set_pin = |who: &str| Command::SetPin {
+        member_id: who.into(),
+        pin_hash: pin.clone(),
+    };
+    town.ok(db, &town.admin, at, set_pin(&p.staff)).await;
+    // A volunteer's laptop: staff and the administrator act there as anyone else, and do not
+    // sign in there at all.
     enrol_here(db, "volunteer", &[&fuyuan, &neighbour]).await;
+    let e = timebank_core::session::sign_in(db, &p.staff, "135790")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::Forbidden, "{}: {e:?}", t.backend);
     let before = counts(db).await;
     for who in [&p.staff, &town.admin] {
         let e = town.refused(db, who, at, verify(&p.liu)).await;
         assert_eq!(e.code, Code::Forbidden, "{}: {who}: {e:?}", t.backend);
         assert!(!me(who.clone()).await.is_staff, "{who} is no staff here");
     }
-    let pin = timebank_core::service::members::hash_pin("135790").unwrap();
-    let e = town
-        .refused(
-            db,
-            &p.staff,
-            at,
-            Command::SetPin {
-                member_id: p.staff.clone(),
-                pin_hash: pin.clone(),
-            },
-        )
-        .await;
+    let e = town.refused(db, &p.staff, at, set_pin(&p.staff)).await;
     assert_eq!(e.code, Code::Forbidden, "{}: {e:?}", t.backend);
     assert_eq!(counts(db).await, before, "{}: nothing written", t.backend);
-    // A volunteer changes their own PIN there.
-    town.ok(
-        db,
-        &p.majun,
-        at,
-        Command::SetPin {
-            member_id: p.majun.clone(),
-            pin_hash: pin,
-        },
-    )
-    .await;
+    // A volunteer changes their own PIN there, and signs in with it.
+    town.ok(db, &p.majun, at, set_pin(&p.majun)).await;
+    timebank_core::session::sign_in(db, &p.majun, "135790")
+        .await
+        .unwrap();
     // A center's workstation for the neighbouring community only: staff powers end there.
     enrol_here(db, "center", &[&neighbour]).await;
     for who in [&p.staff, &town.admin] {
@@ -503,8 +497,11 @@ async fn a_device_lets_its_users_act_only_as_its_enrolment_grants(t: &TestDb) {
             .collect();
         assert_eq!(ids, std::slice::from_ref(&neighbour), "{who}");
     }
-    // Enrolled for both, the center's staff verify the volunteer.
+    // Enrolled for both, the center's staff sign in and verify the volunteer.
     enrol_here(db, "center", &[&fuyuan, &neighbour]).await;
+    timebank_core::session::sign_in(db, &p.staff, "135790")
+        .await
+        .unwrap();
     town.ok(db, &p.staff, at, verify(&p.liu)).await;
 }
 
