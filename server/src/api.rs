@@ -154,7 +154,7 @@ async fn device(s: &AppState, headers: &HeaderMap) -> Result<auth::Device, ApiEr
 }
 
 /// Push outbox mutations; each is applied once and its result stored under (device, seq).
-#[utoipa::path(post, path = "/v1/push", request_body = PushRequest, responses((status = 200, body = PushResponse), (status = 401, description = "no or bad device token"), (status = 426, description = "client too old")), security(("device_token" = [])))]
+#[utoipa::path(post, path = "/v1/push", request_body = PushRequest, responses((status = 200, body = PushResponse), (status = 401, description = "no or bad device token"), (status = 422, description = "more than 5,000 mutations, or a mutation of a schema newer than the server's: nothing applied or recorded"), (status = 426, description = "client too old")), security(("device_token" = [])))]
 async fn push_handler(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -162,16 +162,6 @@ async fn push_handler(
 ) -> Result<Json<PushResponse>, ApiError> {
     let lang = lang_of(&headers);
     let d = device(&s, &headers).await?;
-    if req.mutations.len() > 5_000 {
-        return Err(ApiError::from_core(
-            CoreError::invalid(
-                "mutations",
-                "一次最多推送5000条",
-                "at most 5,000 mutations per push",
-            ),
-            lang,
-        ));
-    }
     let _pushing = crate::Pushing::start(&s);
     let r = s
         .pushes

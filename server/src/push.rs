@@ -177,6 +177,7 @@ pub async fn push(
     lang: Lang,
     now_ms: i64,
 ) -> Result<PushResponse, CoreError> {
+    check_request(&req)?;
     let mut muts = req.mutations;
     muts.sort_by_key(|m| m.seq);
     let mut careful = false;
@@ -193,6 +194,40 @@ pub async fn push(
         }
     }
 }
+
+/// The refusals of a whole push, before anything is applied or recorded ([`push`] and
+/// [`Combiner::push`] check them first): the device keeps
+/// every mutation in its outbox and shows why. A batch larger than the server takes; a mutation
+/// made by a newer version of the app than the server's schema (the devices were updated
+/// before the city server): recorded as rejected, it would be lost for good, though the
+/// server only needs updating.
+pub fn check_request(req: &PushRequest) -> Result<(), CoreError> {
+    if req.mutations.len() > MAX_MUTATIONS {
+        return Err(CoreError::invalid(
+            "mutations",
+            "一次最多推送5000条",
+            "at most 5,000 mutations per push",
+        ));
+    }
+    if let Some(m) = req
+        .mutations
+        .iter()
+        .find(|m| m.schema_version > SCHEMA_VERSION)
+    {
+        return Err(CoreError::invalid(
+            "schema_version",
+            "城市服务器的软件比本机的旧，请联系管理员更新服务器；未同步的数据会保留在本机",
+            "the city server is older than this app; ask its administrator to update it \
+             (unsynced changes stay on this device)",
+        )
+        .with("got", m.schema_version)
+        .with("server", SCHEMA_VERSION));
+    }
+    Ok(())
+}
+
+/// The most mutations one push may carry.
+pub const MAX_MUTATIONS: usize = 5_000;
 
 /// Why a batch did not go through.
 enum Recorded {
@@ -514,6 +549,7 @@ impl Combiner {
         req: PushRequest,
         lang: Lang,
     ) -> Result<PushResponse, CoreError> {
+        check_request(&req)?;
         let (reply, mut answer) = tokio::sync::oneshot::channel();
         self.waiting
             .lock()
@@ -638,7 +674,8 @@ async fn apply_group(
 }
 
 fn reject_reason(m: &PushMutation) -> Option<CoreError> {
-    if m.schema_version > SCHEMA_VERSION || m.schema_version < SCHEMA_VERSION - 1 {
+    // (A newer version than the server's refuses the whole push: `check_request`.)
+    if m.schema_version < SCHEMA_VERSION - 1 {
         return Some(
             CoreError::invalid(
                 "schema_version",

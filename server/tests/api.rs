@@ -523,6 +523,47 @@ async fn a_device_acts_with_no_more_powers_than_its_enrolment_grants() {
     s.stop().await;
 }
 
+/// A device updated before the city server pushes mutations of a schema the server does not
+/// know yet: the whole push is refused, saying to update the server, and nothing is recorded,
+/// so the same mutations go through once the server knows them (here: sent again as of the
+/// server's schema).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_from_an_app_newer_than_the_server_is_refused_whole_and_nothing_is_recorded() {
+    let s = start(false).await.unwrap();
+    let (token, admin, community) = s.desk().await;
+    let mut m = mutation(
+        1,
+        "register_member",
+        register("m-new", "13811114441", &community),
+        &admin,
+    );
+    m["schema_version"] = json!(timebank_migrations::SCHEMA_VERSION + 1);
+    let r = s
+        .post("/v1/push")
+        .bearer_auth(&token)
+        .json(&json!({"mutations": [m.clone()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_input", "{body}");
+    assert_eq!(body["detail"]["field"], "schema_version", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("城市服务器的软件比本机的旧"), "{body}");
+    let recorded = || async {
+        sql::scalar_i64(&s.db, "SELECT COUNT(*) FROM push_results", vec![])
+            .await
+            .unwrap()
+    };
+    assert_eq!(recorded().await, 0, "nothing recorded");
+    m["schema_version"] = json!(timebank_migrations::SCHEMA_VERSION);
+    let (r, status) = s.push_batch(&token, &json!({"mutations": [m]})).await;
+    assert_eq!(status, ["applied"], "{r}");
+    assert_eq!(recorded().await, 1);
+    s.stop().await;
+}
+
 impl Server {
     /// Push `batch` with `token`: the answer and each result's status, in order.
     async fn push_batch(&self, token: &str, batch: &Value) -> (Value, Vec<String>) {
