@@ -1,7 +1,7 @@
 //! Pull: "the changes of partition C after sequence S, at most N". A partition is a community
 //! the device's enrolment grants, or `*` for the city-wide reference data. Pages carry a
 //! checksum of their content; devices of volunteers never receive safeguarding reports, nor
-//! the PIN hashes of staff and administrators ([`withhold_staff_pins`]).
+//! the PIN hashes of staff and administrators ([`pins_withheld`]).
 use crate::auth::Device;
 use crate::changes::CITY;
 use sea_orm::DatabaseConnection;
