@@ -105,17 +105,13 @@ fn surname_only(name: &str) -> String {
 /// as staff, and holds no hash of their PINs (the city server withholds them).
 pub async fn sign_in<C: ConnectionTrait>(c: &C, member_id: &str, pin: &str) -> Result<Me> {
     let m = get_member(c, member_id).await?;
-    if crate::sync::enrolled_grant(c)
-        .await?
-        .is_some_and(|g| !g.center)
-        && crate::service::members::roles_of(c, member_id)
-            .await?
-            .iter()
-            .any(|r| matches!(r, Role::Staff | Role::Admin))
-    {
-        return Err(CoreError::forbidden(
-            "sign in as staff away from a center's workstation",
-        ));
+    if let Some(grant) = crate::sync::enrolled_grant(c).await?.filter(|g| !g.center) {
+        let roles = crate::service::members::roles_of(c, member_id).await?;
+        if roles.iter().any(|r| !grant.allows(*r)) {
+            return Err(CoreError::forbidden(
+                "sign in as staff away from a center's workstation",
+            ));
+        }
     }
     let Some(hash) = m.pin_hash.as_deref() else {
         return Err(CoreError::new(Code::PinNotSet));

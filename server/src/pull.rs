@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
-use timebank_core::domain::Role;
+use timebank_core::service::Grant;
 use timebank_core::{sql, Code, CoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
@@ -188,13 +188,20 @@ async fn pins_withheld(
     device: &Device,
     members: bool,
 ) -> Result<HashSet<String>, CoreError> {
-    if device.role == "center" || !members {
+    let grant = device.grant();
+    let withheld: Vec<&str> = Grant::CENTER_ONLY
+        .iter()
+        .filter(|r| !grant.allows(**r))
+        .map(|r| r.as_str())
+        .collect();
+    if withheld.is_empty() || !members {
         return Ok(HashSet::new());
     }
+    let marks = vec!["?"; withheld.len()].join(", ");
     sql::all(
         db,
-        "SELECT DISTINCT member_id FROM member_roles WHERE role IN (?, ?)",
-        vec![Role::Staff.as_str().into(), Role::Admin.as_str().into()],
+        &format!("SELECT DISTINCT member_id FROM member_roles WHERE role IN ({marks})"),
+        withheld.into_iter().map(Into::into).collect(),
     )
     .await?
     .iter()

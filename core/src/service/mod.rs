@@ -249,12 +249,20 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The roles a member may use only on a center's workstation.
+    pub const CENTER_ONLY: [Role; 2] = [Role::Staff, Role::Admin];
+
     /// A grant from an enrolment's role (`center` or `volunteer`) and communities.
     pub fn new<'a>(role: &str, communities: impl IntoIterator<Item = &'a String>) -> Grant {
         Grant {
             communities: communities.into_iter().cloned().collect(),
             center: role == "center",
         }
+    }
+
+    /// Whether a member may use `role` on the device.
+    pub fn allows(&self, role: Role) -> bool {
+        self.center || !Self::CENTER_ONLY.contains(&role)
     }
 }
 
@@ -273,12 +281,9 @@ impl Actor {
     /// the device's communities. The city server confines every pushed mutation's actor so,
     /// whatever the device claims; an enrolled device confines its own users the same way.
     pub fn confined(mut self, grant: &Grant) -> Actor {
-        if !grant.center {
-            for r in [Role::Staff, Role::Admin] {
-                if self.roles.remove(&r) {
-                    self.withheld.insert(r);
-                }
-            }
+        let (kept, withheld) = self.roles.iter().partition(|r| grant.allows(**r));
+        (self.roles, self.withheld) = (kept, withheld);
+        if !self.has(Role::Staff) {
             self.staff_scope.clear();
         }
         self.staff_scope.retain(|c| grant.communities.contains(c));
