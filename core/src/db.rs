@@ -338,7 +338,8 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
     Ok(Database::connect(opt).await?)
 }
 
-/// Open and bring the schema up to date.
+/// Open and bring the schema up to date (and the waiting mutations with it:
+/// [`crate::service::outbox::restamp_pending`]).
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     connect_tuned(url, Tuning::default()).await
 }
@@ -347,6 +348,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
 pub async fn connect_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection> {
     let db = open_tuned(url, tuning).await?;
     Migrator::up(&db, None).await?;
+    crate::service::outbox::restamp_pending(&db).await?;
     Ok(db)
 }
 

@@ -1094,14 +1094,16 @@ async fn send_batch<T: Transport>(
 }
 
 /// Push the outbox, in batches of at most `own_bytes` (the device's own limit, see
-/// [`K_PUSH_BYTES`]) or the transport's.
+/// [`K_PUSH_BYTES`]) or the transport's. True when it stopped because the waiting mutations
+/// were numbered again to follow the server's record ([`outbox::renumber_waiting`]): push
+/// again.
 async fn push_all<T: Transport>(
     db: &DatabaseConnection,
     t: &T,
     token: &str,
     own_bytes: Option<usize>,
     report: &mut SyncReport,
-) -> Result<()> {
+) -> Result<bool> {
     use futures_util::StreamExt;
     let depth = t.pushes_in_flight().max(1);
     let most = t.push_bytes();
@@ -1151,7 +1153,7 @@ async fn push_all<T: Transport>(
                 )
                 .await?;
             }
-            return Ok(());
+            return Ok(false);
         };
         // An error drops the batches still on their way; the server keeps what it applied
         // of them and answers their next delivery from its stored results. A batch that
@@ -1180,30 +1182,35 @@ async fn push_all<T: Transport>(
                     vec![resp.next_seq.into()],
                 )
                 .await?;
+            } else if alone && resp.next_seq < first {
+                // The server expects an earlier sequence than the outbox holds, and this batch
+                // went alone, so it overtook nothing: the city's database went back in time and
+                // lost what this device sent before. Its waiting mutations follow on from what
+                // the city has, or they would wait for ever (and every round with them).
+                outbox::renumber_waiting(db, first, resp.next_seq).await?;
+                return Ok(true);
             } else if alone {
-                // The server expects an earlier sequence than we hold, and this batch went
-                // alone, so it overtook nothing.
                 return Err(CoreError::new(Code::Io).with(
                     "detail",
                     format!(
-                        "the server expects sequence {} but the outbox starts at {first}",
+                        "the server expects sequence {} and took nothing from {first}",
                         resp.next_seq
                     ),
                 ));
             }
             // Else it may have overtaken the batch before it, which the server had not
             // finished: sent again below, alone.
-        } else {
-            record_answers(db, &resp, report).await?;
+        } else if settle(db, &batch, &resp, report).await? {
+            return Ok(true);
         }
         if !whole {
             // Let the batches still on their way land (their answers count), then go on from
             // the outbox's first waiting mutation, one batch at a time.
             landed.extend(in_flight.by_ref().collect::<Vec<_>>().await);
-            for (_, r) in landed.drain(..) {
+            for (sent, r) in landed.drain(..) {
                 if let Ok(r) = r {
-                    if !r.results.is_empty() {
-                        record_answers(db, &r, report).await?;
+                    if settle(db, &sent, &r, report).await? {
+                        return Ok(true);
                     }
                 }
             }
@@ -1213,6 +1220,50 @@ async fn push_all<T: Transport>(
             alone = false;
         }
     }
+}
+
+/// Record the server's answers to `batch`, unless one of them is for another mutation than the
+/// one sent under its sequence: the device's database was restored from a backup and numbers
+/// again sequences the city has answered for others (the server applies nothing after such a
+/// sequence). Then the answers before it are recorded, the waiting mutations from it on are
+/// numbered again after the city's, and the answer is true (push again); marking the mutation
+/// with another's answer would drop it once the pull did not bring its rows.
+async fn settle(
+    db: &DatabaseConnection,
+    batch: &[Mutation],
+    resp: &PushResponse,
+    report: &mut SyncReport,
+) -> Result<bool> {
+    let reused = resp
+        .results
+        .iter()
+        .filter(|r| {
+            batch
+                .binary_search_by_key(&r.seq, |m| m.seq)
+                .is_ok_and(|i| batch[i].id != r.mutation_id)
+        })
+        .map(|r| r.seq)
+        .min();
+    let Some(from) = reused else {
+        if !resp.results.is_empty() {
+            record_answers(db, resp, report).await?;
+        }
+        return Ok(false);
+    };
+    let sound = PushResponse {
+        results: resp
+            .results
+            .iter()
+            .filter(|r| r.seq < from)
+            .cloned()
+            .collect(),
+        next_seq: resp.next_seq,
+    };
+    if !sound.results.is_empty() {
+        record_answers(db, &sound, report).await?;
+    }
+    outbox::renumber_waiting(db, from, Ord::max(resp.next_seq, from + 1)).await?;
+    Ok(true)
 }
 
 /// Mark the answered mutations in the outbox (one transaction, one statement per status, the
@@ -1383,7 +1434,10 @@ async fn pull_parts<T: Transport>(
             .unwrap_or(0);
         let mut page = shrink_on_timeout(db, t.pull(token, &p, cursor, limit).await, limit).await?;
         loop {
-            let done = page.changes.is_empty() || page.next_after >= page.head;
+            // Not "no changes": a page whose entries are all withheld from this device (staff's
+            // safeguarding reports on a volunteer's laptop) has none and goes on. A page that
+            // does not move the cursor ends the pull (nothing would change on asking again).
+            let done = page.next_after >= page.head || page.next_after <= cursor;
             // The next page is fetched while this one is applied (the server and the network
             // work while the device writes).
             let (n, next) = if done {
@@ -1482,7 +1536,13 @@ pub async fn sync_once_with_progress<T: Transport>(
         set_setting(db, K_PULL_PROGRESS, "").await?;
     }
     let result = async {
-        push_all(db, t, &token, start.push_bytes, &mut report).await?;
+        // Pushed again after the waiting mutations were numbered again (a few times at most:
+        // the next round goes on).
+        for _ in 0..3 {
+            if !push_all(db, t, &token, start.push_bytes, &mut report).await? {
+                break;
+            }
+        }
         let mut pulled = std::collections::HashSet::new();
         pull_all(
             db,

@@ -92,13 +92,22 @@ async fn head_and_horizon(
     )
 }
 
-/// Refuses a pull from a cursor below the partition's horizon: the device may have missed a
-/// deletion that compaction removed, and must pull the partition again from the start.
-fn check_horizon(q: &PullQuery, horizon: i64) -> Result<(), CoreError> {
+/// Refuses a pull from a cursor below the partition's horizon (the device may have missed a
+/// deletion that compaction removed) or past its head: the device must pull the partition
+/// again from the start.
+fn check_horizon(q: &PullQuery, head: i64, horizon: i64) -> Result<(), CoreError> {
     if q.after > 0 && q.after < horizon {
         return Err(CoreError::new(Code::ResyncRequired)
             .with("community", &q.community)
             .with("horizon", horizon));
+    }
+    // A cursor past the head: the city's database went back in time (restored from a backup,
+    // or a failover that lost commits), and the entries it numbers again up to the cursor
+    // would never reach the device. It pulls from the start instead.
+    if q.after > head {
+        return Err(CoreError::new(Code::ResyncRequired)
+            .with("community", &q.community)
+            .with("head", head));
     }
     Ok(())
 }
@@ -126,7 +135,7 @@ pub async fn pull_between(
     // The head first: every entry up to it is committed (sequences follow commit order), so
     // a page that ends before `limit` has read everything up to the head.
     let (head, horizon) = head_and_horizon(db, &q.community).await?;
-    check_horizon(q, horizon)?;
+    check_horizon(q, head, horizon)?;
     between.await;
     let rows = sql::all(
         db,
@@ -139,7 +148,7 @@ pub async fn pull_between(
     // horizon again, after the rows, and send the device to pull from the start if it moved
     // past the cursor. (A compaction after the rows' read took nothing from them.)
     if q.after > 0 {
-        check_horizon(q, head_and_horizon(db, &q.community).await?.1)?;
+        check_horizon(q, head, head_and_horizon(db, &q.community).await?.1)?;
     }
     let complete = (rows.len() as i64) < limit;
     let mut next_after = q.after;

@@ -448,16 +448,22 @@ async fn apply_batch<'m>(
                 .clone()
                 .flat_map(|a| &a.results)
                 .find(|r| r.seq == m.seq && !r.duplicate);
-            match earlier {
-                Some(r) => results.push(PushResult {
+            let answer = match earlier {
+                Some(r) => Some(PushResult {
                     duplicate: true,
                     ..r.clone()
                 }),
-                None => {
-                    if let Some(r) = stored(deferred, &device.id, m.seq).await? {
-                        results.push(r);
-                    }
-                }
+                None => stored(deferred, &device.id, m.seq).await?,
+            };
+            let Some(answer) = answer else { continue };
+            // Another mutation answered under this sequence: the device numbers again what the
+            // city has (it was restored from a backup). Nothing after it is applied: the
+            // device sends them again, numbered after `next_seq`, in their order
+            // (`sync::push_all`).
+            let reused = answer.mutation_id != m.id;
+            results.push(answer);
+            if reused {
+                break;
             }
             continue;
         }

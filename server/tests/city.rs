@@ -1301,3 +1301,246 @@ async fn a_city_whose_test_panics_before_stop_still_drops_its_postgresql_databas
         "the city's database {name} is left on PostgreSQL after its test panicked"
     );
 }
+
+/// Changes a center made offline with an earlier version of the app, two schema versions behind
+/// this one, still waiting when the update is installed: opening the updated app re-stamps
+/// them, and the city server applies them instead of refusing them as "update the app". A
+/// waiting change this version cannot read keeps its stamp, and the server's refusal says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_waiting_from_an_app_two_versions_back_go_through_once_the_app_is_updated() {
+    use timebank_migrations::SCHEMA_VERSION;
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    let (ctx, comm) = register_one(&c, &d).await;
+    let ctx2 = Ctx::new(
+        &ctx.actor_id,
+        &ctx.device_id,
+        timebank_core::service::now_ms(),
+    );
+    execute(
+        &d,
+        &ctx2,
+        register("r-2", "王秀英", "13711112222", &comm, false),
+    )
+    .await
+    .unwrap();
+    // As the earlier version left them: both stamped two versions back, the second a command
+    // this version no longer knows.
+    timebank_core::sql::exec(
+        &d,
+        "UPDATE outbox SET schema_version = ?",
+        vec![(SCHEMA_VERSION - 2).into()],
+    )
+    .await
+    .unwrap();
+    timebank_core::sql::exec(
+        &d,
+        "UPDATE outbox SET name = 'retired_command' WHERE seq = 2",
+        vec![],
+    )
+    .await
+    .unwrap();
+    d.close().await.unwrap();
+
+    // The updated app opens the device's database.
+    let d = timebank_core::db::connect(&timebank_core::db::sqlite_url(&c.dir.path().join("d.db")))
+        .await
+        .unwrap();
+    let stamps = "SELECT seq AS c0, schema_version AS c1 FROM outbox ORDER BY seq";
+    assert_eq!(
+        rows(&d, stamps).await,
+        [
+            format!("1|{SCHEMA_VERSION}"),
+            format!("2|{}", SCHEMA_VERSION - 2)
+        ]
+    );
+    let r = sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (1, 1), "{r:?}");
+    let q = "SELECT id AS c0 FROM members WHERE id IN ('r-1', 'r-2')";
+    assert_eq!(rows(&c.db, q).await, ["r-1"]);
+    assert_eq!(rows(&d, q).await, ["r-1"]);
+    let why = r.rejections[0].to_string();
+    assert!(why.contains("schema_version"), "{why}");
+    assert_eq!(sync::status(&d).await.unwrap().pending, 0);
+    c.stop().await;
+}
+
+/// Registers `id` (a resident of `comm`) as `ctx`'s actor on `d`, now.
+async fn register_now(d: &sea_orm::DatabaseConnection, ctx: &Ctx, id: &str, comm: &str, n: u32) {
+    let ctx = Ctx::new(
+        &ctx.actor_id,
+        &ctx.device_id,
+        timebank_core::service::now_ms(),
+    );
+    execute(
+        d,
+        &ctx,
+        register(id, "王秀英", &format!("137111{n:05}"), comm, false),
+    )
+    .await
+    .unwrap();
+}
+
+/// A center restores its workstation from a backup taken before changes the city has since
+/// taken: the outbox numbers its next changes again from where the backup left off, sequences
+/// the city has answered for those other changes. The city applies nothing under a sequence it
+/// knows for another mutation; the device numbers its waiting changes after the city's, and
+/// they go through. None is lost (each was marked with the other's answer, and dropped when
+/// the pull did not bring its rows), and the changes made after the backup come back from the
+/// city.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_restored_from_a_backup_loses_none_of_the_changes_it_makes_after() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    let (ctx, comm) = register_one(&c, &d).await;
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    let file = c.dir.path().join("d-backup.db");
+    timebank_core::backup::backup(&d, &file).await.unwrap();
+    register_now(&d, &ctx, "r-2", &comm, 2).await;
+    register_now(&d, &ctx, "r-3", &comm, 3).await;
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    d.close().await.unwrap();
+
+    let path = c.dir.path().join("d.db");
+    timebank_core::backup::restore(&file, &path).await.unwrap();
+    let d = timebank_core::db::connect(&timebank_core::db::sqlite_url(&path))
+        .await
+        .unwrap();
+    for (n, id) in [(4, "r-4"), (5, "r-5"), (6, "r-6")] {
+        register_now(&d, &ctx, id, &comm, n).await;
+    }
+    let seqs = "SELECT seq AS c0 FROM outbox WHERE status = 'pending' ORDER BY seq";
+    assert_eq!(rows(&d, seqs).await, ["2", "3", "4"], "numbered again");
+    let r = sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!((r.pushed, r.rejected), (3, 0), "{r:?}");
+    let q = "SELECT id AS c0 FROM members WHERE id LIKE 'r-%' ORDER BY id";
+    let all = ["r-1", "r-2", "r-3", "r-4", "r-5", "r-6"];
+    assert_eq!(rows(&c.db, q).await, all);
+    assert_eq!(rows(&d, q).await, all);
+    assert_eq!(sync::status(&d).await.unwrap().pending, 0);
+
+    // The next change follows the renumbered ones.
+    register_now(&d, &ctx, "r-7", &comm, 7).await;
+    assert_eq!(rows(&d, seqs).await, ["7"]);
+    let r = sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!(r.pushed, 1, "{r:?}");
+    assert_eq!(
+        rows(&c.db, "SELECT id AS c0 FROM members WHERE id = 'r-7'").await,
+        ["r-7"]
+    );
+    c.stop().await;
+}
+
+/// The city's database goes back in time (restored from a backup, or a failover that lost
+/// commits): it expects sequences this device sent, and forgot, long ago, and its change log
+/// ends before the device's cursor. The device numbers its waiting change to follow the city's
+/// record and pulls its community again from the start, so what others write reaches it, instead
+/// of every round failing and the log's new entries up to the old cursor never arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_goes_on_syncing_after_the_city_database_went_back_in_time() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    let other = c.device("other").await;
+    let (ctx, comm) = register_one(&c, &d).await;
+    sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    // As if the city had taken sequences 2 to 9 from the device and a thousand more entries
+    // in the log, and lost them.
+    timebank_core::sql::exec(
+        &d,
+        "UPDATE device_settings SET value = '10' WHERE key = 'outbox_next_seq'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    timebank_core::sql::exec(
+        &d,
+        "UPDATE device_settings SET value = CAST(CAST(value AS BIGINT) + 1000 AS TEXT) \
+         WHERE key LIKE 'sync_cursor:%' AND key <> 'sync_cursor:*'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    register_now(&d, &ctx, "r-2", &comm, 2).await;
+    let other_ctx = Ctx::new(
+        &c.boot.admin_id,
+        outbox::device_id(&other).await.unwrap(),
+        timebank_core::service::now_ms(),
+    );
+    register_now(&other, &other_ctx, "r-3", &comm, 3).await;
+    sync::sync_once(&other, &Http::new(&c.base)).await.unwrap();
+
+    let r = sync::sync_once(&d, &Http::new(&c.base)).await.unwrap();
+    assert_eq!(r.pushed, 1, "{r:?}");
+    assert!(r.resynced, "{r:?}");
+    let q = "SELECT id AS c0 FROM members WHERE id LIKE 'r-%' ORDER BY id";
+    assert_eq!(rows(&c.db, q).await, ["r-1", "r-2", "r-3"]);
+    assert_eq!(rows(&d, q).await, ["r-1", "r-2", "r-3"]);
+    assert_eq!(sync::status(&d).await.unwrap().pending, 0);
+    c.stop().await;
+}
+
+/// A volunteer's laptop whose page size shrank on a slow line (to the least, 50) meets a page
+/// of the change log holding only entries it does not get (staff's handling of a safeguarding
+/// report): the pull goes on past it in the same round, to the resident registered after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_entries_withheld_from_a_volunteers_laptop_does_not_end_its_pull() {
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let desk = c.device("desk").await;
+    let laptop = c.device_as("laptop", "volunteer").await;
+    let (ctx, comm) = register_one(&c, &desk).await;
+    let at = |ctx: &Ctx| {
+        Ctx::new(
+            &ctx.actor_id,
+            &ctx.device_id,
+            timebank_core::service::now_ms(),
+        )
+    };
+    let report = Command::FileSafeguarding(FileSafeguarding {
+        report_id: "sg-1".into(),
+        subject_member_id: Some("r-1".into()),
+        order_id: None,
+        category: "neglect".into(),
+        details: "三天没见她出门".into(),
+    });
+    execute(&desk, &at(&ctx), report).await.unwrap();
+    sync::sync_once(&desk, &Http::new(&c.base)).await.unwrap();
+    sync::sync_once(&laptop, &Http::new(&c.base)).await.unwrap();
+    // Sixty entries of the report's row, and nothing else: more than a page.
+    for i in 0..60 {
+        let status = if i % 2 == 0 { "in_progress" } else { "open" };
+        let update = Command::UpdateSafeguarding {
+            report_id: "sg-1".into(),
+            status: status.into(),
+            resolution: None,
+        };
+        execute(&desk, &at(&ctx), update).await.unwrap();
+        // One push each (one push logs a row it wrote twice once).
+        sync::sync_once(&desk, &Http::new(&c.base)).await.unwrap();
+    }
+    register_now(&desk, &ctx, "r-2", &comm, 2).await;
+    sync::sync_once(&desk, &Http::new(&c.base)).await.unwrap();
+    timebank_core::sql::exec(
+        &laptop,
+        "INSERT INTO device_settings (key, value) VALUES (?, '50') \
+         ON CONFLICT (key) DO UPDATE SET value = '50'",
+        vec![sync::K_PULL_PAGE.into()],
+    )
+    .await
+    .unwrap();
+    sync::sync_once(&laptop, &Http::new(&c.base)).await.unwrap();
+    let q = "SELECT id AS c0 FROM members WHERE id LIKE 'r-%' ORDER BY id";
+    assert_eq!(rows(&laptop, q).await, ["r-1", "r-2"]);
+    assert_eq!(
+        rows(&laptop, "SELECT COUNT(*) AS c0 FROM safeguarding_reports").await,
+        ["0"]
+    );
+    c.stop().await;
+}

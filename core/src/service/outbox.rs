@@ -95,6 +95,76 @@ pub async fn append<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Resu
     Ok(())
 }
 
+/// Bring the waiting mutations that an earlier version of the app made up to this version's
+/// schema, once the database is migrated (`db::connect`). The city server takes mutations of
+/// its own schema and the one before (`push::reject_reason` on the server); without this, a
+/// center that made changes offline and then installed an update two schema versions ahead
+/// before syncing would see them all refused as "update the app", though it is up to date. A
+/// waiting mutation is re-stamped only when this version reads its command (`Command::from_parts`,
+/// as the rebase and the server do); one it cannot read keeps its stamp, and the server's refusal
+/// says why. One transaction; gives how many were re-stamped.
+pub async fn restamp_pending(db: &sea_orm::DatabaseConnection) -> Result<u64> {
+    let older = "SELECT id, name, args FROM outbox WHERE status = 'pending' AND schema_version < ?";
+    // Most opens find nothing to do: look before taking the write lock.
+    if crate::sql::all(db, older, vec![SCHEMA_VERSION.into()])
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let mut done = 0;
+    for r in crate::sql::all(&txn, older, vec![SCHEMA_VERSION.into()]).await? {
+        let id: String = r.try_get("", "id")?;
+        let name: String = r.try_get("", "name")?;
+        let args: String = r.try_get("", "args")?;
+        let readable =
+            serde_json::from_str(&args).is_ok_and(|args| Command::from_parts(&name, args).is_ok());
+        if !readable {
+            tracing::warn!(mutation = %id, %name, "a waiting mutation of an earlier schema that this version cannot read keeps its stamp");
+            continue;
+        }
+        done += crate::sql::exec(
+            &txn,
+            "UPDATE outbox SET schema_version = ? WHERE id = ?",
+            vec![SCHEMA_VERSION.into(), id.into()],
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(done)
+}
+
+/// Number the waiting mutations from sequence `from` on again from `to` on, in their order,
+/// and the next one made after them: the city server's record of this device's sequences is
+/// not the outbox's. The device's database was restored from a backup, and its new mutations
+/// took sequences the city has answered for others (`to` is past them); or the city's database
+/// was, and it expects sequences the device sent and forgot long ago (`to` is before them).
+/// Either way the waiting mutations would otherwise be taken for what the city has, or never
+/// taken at all. One transaction (two statements: a sequence is unique on the way).
+pub async fn renumber_waiting(db: &sea_orm::DatabaseConnection, from: i64, to: i64) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    crate::sql::exec(
+        &txn,
+        "UPDATE outbox SET seq = -seq WHERE status = 'pending' AND seq >= ?",
+        vec![from.into()],
+    )
+    .await?;
+    // -(-seq) + (to - from)
+    crate::sql::exec(
+        &txn,
+        "UPDATE outbox SET seq = ? - seq WHERE status = 'pending' AND seq < 0",
+        vec![(to - from).into()],
+    )
+    .await?;
+    let last =
+        crate::sql::scalar_i64(&txn, "SELECT COALESCE(MAX(seq), 0) FROM outbox", vec![]).await?;
+    set_setting(&txn, K_NEXT_SEQ, &Ord::max(last + 1, to).to_string()).await?;
+    txn.commit().await?;
+    tracing::warn!(from, to, "the waiting mutations are numbered again to follow the city server's record of this device");
+    Ok(())
+}
+
 /// Pending mutations (not yet answered by the city server) in sequence order.
 pub async fn pending<C: ConnectionTrait>(c: &C) -> Result<Vec<outbox::Model>> {
     Ok(outbox::Entity::find()
