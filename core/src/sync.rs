@@ -1516,6 +1516,44 @@ pub async fn sync_once<T: Transport>(db: &DatabaseConnection, t: &T) -> Result<S
     sync_once_with_progress(db, t, &|_| {}).await
 }
 
+/// A device's database syncs one round at a time: its background loop, an enrolment's first
+/// pull and `timebank sync` beside the app would otherwise run rounds side by side, and one's
+/// restart of a pull from the beginning (a resync) could meet the other's page taken before
+/// it, moving a cursor past entries never applied; or one could drop from the outbox a mutation
+/// the other had just marked, before repairing its rows. Held by an OS lock on a file beside
+/// the database, `<database>.sync-lock`, which the system releases when the round ends or its
+/// process dies; a round that finds it held waits for it. None for a database in memory.
+struct RoundLock {
+    _file: Option<std::fs::File>,
+}
+
+async fn lock_round(db: &DatabaseConnection) -> Result<RoundLock> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return Ok(RoundLock { _file: None });
+    }
+    let main = sql::one(
+        db,
+        "SELECT file FROM pragma_database_list WHERE name = 'main'",
+        vec![],
+    )
+    .await?;
+    let path: String = main
+        .and_then(|r| r.try_get("", "file").ok())
+        .unwrap_or_default();
+    if path.is_empty() {
+        return Ok(RoundLock { _file: None });
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(format!("{path}.sync-lock"))?;
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| CoreError::new(Code::Io).with("detail", e.to_string()))??;
+    Ok(RoundLock { _file: Some(file) })
+}
+
 /// [`sync_once`], telling `on_progress` after each page of a pull longer than one page (the
 /// same figures [`status`] shows while the round runs).
 pub async fn sync_once_with_progress<T: Transport>(
@@ -1523,6 +1561,7 @@ pub async fn sync_once_with_progress<T: Transport>(
     t: &T,
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<SyncReport> {
+    let _one_at_a_time = lock_round(db).await?;
     let start = round_start(db).await?;
     let token = start.token.ok_or_else(|| {
         CoreError::invalid(

@@ -1544,3 +1544,77 @@ async fn a_page_of_entries_withheld_from_a_volunteers_laptop_does_not_end_its_pu
     );
     c.stop().await;
 }
+
+/// A transport whose first pull waits until it is let go, counting the pulls asked for.
+struct HeldPull {
+    http: Http,
+    pulls: std::sync::atomic::AtomicUsize,
+    go: tokio::sync::Notify,
+}
+
+impl sync::Transport for HeldPull {
+    async fn push(
+        &self,
+        token: &str,
+        m: &[sync::Mutation],
+    ) -> timebank_core::Result<sync::PushResponse> {
+        self.http.push(token, m).await
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        if self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            self.go.notified().await;
+        }
+        self.http.pull(token, p, after, limit).await
+    }
+    async fn rows(
+        &self,
+        token: &str,
+        keys: &[(String, String)],
+    ) -> timebank_core::Result<Vec<sync::RowState>> {
+        self.http.rows(token, keys).await
+    }
+}
+
+/// Two rounds asked for at once on one device (the app's background loop, and `timebank sync`
+/// or an enrolment's first pull) run one after the other: the second asks the server nothing
+/// while the first is under way, then both end well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_runs_one_sync_round_at_a_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let c = City::start(false, &["府苑新村"], Rules::default())
+        .await
+        .unwrap();
+    let d = c.device("d").await;
+    register_one(&c, &d).await;
+    let t = std::sync::Arc::new(HeldPull {
+        http: Http::new(&c.base),
+        pulls: Default::default(),
+        go: tokio::sync::Notify::new(),
+    });
+    let first = tokio::spawn({
+        let (d, t) = (d.clone(), t.clone());
+        async move { sync::sync_once(&d, &*t).await }
+    });
+    while t.pulls.load(SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = tokio::spawn({
+        let (d, t) = (d.clone(), t.clone());
+        async move { sync::sync_once(&d, &*t).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(t.pulls.load(SeqCst), 1, "the second round waits");
+    t.go.notify_one();
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    assert_eq!((first.pushed, second.pushed), (1, 0));
+    assert!(t.pulls.load(SeqCst) > 1);
+    assert_eq!(sync::status(&d).await.unwrap().pending, 0);
+    c.stop().await;
+}
