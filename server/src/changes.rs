@@ -576,6 +576,21 @@ async fn member_copies<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = missing.keys().cloned().collect();
+    if c.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Read the rows as a transaction writing them leaves them. Pushes run side by side on
+        // PostgreSQL: one changing a member has read where the member was logged before this
+        // copy, and logs the change only there; a plain read here would copy the row as it was
+        // before that change into a partition the change never reaches. The share lock waits
+        // for such a writer to commit (the read then gets its row), or makes a later writer
+        // wait for this commit (its log then sees the copy).
+        let marks = vec!["?"; ids.len()].join(", ");
+        sql::all(
+            c,
+            &format!("SELECT id FROM members WHERE id IN ({marks}) ORDER BY id FOR SHARE"),
+            ids.iter().map(|m| m.clone().into()).collect(),
+        )
+        .await?;
+    }
     let found = load_rows(c, "members", &ids).await?;
     let mut out = Vec::new();
     for (m, ps) in missing {

@@ -251,3 +251,85 @@ async fn a_city_server_on_postgresql_gives_back_its_change_queues_space_after_pu
     );
     c.stop().await;
 }
+
+/// On PostgreSQL pushes run side by side. One changes a member of the first community and logs
+/// the change where the member has been logged (there only); before it commits, another
+/// links the member to a resident of the second community, which copies the member's row into
+/// the second community's log. The copy is the row as the first left it, not as it was before:
+/// the second community's devices would otherwise keep the old row until the member next
+/// changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_copied_to_another_community_while_a_change_to_it_commits_is_copied_changed() {
+    use timebank_core::service::{execute, outbox, Ctx};
+    let Some(c) = City::start(true, &["府苑新村", "蒋村花园"], Default::default()).await
+    else {
+        return;
+    };
+    let (a, b) = (
+        c.boot.community_ids[0].clone(),
+        c.boot.community_ids[1].clone(),
+    );
+    let d = c.device("d").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    for (id, phone, comm) in [("r-1", "13711112221", &a), ("r-2", "13711112222", &b)] {
+        let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+        execute(&d, &ctx, common::register(id, "周桂兰", phone, comm, false))
+            .await
+            .unwrap();
+    }
+    timebank_core::sync::sync_once(&d, &timebank_core::sync::http::Http::new(&c.base))
+        .await
+        .unwrap();
+
+    let now = timebank_core::service::now_ms();
+    let change = db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &change,
+        "UPDATE members SET name = '周桂芳' WHERE id = 'r-1'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    changes::log_changes(&change, now).await.unwrap();
+    let link = tokio::spawn({
+        let city = c.db.clone();
+        async move {
+            let txn = db::begin_write(&city).await.unwrap();
+            sql::exec(
+                &txn,
+                "INSERT INTO family_links (member_id, relative_id, relation, created_at) \
+                 VALUES ('r-2', 'r-1', 'child', ?)",
+                vec![now.into()],
+            )
+            .await
+            .unwrap();
+            changes::log_changes(&txn, now).await.unwrap();
+            txn.commit().await.unwrap();
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    change.commit().await.unwrap();
+    link.await.unwrap();
+
+    let copied = sql::all(
+        &c.db,
+        "SELECT row_json FROM change_log WHERE community_id = ? AND tbl = 'members' AND pk = 'r-1' ORDER BY seq",
+        vec![b.into()],
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = copied
+        .iter()
+        .map(|r| {
+            let row: Value =
+                serde_json::from_str(&r.try_get::<String>("", "row_json").unwrap()).unwrap();
+            row["name"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["周桂芳"],
+        "the member's rows in the second community's log"
+    );
+    c.stop().await;
+}
