@@ -339,7 +339,8 @@ pub async fn open_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnection>
 }
 
 /// Open and bring the schema up to date (and the waiting mutations with it:
-/// [`crate::service::outbox::restamp_pending`]).
+/// [`crate::service::outbox::restamp_pending`]; and a device's sync with it:
+/// [`crate::sync::after_migrations`]).
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     connect_tuned(url, Tuning::default()).await
 }
@@ -349,6 +350,7 @@ pub async fn connect_tuned(url: &str, tuning: Tuning) -> Result<DatabaseConnecti
     let db = open_tuned(url, tuning).await?;
     Migrator::up(&db, None).await?;
     crate::service::outbox::restamp_pending(&db).await?;
+    crate::sync::after_migrations(&db).await?;
     Ok(db)
 }
 

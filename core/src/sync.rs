@@ -22,6 +22,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use timebank_migrations::SCHEMA_VERSION;
 
 pub const PROTOCOL: u32 = 1;
 pub const K_SERVER: &str = "sync_server";
@@ -66,6 +67,11 @@ pub const PULL_PAGE: i64 = 5000;
 /// halved after each timeout, doubled after each round whose pull ended well, forgotten once
 /// back at [`PULL_PAGE`] (as [`K_PUSH_BYTES`] for the push).
 pub const K_PULL_PAGE: &str = "sync_pull_page";
+/// The columns of pulled rows that this device's tables lacked, by table, as JSON (see
+/// [`after_migrations`]).
+pub const K_UNKNOWN_COLUMNS: &str = "sync_unknown_columns";
+/// The schema version the device's journal triggers were built for (see [`after_migrations`]).
+pub const K_JOURNAL_SCHEMA: &str = "sync_journal_schema";
 /// The least the device's own page size goes down to.
 const MIN_PULL_PAGE: i64 = 50;
 
@@ -331,6 +337,9 @@ async fn install_capture_sqlite(db: &DatabaseConnection, images: bool) -> Result
             .await?;
         }
     }
+    if images {
+        set_setting(db, K_JOURNAL_SCHEMA, &SCHEMA_VERSION.to_string()).await?;
+    }
     txn.commit().await?;
     Ok(())
 }
@@ -482,7 +491,7 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
 }
 
 /// Apply one change to the device's SQLite database (inside the caller's transaction).
-async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
+async fn apply_change<C: ConnectionTrait>(c: &C, columns: &mut Columns, ch: &Change) -> Result<()> {
     let Some((table, pk)) = TABLES.iter().find(|(t, _)| *t == ch.table) else {
         return Ok(()); // a table this version does not know: skipped, not fatal
     };
@@ -532,7 +541,8 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
             }
         }
     }
-    upsert(c, table, pk, &row.keys().collect::<Vec<_>>(), &[row]).await
+    let cols = row.keys().collect::<Vec<_>>();
+    upsert(c, columns, table, pk, &cols, &[row]).await
 }
 
 /// One statement upserting `rows` (objects with the columns `cols`) into `table`, in order.
@@ -544,6 +554,7 @@ async fn apply_change<C: ConnectionTrait>(c: &C, ch: &Change) -> Result<()> {
 /// every column (that was an eighth of a new device's initial pull).
 async fn upsert<C: ConnectionTrait>(
     c: &C,
+    columns: &mut Columns,
     table: &str,
     pk: &[&str],
     cols: &[&String],
@@ -557,6 +568,7 @@ async fn upsert<C: ConnectionTrait>(
         )
         .with("column", bad.as_str()));
     }
+    let cols = &columns.known_of(c, table, cols).await?;
     let names = cols
         .iter()
         .map(|c| c.as_str())
@@ -654,6 +666,146 @@ async fn give_up_pulled_phones<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The columns of the device's synced tables, read once for each transaction that applies
+/// the server's rows, and the columns of pulled rows that the device's tables lack. A device
+/// one schema version behind the city (the server serves two) gets rows of a table that a
+/// migration has given a new column: the device keeps the columns it has (before, SQLite
+/// refused the row, and the page failed in every round until the app was updated), and
+/// remembers the columns left out ([`K_UNKNOWN_COLUMNS`]): once an update of the app adds one,
+/// the device pulls everything again ([`after_migrations`]), so its rows get the values it
+/// left out.
+#[derive(Default)]
+struct Columns {
+    known: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    unknown: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl Columns {
+    /// `cols` of a pulled row of `table` that the device's table has, in their order; the
+    /// others are noted.
+    async fn known_of<'a, C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        table: &str,
+        cols: &[&'a String],
+    ) -> Result<Vec<&'a String>> {
+        if !self.known.contains_key(table) {
+            let have = table_columns(c, table).await?.into_iter().collect();
+            self.known.insert(table.to_owned(), have);
+        }
+        let have = &self.known[table];
+        let (keep, leave): (Vec<&String>, Vec<&String>) =
+            cols.iter().partition(|col| have.contains(col.as_str()));
+        if !leave.is_empty() {
+            self.unknown
+                .entry(table.to_owned())
+                .or_default()
+                .extend(leave.into_iter().cloned());
+        }
+        Ok(keep)
+    }
+
+    /// Add the columns left out to those remembered, inside the applying transaction.
+    async fn remember_unknown<C: ConnectionTrait>(&self, c: &C) -> Result<()> {
+        if self.unknown.is_empty() {
+            return Ok(());
+        }
+        let mut all = unknown_columns(c).await?;
+        for (table, cols) in &self.unknown {
+            all.entry(table.clone())
+                .or_default()
+                .extend(cols.iter().cloned());
+        }
+        set_setting(
+            c,
+            K_UNKNOWN_COLUMNS,
+            &serde_json::to_string(&all).unwrap_or_default(),
+        )
+        .await
+    }
+}
+
+/// The columns the device left out of pulled rows, by table ([`K_UNKNOWN_COLUMNS`]); a
+/// setting that cannot be read is none.
+async fn unknown_columns<C: ConnectionTrait>(
+    c: &C,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>> {
+    Ok(get_setting(c, K_UNKNOWN_COLUMNS)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+/// What a device does once its schema is up to date ([`crate::db::connect`]), when the
+/// migrations changed a synced table:
+/// - its journal's triggers, built from the columns of each table when it was enrolled (or
+///   since), are built again when they were built for another schema version
+///   ([`K_JOURNAL_SCHEMA`]): a column a migration added would otherwise be missing from the
+///   before-images, and a rebase would leave it as a waiting mutation set it;
+/// - when its tables now have a column it left out of pulled rows ([`Columns`]), it forgets
+///   its cursors (its rows stay, so it keeps working offline) and its next round pulls every
+///   partition again from the start, which brings the values of that column. A city whose log
+///   no longer goes back to the start answers that pull as a horizon passed, and the device
+///   pulls everything again the usual way.
+pub async fn after_migrations(db: &DatabaseConnection) -> Result<()> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return Ok(());
+    }
+    let row = sql::one(
+        db,
+        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' \
+         AND name LIKE 'cj!_%' ESCAPE '!') AS journal, \
+         (SELECT value FROM device_settings WHERE key = ?) AS built_for, \
+         (SELECT value FROM device_settings WHERE key = ?) AS unknown",
+        vec![K_JOURNAL_SCHEMA.into(), K_UNKNOWN_COLUMNS.into()],
+    )
+    .await?;
+    let Some(row) = row else { return Ok(()) };
+    let journal: i64 = row.try_get("", "journal")?;
+    let built_for: Option<String> = row.try_get("", "built_for")?;
+    if journal > 0 && built_for.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
+        install_journal(db).await?;
+    }
+    if row.try_get::<Option<String>>("", "unknown")?.is_none() {
+        return Ok(());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let mut left_out = unknown_columns(&txn).await?;
+    let mut added = false;
+    for (table, cols) in left_out.iter_mut() {
+        let have = table_columns(&txn, table).await?;
+        let before = cols.len();
+        cols.retain(|c| !have.contains(c));
+        added |= cols.len() < before;
+    }
+    left_out.retain(|_, cols| !cols.is_empty());
+    if added {
+        sql::exec(
+            &txn,
+            "DELETE FROM device_settings WHERE key LIKE 'sync_cursor:%'",
+            vec![],
+        )
+        .await?;
+        if left_out.is_empty() {
+            sql::exec(
+                &txn,
+                "DELETE FROM device_settings WHERE key = ?",
+                vec![K_UNKNOWN_COLUMNS.into()],
+            )
+            .await?;
+        } else {
+            set_setting(
+                &txn,
+                K_UNKNOWN_COLUMNS,
+                &serde_json::to_string(&left_out).unwrap_or_default(),
+            )
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
 /// A column name as the schema spells them (the names of a pulled row become SQL text).
 fn is_column_name(c: &str) -> bool {
     !c.is_empty()
@@ -673,6 +825,7 @@ const UPSERT_ROWS: usize = 1000;
 /// and the capture triggers step aside while a page is applied. (In log order a page is
 /// mostly one or two rows per table at a time: each mutation's rows one after the other.)
 async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result<()> {
+    let mut columns = Columns::default();
     let mut changes = changes.to_vec();
     changes.sort_by_key(|ch| {
         TABLES
@@ -702,7 +855,7 @@ async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result
     let mut i = 0;
     while i < changes.len() {
         let Some((pk, cols)) = batchable(changes[i], own_transfers) else {
-            apply_change(c, changes[i]).await?;
+            apply_change(c, &mut columns, changes[i]).await?;
             i += 1;
             continue;
         };
@@ -722,10 +875,10 @@ async fn apply_changes<C: ConnectionTrait>(c: &C, changes: &[&Change]) -> Result
                 _ => None,
             })
             .collect();
-        upsert(c, table, pk, &cols, &rows).await?;
+        upsert(c, &mut columns, table, pk, &cols, &rows).await?;
         i = j;
     }
-    Ok(())
+    columns.remember_unknown(c).await
 }
 
 /// The partitions this device pulls (`*` and its communities), None when it was never
@@ -806,6 +959,9 @@ async fn take_back_waiting<C: ConnectionTrait>(
         vec![],
     )
     .await?;
+    // The journal's before-images are of the device's own tables (a column a migration has
+    // since removed is left out).
+    let mut columns = Columns::default();
     for r in &journal {
         let table: String = r.try_get("", "tbl")?;
         let pk: String = r.try_get("", "pk")?;
@@ -817,6 +973,7 @@ async fn take_back_waiting<C: ConnectionTrait>(
         let op = if row.is_object() { "upsert" } else { "delete" };
         apply_change(
             txn,
+            &mut columns,
             &Change {
                 seq: 0,
                 table,
@@ -926,6 +1083,7 @@ async fn repair<T: Transport>(
         let txn = crate::db::begin_write(db).await?;
         begin_apply(&txn).await?;
         let waiting = take_back_waiting(&txn).await?;
+        let mut columns = Columns::default();
         for st in &states {
             let ch = Change {
                 seq: 0,
@@ -938,9 +1096,10 @@ async fn repair<T: Transport>(
                 },
                 row: st.row.clone().unwrap_or(Value::Null),
             };
-            apply_change(&txn, &ch).await?;
+            apply_change(&txn, &mut columns, &ch).await?;
             report.repaired += 1;
         }
+        columns.remember_unknown(&txn).await?;
         end_apply(&txn).await?;
         redo_waiting(&txn, &waiting).await?;
         txn.commit().await?;

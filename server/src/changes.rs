@@ -436,35 +436,28 @@ pub async fn communities_of<C: ConnectionTrait>(
 }
 
 /// Reserve `n` consecutive sequences of `community` inside the caller's transaction and return
-/// the first. The UPDATE holds the head row until commit, so sequences follow commit order.
+/// the first. One upsert: it creates the head row of a partition's first write or raises the
+/// head, and holds the row until commit, so sequences follow commit order. (An UPDATE, then an
+/// INSERT when it found no row, let two first writes to a new community on PostgreSQL both
+/// insert the head row: the second failed on its key once the first committed.)
 async fn reserve_seqs<C: ConnectionTrait>(
     c: &C,
     community: &str,
     n: i64,
 ) -> Result<i64, CoreError> {
-    let bumped = sql::exec(
+    let last = sql::one(
         c,
-        "UPDATE change_heads SET last_seq = last_seq + ? WHERE community_id = ?",
-        vec![n.into(), community.into()],
-    )
-    .await?;
-    if bumped == 0 {
-        sql::exec(
-            c,
-            "INSERT INTO change_heads (community_id, last_seq) VALUES (?, ?)",
-            vec![community.into(), n.into()],
-        )
-        .await?;
-        return Ok(1);
-    }
-    Ok(sql::scalar_i64(
-        c,
-        "SELECT last_seq FROM change_heads WHERE community_id = ?",
-        vec![community.into()],
+        "INSERT INTO change_heads (community_id, last_seq) VALUES (?, ?) \
+         ON CONFLICT (community_id) DO UPDATE SET last_seq = change_heads.last_seq + excluded.last_seq \
+         RETURNING last_seq",
+        vec![community.into(), n.into()],
     )
     .await?
-        - n
-        + 1)
+    .ok_or_else(|| {
+        CoreError::new(Code::Database).with("detail", "the change head's upsert returned no row")
+    })?
+    .try_get::<i64>("", "last_seq")?;
+    Ok(last - n + 1)
 }
 
 /// The columns of a row image that [`Partitions`] reads: its id and the communities, members,

@@ -333,3 +333,89 @@ async fn a_member_copied_to_another_community_while_a_change_to_it_commits_is_co
     );
     c.stop().await;
 }
+
+/// PostgreSQL: two pushes that write the first entries of a community's log side by side both
+/// commit, one after the other in its sequence. Each found no head row for the community; both
+/// inserted one, and the second failed on its key once the first committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_writes_to_a_new_communitys_log_side_by_side_both_commit() {
+    use timebank_core::service::{execute, outbox, Ctx};
+    let Some(c) = City::start(true, &["府苑新村", "蒋村花园"], Default::default()).await
+    else {
+        return;
+    };
+    let b = c.boot.community_ids[1].clone();
+    let d = c.device("d").await;
+    let dev = outbox::device_id(&d).await.unwrap();
+    for (id, phone) in [("r-1", "13711112221"), ("r-2", "13711112222")] {
+        let ctx = Ctx::new(&c.boot.admin_id, &dev, timebank_core::service::now_ms());
+        execute(&d, &ctx, common::register(id, "周桂兰", phone, &b, false))
+            .await
+            .unwrap();
+    }
+    timebank_core::sync::sync_once(&d, &timebank_core::sync::http::Http::new(&c.base))
+        .await
+        .unwrap();
+    // The community as if its log had never been written: no head row.
+    for table in ["change_log", "change_heads"] {
+        sql::exec(
+            &c.db,
+            &format!("DELETE FROM {table} WHERE community_id = ?"),
+            vec![b.clone().into()],
+        )
+        .await
+        .unwrap();
+    }
+
+    let now = timebank_core::service::now_ms();
+    let first = db::begin_write(&c.db).await.unwrap();
+    sql::exec(
+        &first,
+        "UPDATE members SET name = '周桂芳' WHERE id = 'r-1'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    changes::log_changes(&first, now).await.unwrap();
+    let second = tokio::spawn({
+        let city = c.db.clone();
+        async move {
+            let txn = db::begin_write(&city).await?;
+            sql::exec(
+                &txn,
+                "UPDATE members SET name = '周桂英' WHERE id = 'r-2'",
+                vec![],
+            )
+            .await?;
+            changes::log_changes(&txn, now).await?;
+            txn.commit().await?;
+            Ok::<_, timebank_core::error::CoreError>(())
+        }
+    });
+    // The second transaction reaches the head row while the first holds it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.commit().await.unwrap();
+    let second = second.await.unwrap();
+    assert!(second.is_ok(), "the second first write failed: {second:?}");
+
+    let logged: Vec<(i64, String)> = sql::all(
+        &c.db,
+        "SELECT seq, pk FROM change_log WHERE community_id = ? AND tbl = 'members' ORDER BY seq",
+        vec![b.clone().into()],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.try_get("", "seq").unwrap(), r.try_get("", "pk").unwrap()))
+    .collect();
+    assert_eq!(logged, [(1, "r-1".to_owned()), (2, "r-2".to_owned())]);
+    let head = sql::scalar_i64(
+        &c.db,
+        "SELECT last_seq FROM change_heads WHERE community_id = ?",
+        vec![b.into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(head, 2, "the community's head");
+    c.stop().await;
+}
