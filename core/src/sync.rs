@@ -70,6 +70,9 @@ pub const K_PULL_PAGE: &str = "sync_pull_page";
 /// The columns of pulled rows that this device's tables lacked, by table, as JSON (see
 /// [`after_migrations`]).
 pub const K_UNKNOWN_COLUMNS: &str = "sync_unknown_columns";
+/// Set when the device must pull everything again at its next round (see [`after_migrations`];
+/// [`forget_pulled`] removes it).
+pub const K_PULL_AGAIN: &str = "sync_pull_again";
 /// The schema version the device's journal triggers were built for (see [`after_migrations`]).
 pub const K_JOURNAL_SCHEMA: &str = "sync_journal_schema";
 /// The least the device's own page size goes down to.
@@ -493,7 +496,9 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
 /// Apply one change to the device's SQLite database (inside the caller's transaction).
 async fn apply_change<C: ConnectionTrait>(c: &C, columns: &mut Columns, ch: &Change) -> Result<()> {
     let Some((table, pk)) = TABLES.iter().find(|(t, _)| *t == ch.table) else {
-        return Ok(()); // a table this version does not know: skipped, not fatal
+        // A table this version does not know: skipped, not fatal, and remembered.
+        columns.unknown_table(&ch.table);
+        return Ok(());
     };
     if ch.op == "delete" {
         let keys: Vec<&str> = ch.pk.split('|').collect();
@@ -667,16 +672,17 @@ async fn give_up_pulled_phones<C: ConnectionTrait>(
 }
 
 /// The columns of the device's synced tables, read once for each transaction that applies
-/// the server's rows, and the columns of pulled rows that the device's tables lack. A device
-/// one schema version behind the city (the server serves two) gets rows of a table that a
-/// migration has given a new column: the device keeps the columns it has (before, SQLite
-/// refused the row, and the page failed in every round until the app was updated), and
-/// remembers the columns left out ([`K_UNKNOWN_COLUMNS`]): once an update of the app adds one,
-/// the device pulls everything again ([`after_migrations`]), so its rows get the values it
-/// left out.
+/// the server's rows, and what of the pulled rows the device's schema lacks. A device one
+/// schema version behind the city (the server serves two) gets rows of a table that a
+/// migration has given a new column, or of a new table: the device keeps the columns it has
+/// (before, SQLite refused the row, and the page failed in every round until the app was
+/// updated) and skips the tables it does not know, and remembers what it left out
+/// ([`K_UNKNOWN_COLUMNS`]): once an update of the app adds it, the device pulls everything
+/// again ([`after_migrations`]), so its rows get the values it left out.
 #[derive(Default)]
 struct Columns {
     known: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// By table, the columns left out; a table the device does not have at all, with none.
     unknown: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
@@ -705,7 +711,14 @@ impl Columns {
         Ok(keep)
     }
 
-    /// Add the columns left out to those remembered, inside the applying transaction.
+    /// Note a pulled row of a table this version does not know (it is skipped).
+    fn unknown_table(&mut self, table: &str) {
+        if is_column_name(table) {
+            self.unknown.entry(table.to_owned()).or_default();
+        }
+    }
+
+    /// Add what was left out to what is remembered, inside the applying transaction.
     async fn remember_unknown<C: ConnectionTrait>(&self, c: &C) -> Result<()> {
         if self.unknown.is_empty() {
             return Ok(());
@@ -725,8 +738,8 @@ impl Columns {
     }
 }
 
-/// The columns the device left out of pulled rows, by table ([`K_UNKNOWN_COLUMNS`]); a
-/// setting that cannot be read is none.
+/// What the device left out of pulled rows, by table ([`K_UNKNOWN_COLUMNS`]); a setting that
+/// cannot be read is nothing.
 async fn unknown_columns<C: ConnectionTrait>(
     c: &C,
 ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>> {
@@ -737,16 +750,17 @@ async fn unknown_columns<C: ConnectionTrait>(
 }
 
 /// What a device does once its schema is up to date ([`crate::db::connect`]), when the
-/// migrations changed a synced table:
+/// migrations changed its synced tables:
 /// - its journal's triggers, built from the columns of each table when it was enrolled (or
 ///   since), are built again when they were built for another schema version
 ///   ([`K_JOURNAL_SCHEMA`]): a column a migration added would otherwise be missing from the
 ///   before-images, and a rebase would leave it as a waiting mutation set it;
-/// - when its tables now have a column it left out of pulled rows ([`Columns`]), it forgets
-///   its cursors (its rows stay, so it keeps working offline) and its next round pulls every
-///   partition again from the start, which brings the values of that column. A city whose log
-///   no longer goes back to the start answers that pull as a horizon passed, and the device
-///   pulls everything again the usual way.
+/// - when its tables now have a column (or a table) it left out of pulled rows ([`Columns`]),
+///   its next round pulls everything again ([`K_PULL_AGAIN`]: what was pulled is forgotten
+///   as the round starts pulling, the outbox kept, as when the city's log no longer goes back
+///   as far as its cursor). Until then it keeps its rows, so it works offline as before. (Its
+///   cursors are not merely moved back: the log from the start would take rows back to older
+///   versions page by page, over rows the city has since lost or deleted for good.)
 pub async fn after_migrations(db: &DatabaseConnection) -> Result<()> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
@@ -772,20 +786,27 @@ pub async fn after_migrations(db: &DatabaseConnection) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
     let mut left_out = unknown_columns(&txn).await?;
     let mut added = false;
+    let mut done = Vec::new();
     for (table, cols) in left_out.iter_mut() {
         let have = table_columns(&txn, table).await?;
+        if have.is_empty() {
+            continue; // a table it still does not have
+        }
         let before = cols.len();
         cols.retain(|c| !have.contains(c));
-        added |= cols.len() < before;
+        // A table it did not have (no columns noted), or a column it had not.
+        if before == 0 || cols.len() < before {
+            added = true;
+        }
+        if cols.is_empty() {
+            done.push(table.clone());
+        }
     }
-    left_out.retain(|_, cols| !cols.is_empty());
+    for table in done {
+        left_out.remove(&table);
+    }
     if added {
-        sql::exec(
-            &txn,
-            "DELETE FROM device_settings WHERE key LIKE 'sync_cursor:%'",
-            vec![],
-        )
-        .await?;
+        set_setting(&txn, K_PULL_AGAIN, "1").await?;
         if left_out.is_empty() {
             sql::exec(
                 &txn,
@@ -1472,9 +1493,9 @@ async fn record_answers(
     Ok(())
 }
 
-/// Forget every row the server sent and every cursor, in one transaction (children before
-/// parents: the schema's foreign keys restrict deletes), so that the next pull starts from
-/// the beginning. The outbox and the journal of its mutations stay.
+/// Forget every row the server sent and every cursor (and [`K_PULL_AGAIN`]), in one
+/// transaction (children before parents: the schema's foreign keys restrict deletes), so that
+/// the next pull starts from the beginning. The outbox and the journal of its mutations stay.
 pub async fn forget_pulled(db: &DatabaseConnection) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
     begin_apply(&txn).await?;
@@ -1504,8 +1525,8 @@ pub async fn forget_pulled(db: &DatabaseConnection) -> Result<()> {
     }
     sql::exec(
         &txn,
-        "DELETE FROM device_settings WHERE key LIKE 'sync_cursor:%'",
-        vec![],
+        "DELETE FROM device_settings WHERE key LIKE 'sync_cursor:%' OR key = ?",
+        vec![K_PULL_AGAIN.into()],
     )
     .await?;
     end_apply(&txn).await?;
@@ -1526,6 +1547,11 @@ async fn pull_all<T: Transport>(
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
     let limit = own_page.map_or(PULL_PAGE, |l| l.clamp(MIN_PULL_PAGE, PULL_PAGE));
+    // An update of the app made the device's tables hold what it left out of pulled rows.
+    if get_setting(db, K_PULL_AGAIN).await?.is_some() {
+        forget_pulled(db).await?;
+        report.resynced = true;
+    }
     match pull_parts(db, t, token, limit, report, pulled, on_progress).await {
         Err(e) if e.code == Code::ResyncRequired && !report.resynced => {
             forget_pulled(db).await?;

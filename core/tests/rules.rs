@@ -349,13 +349,31 @@ async fn releasing_reopens_the_order_before_check_in_but_is_refused_after(t: &Te
 async fn staff_of_another_center_are_out_of_scope(t: &TestDb) {
     let db = &t.db;
     let (town, p) = cast(db, Rules::default()).await;
-    let (center, _community) = town.second_center(db).await;
+    let (center, community) = town.second_center(db).await;
     let other = town.staff(db, "staff-wending", "吴敏", Some(&center)).await;
+    // A resident of the second center's community.
+    town.register(
+        db,
+        "wending-1",
+        "钱伯",
+        date(1948, 6, 6),
+        &community,
+        vec![timebank_core::domain::Role::Resident],
+        None,
+    )
+    .await;
     let at = T0 + 10 * MIN;
     town.ok(db, &p.xiuzhi, at, post("o1", &p.wang, 60)).await;
     let fuyuan = town.fuyuan.clone();
     let before = counts(db).await;
     let refusals = [
+        // Linked as family, their resident could act for 王 (post orders he pays for, confirm
+        // visits with his hours): both members' staff must agree.
+        Command::LinkFamily {
+            member_id: "wending-1".into(),
+            relative_id: p.wang.clone(),
+            relation: Relation::Child,
+        },
         Command::AssignVolunteer {
             order_id: "o1".into(),
             volunteer_id: p.majun.clone(),

@@ -1,7 +1,7 @@
 //! Pull: "the changes of partition C after sequence S, at most N". A partition is a community
 //! the device's enrolment grants, or `*` for the city-wide reference data. Pages carry a
 //! checksum of their content; devices of volunteers never receive safeguarding reports, nor
-//! the PIN hashes of staff and administrators ([`pins_withheld`]).
+//! the PIN hashes and inbox messages of staff and administrators ([`center_only_members`]).
 use crate::auth::Device;
 use crate::changes::CITY;
 use sea_orm::DatabaseConnection;
@@ -172,7 +172,9 @@ pub async fn pull_between(
         // Entries compaction removed leave gaps: the cursor moves to the head all the same.
         next_after = Ord::max(next_after, head);
     }
-    let staff = pins_withheld(db, device, changes.iter().any(|c| c.table == "members")).await?;
+    let staff =
+        center_only_members(db, device, changes.iter().any(|c| held_back(&c.table))).await?;
+    changes.retain(|c| !staff_message(&staff, &c.table, &c.row));
     for c in changes.iter_mut().filter(|c| c.table == "members") {
         withhold_pin(&staff, &c.pk, &mut c.row);
     }
@@ -186,16 +188,19 @@ pub async fn pull_between(
     })
 }
 
-/// The members whose PIN hash `device` does not get: none on a center's workstation, and on a
-/// volunteer's device, where no one acts as staff (`Actor::confined`), the staff and
-/// administrators, so that a stolen laptop does not hand the four to six digits of the PINs
-/// that carry those powers to an offline search. Read only when the answer has members' rows
-/// (`members`). Those roles are granted only when a member is registered, in the transaction
-/// that writes the member's row, so no row a device gets is older than its member's roles.
-async fn pins_withheld(
+/// The members whose PIN hash and inbox messages `device` does not get: none on a center's
+/// workstation, and on a volunteer's device, where no one acts as staff (`Actor::confined`)
+/// and staff do not sign in, the staff and administrators: a stolen laptop does not hand the
+/// four to six digits of the PINs that carry those powers to an offline search, nor the
+/// messages staff get (a safeguarding report filed and its category, the values of a profile
+/// conflict, disputes and escalations). Read only when the answer has rows of those tables
+/// (`needed`, see [`held_back`]). Those roles are granted only when a member is registered, in
+/// the transaction that writes the member's row, so no row a device gets is older than its
+/// member's roles.
+async fn center_only_members(
     db: &DatabaseConnection,
     device: &Device,
-    members: bool,
+    needed: bool,
 ) -> Result<HashSet<String>, CoreError> {
     let grant = device.grant();
     let withheld: Vec<&str> = Grant::CENTER_ONLY
@@ -203,7 +208,7 @@ async fn pins_withheld(
         .filter(|r| !grant.allows(**r))
         .map(|r| r.as_str())
         .collect();
-    if withheld.is_empty() || !members {
+    if withheld.is_empty() || !needed {
         return Ok(HashSet::new());
     }
     let marks = vec!["?"; withheld.len()].join(", ");
@@ -218,7 +223,22 @@ async fn pins_withheld(
     .collect()
 }
 
-/// A member's row with its PIN hash null when [`pins_withheld`] names it (a device's upsert
+/// The tables of which [`center_only_members`] holds something back.
+fn held_back(table: &str) -> bool {
+    table == "members" || table == "inbox_messages"
+}
+
+/// An inbox message of one of [`center_only_members`] (withheld; a deletion names no member
+/// and goes through).
+fn staff_message(withheld: &HashSet<String>, table: &str, row: &Value) -> bool {
+    table == "inbox_messages"
+        && row
+            .get("member_id")
+            .and_then(Value::as_str)
+            .is_some_and(|m| withheld.contains(m))
+}
+
+/// A member's row with its PIN hash null when [`center_only_members`] names it (a device's upsert
 /// sets the columns a row has, so it then holds none); a copy without the column (`HOME_ONLY`)
 /// is left as it is.
 fn withhold_pin(withheld: &HashSet<String>, id: &str, row: &mut Value) {
@@ -293,7 +313,12 @@ pub async fn rows(
             row,
         });
     }
-    let staff = pins_withheld(db, device, out.iter().any(|s| s.table == "members")).await?;
+    let staff = center_only_members(db, device, out.iter().any(|s| held_back(&s.table))).await?;
+    out.retain(|s| {
+        !s.row
+            .as_ref()
+            .is_some_and(|row| staff_message(&staff, &s.table, row))
+    });
     for s in out.iter_mut().filter(|s| s.table == "members") {
         if let Some(row) = &mut s.row {
             withhold_pin(&staff, &s.pk, row);

@@ -3,12 +3,12 @@
 //! community come from the server to center devices only.
 #![allow(clippy::unwrap_used)]
 mod common;
-use common::{order, register, rows, serve_visit, City};
+use common::{order, register, rows, serve_visit, City, Intercept, Through};
 use serde_json::Value;
 use timebank_core::domain::{ConfirmMethod, Payer, Relation, Rules, Vetting};
 use timebank_core::service::command::*;
 use timebank_core::service::{execute, new_id, outbox, Ctx};
-use timebank_core::sync::{self, http::Http};
+use timebank_core::sync::{self, http::Http, Transport};
 
 const MIN: i64 = 60_000;
 
@@ -258,23 +258,19 @@ struct PeekAtPulls {
 }
 
 impl PeekAtPulls {
-    fn new(base: &str, db: &sea_orm::DatabaseConnection, page: Option<i64>) -> Self {
-        PeekAtPulls {
+    fn new(base: &str, db: &sea_orm::DatabaseConnection, page: Option<i64>) -> Through<Self> {
+        Through(PeekAtPulls {
             http: Http::new(base),
             db: db.clone(),
             page,
             shown: Default::default(),
-        }
+        })
     }
 }
 
-impl sync::Transport for PeekAtPulls {
-    async fn push(
-        &self,
-        token: &str,
-        m: &[sync::Mutation],
-    ) -> timebank_core::Result<sync::PushResponse> {
-        self.http.push(token, m).await
+impl Intercept for PeekAtPulls {
+    fn http(&self) -> &Http {
+        &self.http
     }
     async fn pull(
         &self,
@@ -288,13 +284,6 @@ impl sync::Transport for PeekAtPulls {
         self.http
             .pull(token, p, after, self.page.unwrap_or(limit))
             .await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
     }
 }
 
@@ -367,7 +356,7 @@ async fn small_pages(postgres: bool) {
     assert!(told.iter().all(|p| p.received <= p.total), "{told:?}");
     let last = told.last().unwrap();
     assert_eq!((last.received, last.total), (heads, heads), "{last:?}");
-    let shown = t.shown.into_inner().unwrap();
+    let shown = t.0.shown.into_inner().unwrap();
     assert!(shown[0].is_none(), "no progress before the first page");
     // (The next page is fetched while the device applies the one before it, so the status
     // seen at a fetch may be a page behind.)
@@ -594,7 +583,10 @@ async fn register_one(c: &City, d: &sea_orm::DatabaseConnection) -> (Ctx, String
 /// A server (or a proxy) that answers a push with sequences the device did not send.
 struct WrongAnswers(Http);
 
-impl sync::Transport for WrongAnswers {
+impl Intercept for WrongAnswers {
+    fn http(&self) -> &Http {
+        &self.0
+    }
     async fn push(
         &self,
         token: &str,
@@ -605,22 +597,6 @@ impl sync::Transport for WrongAnswers {
             a.seq += 1000;
         }
         Ok(r)
-    }
-    async fn pull(
-        &self,
-        token: &str,
-        p: &str,
-        after: i64,
-        limit: i64,
-    ) -> timebank_core::Result<sync::PullPage> {
-        self.0.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.0.rows(token, keys).await
     }
 }
 
@@ -633,7 +609,7 @@ async fn answers_that_match_nothing_sent_end_the_round_and_the_outbox_keeps_the_
         .unwrap();
     let d = c.device("d").await;
     register_one(&c, &d).await;
-    let wrong = WrongAnswers(Http::new(&c.base));
+    let wrong = Through(WrongAnswers(Http::new(&c.base)));
     let round = sync::sync_once(&d, &wrong);
     let r = tokio::time::timeout(std::time::Duration::from_secs(60), round)
         .await
@@ -1184,7 +1160,9 @@ async fn a_desk_of_one_community_pulls_rows_naming_members_of_another_on_postgre
 /// Whether PostgreSQL holds a database of this name.
 /// A volunteer's laptop gets no PIN hash of staff or administrators (no one acts as staff
 /// there), neither in its first pull, nor later, nor in the rows answer; the volunteer's own
-/// comes, and a center's workstation gets them all.
+/// comes, and a center's workstation gets them all. Nor does it get their inbox messages (a
+/// safeguarding report filed, with its category), in pages or in the rows answer; the
+/// volunteer's own come.
 async fn staff_pins(postgres: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Rules::default()).await else {
         return;
@@ -1215,10 +1193,52 @@ async fn staff_pins(postgres: bool) {
     }
     sync::sync_once(&desk, &http).await.unwrap();
     let laptop = c.device_as("laptop", "volunteer").await;
-    // A PIN set after the laptop's first pull.
+    // A PIN set after the laptop's first pull; a safeguarding report about the volunteer,
+    // which the staff hear of; the volunteer's vetting, which they hear of.
     execute(&desk, &ctx, pin("s-1")).await.unwrap();
+    let vetting = Command::SetVetting {
+        member_id: "v-1".into(),
+        vetting: Vetting::Verified,
+    };
+    execute(&desk, &ctx, vetting).await.unwrap();
+    let report = Command::FileSafeguarding(FileSafeguarding {
+        report_id: "sg-1".into(),
+        subject_member_id: Some("v-1".into()),
+        order_id: None,
+        category: "neglect".into(),
+        details: "三天没见他出门".into(),
+    });
+    execute(&desk, &ctx, report).await.unwrap();
     sync::sync_once(&desk, &http).await.unwrap();
     sync::sync_once(&laptop, &http).await.unwrap();
+    let inbox = "SELECT member_id || ':' || kind AS c0 FROM inbox_messages \
+                 WHERE kind = 'safeguarding_filed' OR member_id = 'v-1' ORDER BY 1";
+    let mut staff_heard = vec![
+        format!("{admin}:safeguarding_filed"),
+        "s-1:safeguarding_filed".into(),
+        "v-1:vetting_changed".into(),
+    ];
+    staff_heard.sort();
+    assert_eq!(
+        rows(&desk, inbox).await,
+        staff_heard,
+        "the desk holds the staff's messages"
+    );
+    assert_eq!(
+        rows(&laptop, inbox).await,
+        ["v-1:vetting_changed"],
+        "the laptop holds no message of staff"
+    );
+    let staff_message = timebank_core::sql::one(
+        &desk,
+        "SELECT id FROM inbox_messages WHERE member_id = 's-1'",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<String>("", "id")
+    .unwrap();
     let pins = |d: sea_orm::DatabaseConnection| {
         let q = format!(
             "SELECT id AS c0, CASE WHEN pin_hash IS NULL THEN 'none' ELSE 'pin' END AS c1 \
@@ -1240,8 +1260,26 @@ async fn staff_pins(postgres: bool) {
     let keys = [
         ("members".to_owned(), admin.clone()),
         ("members".to_owned(), "v-1".to_owned()),
+        ("inbox_messages".to_owned(), staff_message.clone()),
     ];
     let answer = sync::Transport::rows(&http, &token, &keys).await.unwrap();
+    assert_eq!(
+        answer.len(),
+        2,
+        "no staff message in the rows answer: {answer:?}"
+    );
+    let desk_token = outbox::get_setting(&desk, sync::K_TOKEN)
+        .await
+        .unwrap()
+        .unwrap();
+    let on_desk = sync::Transport::rows(&http, &desk_token, &keys)
+        .await
+        .unwrap();
+    assert_eq!(
+        on_desk.len(),
+        3,
+        "the desk is answered the staff message too"
+    );
     let pin_of = |i: usize| answer[i].row.as_ref().unwrap()["pin_hash"].is_null();
     assert!(
         pin_of(0),
@@ -1552,13 +1590,9 @@ struct HeldPull {
     go: tokio::sync::Notify,
 }
 
-impl sync::Transport for HeldPull {
-    async fn push(
-        &self,
-        token: &str,
-        m: &[sync::Mutation],
-    ) -> timebank_core::Result<sync::PushResponse> {
-        self.http.push(token, m).await
+impl Intercept for HeldPull {
+    fn http(&self) -> &Http {
+        &self.http
     }
     async fn pull(
         &self,
@@ -1571,13 +1605,6 @@ impl sync::Transport for HeldPull {
             self.go.notified().await;
         }
         self.http.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
     }
 }
 
@@ -1592,11 +1619,11 @@ async fn a_device_runs_one_sync_round_at_a_time() {
         .unwrap();
     let d = c.device("d").await;
     register_one(&c, &d).await;
-    let t = std::sync::Arc::new(HeldPull {
+    let t = std::sync::Arc::new(Through(HeldPull {
         http: Http::new(&c.base),
         pulls: Default::default(),
         go: tokio::sync::Notify::new(),
-    });
+    }));
     let first = tokio::spawn({
         let (d, t) = (d.clone(), t.clone());
         async move { sync::sync_once(&d, &*t).await }
@@ -1641,19 +1668,53 @@ async fn device_address(d: &sea_orm::DatabaseConnection) -> Option<Option<String
     )
 }
 
+/// A city a version ahead of the device: each page of changes it sends also holds a row of a
+/// table the device's version does not have.
+struct AheadOfUs(Http);
+
+impl Intercept for AheadOfUs {
+    fn http(&self) -> &Http {
+        &self.0
+    }
+    async fn pull(
+        &self,
+        token: &str,
+        p: &str,
+        after: i64,
+        limit: i64,
+    ) -> timebank_core::Result<sync::PullPage> {
+        let mut page = self.0.pull(token, p, after, limit).await?;
+        if let Some(last) = page.changes.last().cloned() {
+            page.changes.push(sync::Change {
+                seq: last.seq,
+                table: "future_things".into(),
+                pk: "f-1".into(),
+                op: "upsert".into(),
+                row: serde_json::json!({ "id": "f-1" }),
+            });
+            page.checksum = sync::checksum(&page.changes);
+        }
+        Ok(page)
+    }
+}
+
 /// A device one schema version behind the city (which serves two) pulls rows of a table that
-/// a migration gave a new column: it applies them without that column (SQLite refused the
-/// whole row, and the page failed in every round until the app was updated). Once the app's
-/// update adds the column, the device builds its journal's triggers again with the column and
-/// pulls everything again from the start, so the column has the city's values. The device is
-/// made one version behind here by removing a column of its members (`address`).
+/// a migration gave a new column, and of a new table: it applies the rest of each row (SQLite
+/// refused the whole row, and the page failed in every round until the app was updated) and
+/// skips the new table, remembering both. Once the app's update adds the column, the device
+/// builds its journal's triggers again with the column, keeps its rows (offline, they are all
+/// it has) and its next round pulls everything again, so the column has the city's values; the
+/// same once an update adds the table. The device is made one version behind here by removing
+/// a column of its members (`address`), and the city one ahead by a transport that adds a row
+/// of a table `future_things` to its pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_one_schema_behind_takes_rows_with_a_new_column_and_gets_its_values_once_updated()
-{
+async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_pulls_again_once_updated(
+) {
     use timebank_core::{db, sql};
     let c = City::start(false, &["府苑新村"], Rules::default())
         .await
         .unwrap();
+    let path = c.dir.path().join("d.db");
     let d = c.device("d").await;
     register_one(&c, &d).await;
     let http = Http::new(&c.base);
@@ -1685,7 +1746,8 @@ async fn a_device_one_schema_behind_takes_rows_with_a_new_column_and_gets_its_va
         .unwrap();
     txn.commit().await.unwrap();
 
-    let round = sync::sync_once(&d, &http).await;
+    let ahead = Through(AheadOfUs(Http::new(&c.base)));
+    let round = sync::sync_once(&d, &ahead).await;
     assert!(
         round.is_ok(),
         "the round of the device a version behind: {round:?}"
@@ -1698,10 +1760,16 @@ async fn a_device_one_schema_behind_takes_rows_with_a_new_column_and_gets_its_va
         .unwrap();
     assert_eq!(name, "周桂芳", "the rest of the pulled row is applied");
     assert_eq!(device_address(&d).await, None);
-    let unknown = outbox::get_setting(&d, sync::K_UNKNOWN_COLUMNS)
-        .await
-        .unwrap();
-    assert_eq!(unknown.as_deref(), Some(r#"{"members":["address"]}"#));
+    let setting = |key: &'static str| {
+        let d = d.clone();
+        async move { outbox::get_setting(&d, key).await.unwrap() }
+    };
+    assert_eq!(
+        setting(sync::K_UNKNOWN_COLUMNS).await.as_deref(),
+        Some(r#"{"future_things":[],"members":["address"]}"#)
+    );
+    let cursors = "SELECT COUNT(*) AS c0 FROM device_settings WHERE key LIKE 'sync_cursor:%'";
+    let pulled = rows(&d, cursors).await;
 
     // The app is updated: its migration adds the column (empty), and the app opens the
     // database again. Its journal's triggers were built for an older schema.
@@ -1716,32 +1784,60 @@ async fn a_device_one_schema_behind_takes_rows_with_a_new_column_and_gets_its_va
     .await
     .unwrap();
     d.close().await.unwrap();
-    let d = db::connect(&db::sqlite_url(&c.dir.path().join("d.db")))
-        .await
-        .unwrap();
-    let journal: String = sql::one(
+    let d = db::connect(&db::sqlite_url(&path)).await.unwrap();
+    let setting = |key: &'static str| {
+        let d = d.clone();
+        async move { outbox::get_setting(&d, key).await.unwrap() }
+    };
+    let journal = rows(
         &d,
-        "SELECT sql FROM sqlite_master WHERE name = 'cj_members_update'",
-        vec![],
+        "SELECT sql AS c0 FROM sqlite_master WHERE name = 'cj_members_update'",
     )
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get("", "sql")
-    .unwrap();
+    .await;
     assert!(
-        journal.contains("OLD.address"),
-        "the journal's trigger keeps the new column: {journal}"
+        journal[0].contains("OLD.address"),
+        "the journal's trigger keeps the new column: {journal:?}"
     );
+    assert_eq!(setting(sync::K_PULL_AGAIN).await.as_deref(), Some("1"));
     assert_eq!(
-        device_address(&d).await,
-        Some(None),
-        "offline, before a pull"
+        setting(sync::K_UNKNOWN_COLUMNS).await.as_deref(),
+        Some(r#"{"future_things":[]}"#),
+        "the table is still unknown"
     );
-    sync::sync_once(&d, &http).await.unwrap();
+    // Offline until the next round, it keeps what it pulled.
+    assert_eq!(rows(&d, cursors).await, pulled);
+    assert_eq!(device_address(&d).await, Some(None));
+    assert_eq!(
+        rows(&d, "SELECT name AS c0 FROM members WHERE id = 'r-1'").await,
+        ["周桂芳"]
+    );
+
+    let r = sync::sync_once(&d, &http).await.unwrap();
+    assert!(r.resynced, "{r:?}");
     assert_eq!(
         device_address(&d).await,
         Some(Some("府苑新村 3 幢 201".to_owned()))
+    );
+    assert_eq!(setting(sync::K_PULL_AGAIN).await, None);
+    let r = sync::sync_once(&d, &http).await.unwrap();
+    assert!(!r.resynced, "once: {r:?}");
+
+    // An update adds the table.
+    sql::exec(
+        &d,
+        "CREATE TABLE future_things (id TEXT PRIMARY KEY)",
+        vec![],
+    )
+    .await
+    .unwrap();
+    d.close().await.unwrap();
+    let d = db::connect(&db::sqlite_url(&path)).await.unwrap();
+    assert_eq!(
+        outbox::get_setting(&d, sync::K_PULL_AGAIN)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
     );
     assert_eq!(
         outbox::get_setting(&d, sync::K_UNKNOWN_COLUMNS)

@@ -10,10 +10,10 @@ use timebank_core::service::command::*;
 use timebank_core::service::members::hash_pin;
 use timebank_core::service::{execute, outbox, Ctx};
 use timebank_core::sql;
-use timebank_core::sync::{self, http::Http};
+use timebank_core::sync::{self, http::Http, Transport};
 
 mod common;
-use common::{order, register, rows, serve_visit, City};
+use common::{order, register, rows, serve_visit, City, Intercept, Through};
 
 const MIN: i64 = 60_000;
 
@@ -450,7 +450,10 @@ impl Acting {
     }
 }
 
-impl sync::Transport for Acting {
+impl Intercept for Acting {
+    fn http(&self) -> &Http {
+        &self.http
+    }
     async fn push(
         &self,
         token: &str,
@@ -503,13 +506,6 @@ impl sync::Transport for Acting {
             );
         }
         self.http.pull(token, p, after, limit).await
-    }
-    async fn rows(
-        &self,
-        token: &str,
-        keys: &[(String, String)],
-    ) -> timebank_core::Result<Vec<sync::RowState>> {
-        self.http.rows(token, keys).await
     }
 }
 
@@ -598,7 +594,7 @@ async fn acting_during_a_round(postgres: bool) {
             ),
         ],
     );
-    sync::sync_once(&b, &t).await.unwrap();
+    sync::sync_once(&b, &Through(&t)).await.unwrap();
     let status = "SELECT id AS c0, status AS c1, accepted_count AS c2 FROM orders ORDER BY id";
     assert_eq!(
         rows(&b, status).await,
@@ -709,7 +705,7 @@ async fn a_long_outbox_and_what_users_do_meanwhile_go_in_one_round(postgres: boo
             register("late", "晚到的", "13900000099", &community, false),
         )],
     );
-    let r = sync::sync_once(&a, &net).await.unwrap();
+    let r = sync::sync_once(&a, &Through(&net)).await.unwrap();
     assert_eq!((r.pushed, r.rejected), (n + 1, 0), "{r:?}");
     assert!(
         net.acts.borrow().is_empty() && net.batches.get() >= 3,
@@ -756,7 +752,7 @@ async fn a_batch_that_overtakes_the_one_before_is_sent_again(postgres: bool) {
         hold_first: std::time::Duration::from_millis(600),
         ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
     };
-    let r = sync::sync_once(&a, &net).await.unwrap();
+    let r = sync::sync_once(&a, &Through(&net)).await.unwrap();
     assert_eq!((r.pushed, r.rejected), (n, 0), "{r:?}");
     let answers = net.answers.borrow().clone();
     assert!(
@@ -855,7 +851,7 @@ async fn batches_are_cut_by_their_size(postgres: bool) {
         push_bytes: Some(limit),
         ..Acting::new(&c.base, &a, Moment::FirstPull, vec![])
     };
-    let r = sync::sync_once(&a, &net).await.unwrap();
+    let r = sync::sync_once(&a, &Through(&net)).await.unwrap();
     assert_eq!((r.pushed, r.rejected), (300, 0), "{r:?}");
     let sizes = net.sizes.borrow().clone();
     assert!(
@@ -910,7 +906,7 @@ async fn until_through(
     let mut failed = 0;
     loop {
         let before = own_limit(device, key).await;
-        match sync::sync_once(device, net).await {
+        match sync::sync_once(device, &Through(net)).await {
             Ok(r) => return (r, failed, before),
             Err(e) => {
                 assert_eq!(e.code, timebank_core::Code::ServerUnreachable, "{e:?}");

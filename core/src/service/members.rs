@@ -446,7 +446,11 @@ pub async fn link_family<C: ConnectionTrait>(
     }
     let m = get_member(c, member_id).await?;
     let r = get_member(c, relative_id).await?;
+    // Linked family act for each other (`may_act_for`): staff of both members' communities,
+    // or the administrator, record it. Staff of one community could otherwise link a member
+    // of theirs to a resident elsewhere, and act for that resident through the link.
     a.require_staff_for(&m.home_community_id, "record family links")?;
+    a.require_staff_for(&r.home_community_id, "record family links")?;
     let existing = family_links::Entity::find_by_id((m.id.clone(), r.id.clone()))
         .one(c)
         .await?;

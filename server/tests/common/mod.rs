@@ -4,7 +4,8 @@ use sea_orm::DatabaseConnection;
 use timebank_core::domain::{Role, Rules};
 use timebank_core::service::admin::Bootstrapped;
 use timebank_core::service::command::*;
-use timebank_core::{db, sql};
+use timebank_core::sync::{self, http::Http, Transport};
+use timebank_core::{db, sql, Result};
 
 pub fn pg_admin() -> String {
     std::env::var("TIMEBANK_PG_URL")
@@ -312,5 +313,81 @@ pub async fn serve_visit(
         )
         .await
         .unwrap();
+    }
+}
+
+/// What a test's transport does differently from the city server over HTTP ([`Through`]):
+/// each method passes the call to [`Intercept::http`] unless the test's type says otherwise.
+#[allow(async_fn_in_trait)]
+pub trait Intercept {
+    /// The city server the calls go to.
+    fn http(&self) -> &Http;
+    async fn push(&self, token: &str, m: &[sync::Mutation]) -> Result<sync::PushResponse> {
+        self.http().push(token, m).await
+    }
+    async fn pull(&self, token: &str, p: &str, after: i64, limit: i64) -> Result<sync::PullPage> {
+        self.http().pull(token, p, after, limit).await
+    }
+    async fn rows(&self, token: &str, keys: &[(String, String)]) -> Result<Vec<sync::RowState>> {
+        self.http().rows(token, keys).await
+    }
+    /// As [`sync::Transport::pushes_in_flight`] (one unless the test's type says otherwise).
+    fn pushes_in_flight(&self) -> usize {
+        1
+    }
+    /// As [`sync::Transport::push_bytes`].
+    fn push_bytes(&self) -> usize {
+        sync::PUSH_BYTES
+    }
+}
+
+/// A test's [`Intercept`] lent to a round (the test reads what it counted afterwards).
+impl<T: Intercept> Intercept for &T {
+    fn http(&self) -> &Http {
+        (**self).http()
+    }
+    async fn push(&self, token: &str, m: &[sync::Mutation]) -> Result<sync::PushResponse> {
+        (**self).push(token, m).await
+    }
+    async fn pull(&self, token: &str, p: &str, after: i64, limit: i64) -> Result<sync::PullPage> {
+        (**self).pull(token, p, after, limit).await
+    }
+    async fn rows(&self, token: &str, keys: &[(String, String)]) -> Result<Vec<sync::RowState>> {
+        (**self).rows(token, keys).await
+    }
+    fn pushes_in_flight(&self) -> usize {
+        (**self).pushes_in_flight()
+    }
+    fn push_bytes(&self) -> usize {
+        (**self).push_bytes()
+    }
+}
+
+/// The transport of a test's [`Intercept`]: the city server over HTTP but for what the test
+/// changes. It derefs to the test's type (to read what it counted).
+pub struct Through<T>(pub T);
+
+impl<T> std::ops::Deref for Through<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Intercept> sync::Transport for Through<T> {
+    async fn push(&self, token: &str, m: &[sync::Mutation]) -> Result<sync::PushResponse> {
+        self.0.push(token, m).await
+    }
+    async fn pull(&self, token: &str, p: &str, after: i64, limit: i64) -> Result<sync::PullPage> {
+        self.0.pull(token, p, after, limit).await
+    }
+    async fn rows(&self, token: &str, keys: &[(String, String)]) -> Result<Vec<sync::RowState>> {
+        self.0.rows(token, keys).await
+    }
+    fn pushes_in_flight(&self) -> usize {
+        self.0.pushes_in_flight()
+    }
+    fn push_bytes(&self) -> usize {
+        self.0.push_bytes()
     }
 }
