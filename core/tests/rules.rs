@@ -8,8 +8,8 @@ use common::*;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use timebank_core::domain::{ConfirmMethod, Payer, Relation, Rules};
 use timebank_core::entities::{
-    activities, members, order_visits, order_volunteers, programmes, safeguarding_reports,
-    transfers as transfer_e, visit_attendance,
+    activities, ledger_flags, members, order_visits, order_volunteers, programmes,
+    safeguarding_reports, transfers as transfer_e, visit_attendance,
 };
 use timebank_core::service::command::*;
 use timebank_core::service::load_actor;
@@ -36,6 +36,7 @@ both_backends!(
     an_urgent_order_nobody_takes_is_widened_to_the_neighbouring_community,
     the_clock_expires_open_orders_whose_window_has_passed,
     an_activity_refuses_sign_ups_beyond_capacity_and_credits_attending_volunteers,
+    a_volunteer_named_twice_in_an_activitys_attendance_is_credited_once,
     a_volunteer_files_a_safeguarding_report_that_only_staff_see,
     a_disputed_visit_is_credited_only_as_staff_resolve_it,
     a_phone_number_already_registered_is_refused,
@@ -1065,6 +1066,77 @@ async fn the_clock_expires_open_orders_whose_window_has_passed(t: &TestDb) {
     assert_eq!(
         code(town.exec(db, &p.xiuzhi, at, Command::PostOrder(past)).await),
         Code::InvalidInput
+    );
+}
+
+/// Attendance naming a volunteer twice credits the activity once, also when the credit is held
+/// whole (the volunteer is at the balance cap): a held credit posts no transfer whose credit
+/// key would stop the second, and each of two flags would be paid when staff approve it.
+async fn a_volunteer_named_twice_in_an_activitys_attendance_is_credited_once(t: &TestDb) {
+    let db = &t.db;
+    // Ma Jun's sign-up bonus (60 minutes) is all the cap allows.
+    let rules = Rules {
+        balance_cap: 60,
+        ..Rules::default()
+    };
+    let (town, p) = cast(db, rules).await;
+    let at = T0 + 10 * MIN;
+    town.ok(
+        db,
+        &p.staff,
+        at,
+        Command::CreateActivity(CreateActivity {
+            activity_id: "act".into(),
+            community_id: town.fuyuan.clone(),
+            title: "重阳节包饺子".into(),
+            description: String::new(),
+            field_code: None,
+            starts_at: at + 1000 * MIN,
+            credit_minutes: 90,
+            capacity: 5,
+        }),
+    )
+    .await;
+    town.ok(
+        db,
+        &p.majun,
+        at + MIN,
+        Command::SignUpActivity {
+            activity_id: "act".into(),
+            member_id: p.majun.clone(),
+        },
+    )
+    .await;
+    let out = town
+        .ok(
+            db,
+            &p.staff,
+            at + 1100 * MIN,
+            Command::RecordAttendance {
+                activity_id: "act".into(),
+                member_ids: vec![p.majun.clone(), p.majun.clone()],
+            },
+        )
+        .await;
+    assert_eq!(
+        out.detail["credited"],
+        serde_json::json!([{"member": p.majun, "credited": 0, "held": 90}]),
+        "{}",
+        t.backend
+    );
+    let held: Vec<i64> = ledger_flags::Entity::find()
+        .filter(ledger_flags::Column::MemberId.eq(p.majun.clone()))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.held_minutes)
+        .collect();
+    assert_eq!(
+        held,
+        [90],
+        "{}: one flag of the activity's minutes",
+        t.backend
     );
 }
 

@@ -286,6 +286,171 @@ async fn staff_confirming_the_losers_visit_offline_note_it_on_the_held_help_not_
     run(true, true).await;
 }
 
+/// An order for two volunteers, both accepted while online; then offline, 李娜 serves at
+/// device B while 马军 serves at A, where staff confirm his visit and the order is done. 李娜's
+/// acceptance still holds on the server, but the order moved on without her: her check-in is
+/// refused there, and her check-out is kept as help held for staff (it was refused as "no
+/// open visit", and her 90 minutes were lost), credited once when staff approve; she is told
+/// it waits for staff, not that another took the order.
+async fn moved_on(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let (city, boot) = (&c.db, &c.boot);
+    let http = Http::new(&c.base);
+    let (a, b) = (c.device("a").await, c.device("b").await);
+    let dev_a = outbox::device_id(&a).await.unwrap();
+    let dev_b = outbox::device_id(&b).await.unwrap();
+    let community = boot.community_ids[0].clone();
+    let admin = boot.admin_id.clone();
+    let t0 = timebank_core::service::now_ms() - 6 * 60 * MIN;
+    let on = |d: &str, who: &str, at: i64| Ctx::new(who, d, at);
+    execute(
+        &a,
+        &on(&dev_a, &admin, t0),
+        register("r1", "王秀芝", "13700000001", &community, false),
+    )
+    .await
+    .unwrap();
+    for (id, name, phone) in [("v1", "马军", "13800000001"), ("v2", "李娜", "13800000002")] {
+        for cmd in [
+            register(id, name, phone, &community, true),
+            Command::SetVetting {
+                member_id: id.into(),
+                vetting: Vetting::Verified,
+            },
+        ] {
+            execute(&a, &on(&dev_a, &admin, t0), cmd).await.unwrap();
+        }
+    }
+    let Command::PostOrder(mut two) = order("o1", "r1") else {
+        unreachable!("order makes a PostOrder")
+    };
+    two.volunteers_needed = 2;
+    execute(&a, &on(&dev_a, &admin, t0 + MIN), Command::PostOrder(two))
+        .await
+        .unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    sync::sync_once(&b, &http).await.unwrap();
+    let accept = Command::AcceptOrder {
+        order_id: "o1".into(),
+    };
+    execute(&a, &on(&dev_a, "v1", t0 + 2 * MIN), accept.clone())
+        .await
+        .unwrap();
+    execute(&b, &on(&dev_b, "v2", t0 + 2 * MIN), accept)
+        .await
+        .unwrap();
+    for d in [&a, &b, &a] {
+        sync::sync_once(d, &http).await.unwrap();
+    }
+
+    // Offline: each serves; at A staff confirm 马军's visit.
+    let t1 = t0 + 10 * MIN;
+    let serve = |d: &str, who: &str, minutes: i64| {
+        [
+            (
+                on(d, who, t1),
+                Command::CheckIn {
+                    order_id: "o1".into(),
+                },
+            ),
+            (
+                on(d, who, t1 + minutes * MIN),
+                Command::CheckOut {
+                    order_id: "o1".into(),
+                    note: Some("陪她聊了天".into()),
+                    served: None,
+                },
+            ),
+        ]
+    };
+    for (ctx, cmd) in serve(&dev_a, "v1", 60) {
+        execute(&a, &ctx, cmd).await.unwrap();
+    }
+    for (ctx, cmd) in serve(&dev_b, "v2", 90) {
+        execute(&b, &ctx, cmd).await.unwrap();
+    }
+    execute(
+        &a,
+        &on(&dev_a, &admin, t1 + 61 * MIN),
+        Command::ConfirmVisit {
+            order_id: "o1".into(),
+            method: ConfirmMethod::Staff,
+            pin: None,
+            confirms: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    sync::sync_once(&a, &http).await.unwrap();
+    assert_eq!(
+        rows(city, "SELECT status AS c0 FROM orders WHERE id = 'o1'").await,
+        ["completed"]
+    );
+    let rb = sync::sync_once(&b, &http).await.unwrap();
+    let codes: Vec<String> = rb
+        .rejections
+        .iter()
+        .map(|r| r["error"]["code"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        codes,
+        ["illegal_transition"],
+        "only the check-in: {:?}",
+        rb.rejections
+    );
+    let flags = rows(
+        city,
+        "SELECT member_id AS c0, held_minutes AS c1, status AS c2, id AS c3 FROM ledger_flags \
+         WHERE kind = 'contested_completion'",
+    )
+    .await;
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert!(flags[0].starts_with("v2|90|open|"), "{flags:?}");
+    let told = rows(
+        city,
+        "SELECT kind AS c0 FROM inbox_messages WHERE member_id = 'v2' \
+         AND kind IN ('completion_contested', 'completion_review')",
+    )
+    .await;
+    assert_eq!(told, ["completion_review"]);
+
+    // Staff approve it: her 90 minutes are credited, once.
+    let flag_id = flags[0].rsplit('|').next().unwrap().to_owned();
+    sync::sync_once(&a, &http).await.unwrap();
+    let approve = Command::ApproveHeld {
+        flag_id,
+        transfer_id: timebank_core::service::new_id(),
+        note: "核实过，确实去了".into(),
+    };
+    execute(&a, &on(&dev_a, &admin, t1 + 3 * 60 * MIN), approve)
+        .await
+        .unwrap();
+    sync::sync_once(&a, &http).await.unwrap();
+    let credits = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e \
+                   JOIN accounts ac ON ac.id = e.account_id JOIN transfers t ON t.id = e.transfer_id \
+                   WHERE ac.member_id = ? AND t.kind <> 'signup_bonus'";
+    let credited = |who: &'static str| {
+        let q = credits.replace('?', &format!("'{who}'"));
+        async move { rows(city, &q).await }
+    };
+    assert_eq!(credited("v2").await, ["90"]);
+    assert_eq!(credited("v1").await, ["60"]);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_served_offline_on_an_order_that_moved_on_is_held_for_staff_on_sqlite() {
+    moved_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_served_offline_on_an_order_that_moved_on_is_held_for_staff_on_postgres() {
+    moved_on(true).await;
+}
+
 /// A center whose clock runs three days ahead: the server clamps its times to its own clock,
 /// yet the 90 minutes served (measured on that one clock) are credited in full.
 async fn clock_ahead(postgres: bool) {

@@ -128,7 +128,11 @@ pub async fn attend<C: ConnectionTrait>(
         return Err(CoreError::illegal(&act.status, "attendance"));
     }
     let mut credited = Vec::new();
-    for mid in member_ids {
+    // A member named twice attends once: a credit held whole (at the balance or the day's
+    // cap) posts no transfer for the credit key to stop a second one, and each flag would be
+    // paid when approved.
+    let mut seen = std::collections::HashSet::new();
+    for mid in member_ids.iter().filter(|m| seen.insert(m.as_str())) {
         let s = activity_signups::Entity::find_by_id((activity_id.to_owned(), mid.clone()))
             .one(c)
             .await?

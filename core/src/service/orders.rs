@@ -598,9 +598,19 @@ pub async fn check_out<C: ConnectionTrait>(
     served: Option<&Served>,
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
+    // On the city server, help served offline that the server's record cannot end as a
+    // check-out is kept for staff: the volunteer's acceptance lost to another device's, or it
+    // held but the order moved on without them meanwhile (another volunteer of the order
+    // finished the visit and it was confirmed, or the order was cancelled, so their check-in
+    // was refused). Help that happened is never refused.
     if let (true, Some(s)) = (ctx.replay, served) {
-        if my_acceptance(c, order_id, a.id()).await.is_err() {
-            return contested_completion(c, ctx, a, &o, s, note).await;
+        let lost = my_acceptance(c, order_id, a.id()).await.is_err();
+        let checked_in = visit_attendance::Entity::find_by_id(format!("{}:{}", s.visit_id, a.id()))
+            .one(c)
+            .await?
+            .is_some();
+        if lost || !checked_in {
+            return contested_completion(c, ctx, a, &o, s, note, lost).await;
         }
     }
     let v = current_visit(c, order_id).await?;
@@ -671,7 +681,8 @@ fn served_minutes(ctx: &Ctx, served: Option<&Served>, checked_in_at: i64) -> i64
 }
 
 /// The city server replays the check-out of a volunteer whose acceptance lost to another
-/// device's while both were offline: the help happened, so it is not refused but held as a
+/// device's while both were offline (`lost`), or whose check-in the order no longer took (it
+/// moved on without them meanwhile): the help happened, so it is not refused but held as a
 /// `contested_completion` flag for the community's staff. Approving it credits the minutes
 /// once (the flag's id derives from the mutation id, its credit is keyed by the flag); the
 /// order itself is not touched.
@@ -682,6 +693,7 @@ async fn contested_completion<C: ConnectionTrait>(
     o: &orders::Model,
     s: &Served,
     note: Option<&str>,
+    lost: bool,
 ) -> Result<(Outcome, Audit)> {
     let visit = order_visits::Entity::find_by_id(s.visit_id.clone())
         .one(c)
@@ -719,11 +731,17 @@ async fn contested_completion<C: ConnectionTrait>(
         )
         .await?;
     }
+    // The volunteer is told why: another took the order, or it moved on without them.
+    let kind = if lost {
+        "completion_contested"
+    } else {
+        "completion_review"
+    };
     notify(
         c,
         ctx,
         a.id(),
-        "completion_contested",
+        kind,
         json!({"order_id": o.id, "minutes": minutes, "taken_by": taken_by}),
     )
     .await?;

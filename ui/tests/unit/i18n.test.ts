@@ -82,6 +82,7 @@ const INBOX_KINDS = [
   "order_accepted", "order_assigned", "order_released", "order_posted_for_you", "volunteer_arrived", "visit_complete", "order_completed",
   "hours_credited", "hours_gifted", "dispute_filed", "order_cancelled", "order_expired", "urgent_escalated", "urgent_order", "vetting_changed",
   "ledger_flag", "feedback_answered", "safeguarding_filed", "sync_rejected", "profile_conflict", "completion_contested",
+  "completion_review",
 ];
 
 // The kinds the Rust sources pass to notify(c, ctx, member, "kind", …), read from the files.
