@@ -644,6 +644,7 @@ async fn order_lives(
                 admin,
                 63 * MIN,
                 Command::ConfirmVisit {
+                    visit_id: None,
                     order_id: order_id.clone(),
                     method: timebank_core::domain::ConfirmMethod::Staff,
                     pin: None,

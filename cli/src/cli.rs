@@ -1426,6 +1426,7 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             };
             let o = app
                 .exec(Command::ConfirmVisit {
+                    visit_id: None,
                     order_id,
                     method,
                     pin,
@@ -1455,7 +1456,13 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
         }
         OrderCmd::Dispute { order, reason } => {
             let order_id = app.order(&order).await?;
-            let o = app.exec(Command::DisputeVisit { order_id, reason }).await?;
+            let o = app
+                .exec(Command::DisputeVisit {
+                    order_id,
+                    reason,
+                    visit_id: None,
+                })
+                .await?;
             app.done(
                 &o,
                 "已提出异议，工作人员会处理：",
@@ -1471,6 +1478,7 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
             let order_id = app.order(&order).await?;
             let o = app
                 .exec(Command::ResolveDispute {
+                    visit_id: None,
                     order_id,
                     credit: !no_credit,
                     minutes,

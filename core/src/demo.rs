@@ -537,6 +537,7 @@ pub async fn seed(
                     db,
                     &ctx(st, cin + 180 * MIN),
                     Command::DisputeVisit {
+                        visit_id: None,
                         order_id: oid.clone(),
                         reason: "老人说志愿者只待了十分钟".into(),
                     },
@@ -546,6 +547,7 @@ pub async fn seed(
             }
             let confirm = if i == 0 {
                 Command::ConfirmVisit {
+                    visit_id: None,
                     order_id: oid.clone(),
                     method: ConfirmMethod::Pin,
                     pin: Some("2468".into()),
@@ -553,6 +555,7 @@ pub async fn seed(
                 }
             } else {
                 Command::ConfirmVisit {
+                    visit_id: None,
                     order_id: oid.clone(),
                     method: ConfirmMethod::Staff,
                     pin: None,

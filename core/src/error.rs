@@ -408,6 +408,7 @@ pub fn zh_label(en: &str) -> &'static str {
         "auto_confirm_minutes" => "自动确认时间",
         "timezone" => "时区",
         "reverses_id" => "要冲正的记录",
+        "visit" => "这次上门",
         "database" | "backup" => "数据库",
         "header" | "row" | "rows" | "mutation" | "mutations" => "数据",
         "schema_version" | "protocol" => "软件版本",

@@ -219,6 +219,7 @@ async fn apply(db: &DatabaseConnection, w: &Family, i: usize, at: i64, op: &Op) 
                 &p.xiuzhi,
                 done,
                 Command::DisputeVisit {
+                    visit_id: None,
                     order_id: id.clone(),
                     reason: "时间不对".into(),
                 },
@@ -230,6 +231,7 @@ async fn apply(db: &DatabaseConnection, w: &Family, i: usize, at: i64, op: &Op) 
                     &p.staff,
                     done + MIN,
                     Command::ResolveDispute {
+                        visit_id: None,
                         order_id: id,
                         credit: *credit,
                         minutes: *resolved_minutes,

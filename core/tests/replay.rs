@@ -98,6 +98,7 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
         &w.wang,
         at + 93 * MIN,
         Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: ConfirmMethod::Pin,
             pin: Some("2468".into()),
@@ -227,6 +228,7 @@ async fn a_replayed_confirmation_of_someone_elses_service_is_refused_not_put_on_
             .unwrap();
     }
     let confirm = |who: &str| Command::ConfirmVisit {
+        visit_id: None,
         order_id: "o1".into(),
         method: ConfirmMethod::Staff,
         pin: None,

@@ -87,6 +87,7 @@ async fn a_wrong_pin_is_refused_and_the_right_pin_confirms(t: &TestDb) {
             &p.majun,
             at + 61 * MIN,
             Command::ConfirmVisit {
+                visit_id: None,
                 order_id: id.clone(),
                 method: ConfirmMethod::Pin,
                 pin: None,
@@ -1364,6 +1365,7 @@ async fn a_disputed_visit_is_credited_only_as_staff_resolve_it(t: &TestDb) {
         serve(t, &town, &p, id, at, 60).await;
     }
     let dispute = |id: &str| Command::DisputeVisit {
+        visit_id: None,
         order_id: id.into(),
         reason: "只待了半小时".into(),
     };
@@ -1393,6 +1395,7 @@ async fn a_disputed_visit_is_credited_only_as_staff_resolve_it(t: &TestDb) {
         "a disputed visit is not confirmed by PIN"
     );
     let resolve = |id: &str, credit: bool| Command::ResolveDispute {
+        visit_id: None,
         order_id: id.into(),
         credit,
         minutes: Some(30),

@@ -294,8 +294,8 @@ async fn wang_xiuzhi_asks_for_her_father_and_ma_jun_is_credited_the_hour_he_serv
     let args: serde_json::Value = serde_json::from_str(&confirm.args).unwrap();
     assert_eq!(
         args,
-        serde_json::json!({"order_id": id, "method": "pin", "confirms": [p.majun]}),
-        "{b}: the confirmation names whose service it confirmed, and carries no PIN"
+        serde_json::json!({"order_id": id, "method": "pin", "confirms": [p.majun], "visit_id": format!("{id}-v1")}),
+        "{b}: the confirmation names whose service on which visit it confirmed, and carries no PIN"
     );
     let post_row = rows.iter().find(|r| r.name == "post_order").unwrap();
     assert_eq!(post_row.actor_id, p.xiuzhi);

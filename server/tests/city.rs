@@ -91,6 +91,7 @@ async fn run(postgres: bool) {
                 &admin,
                 at + 62 * MIN,
                 Command::ConfirmVisit {
+                    visit_id: None,
                     order_id: order_id.into(),
                     method: ConfirmMethod::Staff,
                     pin: None,

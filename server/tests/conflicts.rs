@@ -105,6 +105,7 @@ async fn run(postgres: bool, staff_confirm: bool) {
         b,
         &confirm.0,
         Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: confirm.1,
             pin: confirm.2,
@@ -225,6 +226,7 @@ async fn run(postgres: bool, staff_confirm: bool) {
         a,
         &on_a(&admin, t1 + 210 * MIN),
         Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: ConfirmMethod::Staff,
             pin: None,
@@ -375,6 +377,7 @@ async fn moved_on(postgres: bool) {
         &a,
         &on(&dev_a, &admin, t1 + 61 * MIN),
         Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: ConfirmMethod::Staff,
             pin: None,
@@ -451,6 +454,175 @@ async fn help_served_offline_on_an_order_that_moved_on_is_held_for_staff_on_post
     moved_on(true).await;
 }
 
+/// A recurring order (two visits). Staff at the desk confirm visit 1 while offline; meanwhile
+/// the resident confirms it at the volunteer's device, and the volunteer serves visit 2. The
+/// desk's confirmation names visit 1 and is refused by the city (it was applied to visit 2,
+/// crediting its 90 minutes with no one having confirmed them); visit 2 waits for its own
+/// confirmation. A dispute made on a device names its visit too.
+async fn stale_confirmation(postgres: bool) {
+    let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
+        return;
+    };
+    let (city, boot) = (&c.db, &c.boot);
+    let http = Http::new(&c.base);
+    let (desk, laptop) = (c.device("desk").await, c.device("laptop").await);
+    let dev_desk = outbox::device_id(&desk).await.unwrap();
+    let dev_laptop = outbox::device_id(&laptop).await.unwrap();
+    let community = boot.community_ids[0].clone();
+    let admin = boot.admin_id.clone();
+    let t0 = timebank_core::service::now_ms() - 6 * 60 * MIN;
+    let on = |d: &str, who: &str, at: i64| Ctx::new(who, d, at);
+    for cmd in [
+        register("r1", "王秀芝", "13700000001", &community, false),
+        Command::SetPin {
+            member_id: "r1".into(),
+            pin_hash: hash_pin("2468").unwrap(),
+        },
+        register("v1", "马军", "13800000001", &community, true),
+        Command::SetVetting {
+            member_id: "v1".into(),
+            vetting: Vetting::Verified,
+        },
+    ] {
+        execute(&desk, &on(&dev_desk, &admin, t0), cmd)
+            .await
+            .unwrap();
+    }
+    let Command::PostOrder(mut twice) = order("o1", "r1") else {
+        unreachable!("order makes a PostOrder")
+    };
+    twice.visits = vec![t0 + 60 * MIN, t0 + 24 * 60 * MIN];
+    execute(&desk, &on(&dev_desk, &admin, t0), Command::PostOrder(twice))
+        .await
+        .unwrap();
+    sync::sync_once(&desk, &http).await.unwrap();
+    sync::sync_once(&laptop, &http).await.unwrap();
+    let t1 = t0 + 60 * MIN;
+    serve_visit(&laptop, &dev_laptop, "v1", "o1", t1, 60, None).await;
+    sync::sync_once(&laptop, &http).await.unwrap();
+    sync::sync_once(&desk, &http).await.unwrap();
+
+    // Offline: the desk confirms visit 1 as staff.
+    let confirm = |method: ConfirmMethod, pin: Option<&str>| Command::ConfirmVisit {
+        order_id: "o1".into(),
+        method,
+        pin: pin.map(str::to_owned),
+        confirms: None,
+        visit_id: None,
+    };
+    execute(
+        &desk,
+        &on(&dev_desk, &admin, t1 + 2 * 60 * MIN),
+        confirm(ConfirmMethod::Staff, None),
+    )
+    .await
+    .unwrap();
+    // Meanwhile the resident confirms it with her PIN on the laptop, and 马军 serves visit 2.
+    execute(
+        &laptop,
+        &on(&dev_laptop, "v1", t1 + 62 * MIN),
+        confirm(ConfirmMethod::Pin, Some("2468")),
+    )
+    .await
+    .unwrap();
+    let t2 = t0 + 24 * 60 * MIN;
+    for (at, cmd) in [
+        (
+            t2,
+            Command::CheckIn {
+                order_id: "o1".into(),
+            },
+        ),
+        (
+            t2 + 90 * MIN,
+            Command::CheckOut {
+                order_id: "o1".into(),
+                note: None,
+                served: None,
+            },
+        ),
+    ] {
+        execute(&laptop, &on(&dev_laptop, "v1", at), cmd)
+            .await
+            .unwrap();
+    }
+    sync::sync_once(&laptop, &http).await.unwrap();
+
+    let r = sync::sync_once(&desk, &http).await.unwrap();
+    let refused: Vec<(String, String)> = r
+        .rejections
+        .iter()
+        .map(|x| {
+            (
+                x["error"]["code"].as_str().unwrap_or_default().to_owned(),
+                x["error"]["detail"]["visit_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [("invalid_input".to_owned(), "o1-v1".to_owned())],
+        "{:?}",
+        r.rejections
+    );
+    assert_eq!(
+        rows(
+            city,
+            "SELECT visit_no AS c0, status AS c1 FROM order_visits WHERE order_id = 'o1' ORDER BY visit_no"
+        )
+        .await,
+        ["1|completed", "2|awaiting_confirmation"]
+    );
+    let credited = "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS c0 FROM ledger_entries e \
+                    JOIN accounts ac ON ac.id = e.account_id JOIN transfers t ON t.id = e.transfer_id \
+                    WHERE ac.member_id = 'v1' AND t.kind <> 'signup_bonus'";
+    assert_eq!(
+        rows(city, credited).await,
+        ["60"],
+        "visit 1's service alone"
+    );
+
+    // A dispute made on a device names the visit it is about.
+    execute(
+        &desk,
+        &on(&dev_desk, &admin, t2 + 100 * MIN),
+        Command::DisputeVisit {
+            order_id: "o1".into(),
+            reason: "只待了半小时".into(),
+            visit_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let args = sql::one(
+        &desk,
+        "SELECT args FROM outbox WHERE name = 'dispute_visit'",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<String>("", "args")
+    .unwrap();
+    assert!(args.contains(r#""visit_id":"o1-v2""#), "{args}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_made_offline_for_a_visit_confirmed_elsewhere_is_not_put_on_the_next_visit_on_sqlite(
+) {
+    stale_confirmation(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_made_offline_for_a_visit_confirmed_elsewhere_is_not_put_on_the_next_visit_on_postgres(
+) {
+    stale_confirmation(true).await;
+}
+
 /// A center whose clock runs three days ahead: the server clamps its times to its own clock,
 /// yet the 90 minutes served (measured on that one clock) are credited in full.
 async fn clock_ahead(postgres: bool) {
@@ -493,6 +665,7 @@ async fn clock_ahead(postgres: bool) {
         &admin,
         ahead + 94 * MIN,
         Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: ConfirmMethod::Staff,
             pin: None,

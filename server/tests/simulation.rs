@@ -442,6 +442,7 @@ async fn run(seed: u64, postgres: bool) {
                             d,
                             &Ctx::new(&admin, &dev, at + mins * 60_000 + 1),
                             Command::ConfirmVisit {
+                                visit_id: None,
                                 order_id: o,
                                 method: ConfirmMethod::Staff,
                                 pin: None,

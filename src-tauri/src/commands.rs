@@ -336,6 +336,7 @@ pub async fn confirm_visit(
         method,
         pin,
         confirms: None,
+        visit_id: None,
     })
     .await
 }
@@ -343,7 +344,12 @@ pub async fn confirm_visit(
 #[tauri::command]
 #[specta::specta]
 pub async fn dispute_visit(s: S<'_>, order_id: String, reason: String) -> UiResult<Outcome> {
-    s.run(Command::DisputeVisit { order_id, reason }).await
+    s.run(Command::DisputeVisit {
+        order_id,
+        reason,
+        visit_id: None,
+    })
+    .await
 }
 
 #[tauri::command]
@@ -360,6 +366,7 @@ pub async fn resolve_dispute(
         credit,
         minutes,
         note,
+        visit_id: None,
     })
     .await
 }

@@ -65,16 +65,31 @@ pub enum Command {
         /// other volunteer's visit.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confirms: Option<Vec<String>>,
+        /// Filled on the device when the command is executed: the visit it is about. The city
+        /// server refuses it when that visit was confirmed or dealt with elsewhere meanwhile,
+        /// instead of putting it on the order's next visit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<String>,
     },
     DisputeVisit {
         order_id: String,
         reason: String,
+        /// Filled on the device when the command is executed: the visit it is about. The city
+        /// server refuses it when that visit was confirmed or dealt with elsewhere meanwhile,
+        /// instead of putting it on the order's next visit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<String>,
     },
     ResolveDispute {
         order_id: String,
         credit: bool,
         minutes: Option<i64>,
         note: String,
+        /// Filled on the device when the command is executed: the visit it is about. The city
+        /// server refuses it when that visit was confirmed or dealt with elsewhere meanwhile,
+        /// instead of putting it on the order's next visit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<String>,
     },
     CancelOrder {
         order_id: String,
@@ -309,6 +324,7 @@ mod tests {
     #[test]
     fn a_pin_given_to_confirm_a_visit_is_never_serialized_into_the_outbox() {
         let c = Command::ConfirmVisit {
+            visit_id: None,
             order_id: "o1".into(),
             method: ConfirmMethod::Pin,
             pin: Some("2468".into()),

@@ -448,6 +448,9 @@ async fn prepare<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<
         Command::UpdateMember(_) => members::with_seen(c, cmd).await,
         Command::CheckOut { .. } => orders::with_served(c, &ctx.actor_id, cmd).await,
         Command::ConfirmVisit { .. } => orders::with_confirmed(c, cmd).await,
+        Command::DisputeVisit { .. } | Command::ResolveDispute { .. } => {
+            orders::with_visit(c, cmd).await
+        }
         _ => Ok(None),
     }
 }
@@ -496,6 +499,7 @@ async fn dispatch<C: ConnectionTrait>(
             method,
             pin,
             confirms,
+            visit_id,
         } => {
             orders::confirm(
                 c,
@@ -505,16 +509,28 @@ async fn dispatch<C: ConnectionTrait>(
                 *method,
                 pin.as_deref(),
                 confirms.as_deref(),
+                visit_id.as_deref(),
             )
             .await
         }
-        K::DisputeVisit { order_id, reason } => orders::dispute(c, ctx, a, order_id, reason).await,
+        K::DisputeVisit {
+            order_id,
+            reason,
+            visit_id,
+        } => {
+            orders::same_visit(c, ctx, order_id, visit_id.as_deref()).await?;
+            orders::dispute(c, ctx, a, order_id, reason).await
+        }
         K::ResolveDispute {
             order_id,
             credit,
             minutes,
             note,
-        } => orders::resolve(c, ctx, a, order_id, *credit, *minutes, note).await,
+            visit_id,
+        } => {
+            orders::same_visit(c, ctx, order_id, visit_id.as_deref()).await?;
+            orders::resolve(c, ctx, a, order_id, *credit, *minutes, note).await
+        }
         K::CancelOrder { order_id, reason } => orders::cancel(c, ctx, a, order_id, reason).await,
         K::Tick => orders::tick(c, ctx, a).await,
         K::Gift {

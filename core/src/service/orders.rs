@@ -766,6 +766,7 @@ pub async fn with_confirmed<C: ConnectionTrait>(
         method,
         pin,
         confirms: None,
+        visit_id: None,
     } = cmd
     else {
         return Ok(None);
@@ -778,7 +779,66 @@ pub async fn with_confirmed<C: ConnectionTrait>(
         method: *method,
         pin: pin.clone(),
         confirms: Some(waiting_volunteers(c, &v.id).await?),
+        visit_id: Some(v.id),
     }))
+}
+
+/// On the device: a dispute or a dispute's resolution with the visit it is about (the order's
+/// current visit, as the device has it; see [`same_visit`]).
+pub async fn with_visit<C: ConnectionTrait>(
+    c: &C,
+    cmd: &super::Command,
+) -> Result<Option<super::Command>> {
+    use super::Command as K;
+    let order_id = match cmd {
+        K::DisputeVisit {
+            order_id,
+            visit_id: None,
+            ..
+        }
+        | K::ResolveDispute {
+            order_id,
+            visit_id: None,
+            ..
+        } => order_id,
+        _ => return Ok(None),
+    };
+    let Ok(v) = current_visit(c, order_id).await else {
+        return Ok(None);
+    };
+    let mut cmd = cmd.clone();
+    if let K::DisputeVisit { visit_id, .. } | K::ResolveDispute { visit_id, .. } = &mut cmd {
+        *visit_id = Some(v.id);
+    }
+    Ok(Some(cmd))
+}
+
+/// On the city server: a confirmation, a dispute or a resolution made on a device for visit
+/// `visit_id` of the order (filled on the device, see [`with_confirmed`] and [`with_visit`]) is
+/// refused when that visit is no longer the order's current one here: it was confirmed,
+/// disputed or resolved elsewhere meanwhile (a recurring order has moved on to its next
+/// visit). Applied to the current visit, it would confirm, dispute or resolve a visit nobody
+/// saw (a resolution without credit could take a later visit's whole service). A device of an
+/// earlier version names no visit, and its commands go to the current visit as before.
+pub async fn same_visit<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    order_id: &str,
+    visit_id: Option<&str>,
+) -> Result<()> {
+    let Some(visit_id) = visit_id.filter(|_| ctx.replay) else {
+        return Ok(());
+    };
+    let here = current_visit(c, order_id).await.ok().map(|v| v.id);
+    if here.as_deref() == Some(visit_id) {
+        return Ok(());
+    }
+    Err(CoreError::invalid(
+        "visit",
+        "这次上门已在别处确认或处理，此操作没有生效，请查看订单的最新状态",
+        "this visit was confirmed or dealt with elsewhere meanwhile; this was not applied: check the order's current state",
+    )
+    .with("visit_id", visit_id))
 }
 
 /// The volunteers whose service on visit `visit_id` waits for confirmation (or is disputed).
@@ -860,6 +920,10 @@ async fn confirm_held<C: ConnectionTrait>(
 
 /// Who may confirm: the beneficiary or a proxy in the app, anyone holding the beneficiary's
 /// PIN (the volunteer's device handed over), staff, or the clock (auto).
+/// Confirm the service of the order's current visit. On the city server, a confirmation made
+/// on a device for a visit that is no longer the current one here is refused ([`same_visit`]),
+/// unless it goes with help held for staff ([`confirm_held`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn confirm<C: ConnectionTrait>(
     c: &C,
     ctx: &Ctx,
@@ -868,6 +932,7 @@ pub async fn confirm<C: ConnectionTrait>(
     method: ConfirmMethod,
     pin: Option<&str>,
     confirms: Option<&[String]>,
+    visit_id: Option<&str>,
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     let b = get_member(c, &o.beneficiary_id).await?;
@@ -910,6 +975,7 @@ pub async fn confirm<C: ConnectionTrait>(
             return Ok(done);
         }
     }
+    same_visit(c, ctx, order_id, visit_id).await?;
     let credited = finish_visit(
         c,
         ctx,

@@ -643,6 +643,7 @@ pub fn check_out(order_id: &str) -> Command {
 
 pub fn confirm_pin(order_id: &str, pin: &str) -> Command {
     Command::ConfirmVisit {
+        visit_id: None,
         order_id: order_id.into(),
         method: timebank_core::domain::ConfirmMethod::Pin,
         pin: Some(pin.into()),
@@ -652,6 +653,7 @@ pub fn confirm_pin(order_id: &str, pin: &str) -> Command {
 
 pub fn confirm_by(order_id: &str, method: timebank_core::domain::ConfirmMethod) -> Command {
     Command::ConfirmVisit {
+        visit_id: None,
         order_id: order_id.into(),
         method,
         pin: None,
