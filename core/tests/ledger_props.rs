@@ -69,7 +69,8 @@ fn op() -> impl Strategy<Value = Op> {
                 wrong_pin_first
             }
         ),
-        1 => (0usize..2, 1i64..200, any::<bool>(), proptest::option::of(0i64..200)).prop_map(
+        // A resolution's minutes are whole rounding units (15 minutes): others are refused.
+        1 => (0usize..2, 1i64..200, any::<bool>(), proptest::option::of((0i64..14).prop_map(|u| u * 15))).prop_map(
             |(volunteer, minutes, credit, resolved_minutes)| Op::Dispute {
                 volunteer,
                 minutes,

@@ -1162,6 +1162,17 @@ async fn an_activity_refuses_sign_ups_beyond_capacity_and_credits_attending_volu
         Code::Forbidden,
         "volunteers do not organise activities"
     );
+    // An activity's minutes between the programme's rounding units (15) would be credited as
+    // another amount: refused.
+    let Command::CreateActivity(mut odd) = create("a-odd", 2) else {
+        unreachable!("create makes a CreateActivity")
+    };
+    odd.credit_minutes = 20;
+    let e = town
+        .refused(db, &p.staff, at, Command::CreateActivity(odd))
+        .await;
+    assert_eq!(e.code, Code::InvalidInput, "{}", t.backend);
+    assert_eq!(e.detail["field"], "credit_minutes");
     town.ok(db, &p.staff, at, create("act", 2)).await;
     let sign_up = |who: &str| Command::SignUpActivity {
         activity_id: "act".into(),
@@ -1409,6 +1420,24 @@ async fn a_disputed_visit_is_credited_only_as_staff_resolve_it(t: &TestDb) {
         Code::Forbidden
     );
     assert_eq!(town.balance(db, &p.majun).await, 60, "{}", t.backend);
+    // Minutes between the programme's rounding units (15) would be credited as another
+    // amount: refused, saying so.
+    let e = town
+        .refused(
+            db,
+            &p.staff,
+            at + 70 * MIN,
+            Command::ResolveDispute {
+                visit_id: None,
+                order_id: "o-credit".into(),
+                credit: true,
+                minutes: Some(50),
+                note: "电话核实，服务了50分钟".into(),
+            },
+        )
+        .await;
+    assert_eq!(e.code, Code::InvalidInput, "{}", t.backend);
+    assert!(e.message(Lang::Zh).contains("15分钟的整数倍"), "{e:?}");
     let out = town
         .ok(db, &p.staff, at + 70 * MIN, resolve("o-credit", true))
         .await;

@@ -39,6 +39,9 @@ pub async fn create<C: ConnectionTrait>(
             "must be 0 to 8 hours",
         ));
     }
+    // Credits are rounded to the programme's unit: an amount between units would be credited
+    // as another than the one staff set, silently.
+    super::ledger::whole_units(c, ctx, "credit_minutes", x.credit_minutes).await?;
     activities::Entity::insert(
         activities::Model {
             id: x.activity_id.clone(),

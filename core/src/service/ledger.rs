@@ -224,6 +224,26 @@ pub struct CreditFor<'a> {
     pub memo: String,
 }
 
+/// Refuse an amount of minutes that staff set (`field`) which is not a whole number of the
+/// programme's rounding units: credited, it would be rounded to another amount, silently.
+pub async fn whole_units<C: ConnectionTrait>(
+    c: &C,
+    ctx: &Ctx,
+    field: &str,
+    minutes: i64,
+) -> Result<()> {
+    let (_, rules) = super::rules_in(c, ctx).await?;
+    let unit = i64::from(Ord::max(rules.rounding_minutes, 1));
+    if minutes % unit == 0 {
+        return Ok(());
+    }
+    Err(CoreError::invalid(
+        field,
+        &format!("须为{unit}分钟的整数倍（本项目按{unit}分钟取整）"),
+        &format!("must be a whole number of {unit}-minute units (the programme's rounding)"),
+    ))
+}
+
 /// Credit served minutes to a volunteer under the programme rules. Help that happened is
 /// never lost: minutes over a limit are held as a flag for staff, and a beneficiary who
 /// cannot pay is paid for by the programme, also flagged. Returns (credited, held).

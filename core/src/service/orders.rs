@@ -1136,6 +1136,9 @@ pub async fn resolve<C: ConnectionTrait>(
             "must be 0 to 24 hours",
         ));
     }
+    if let Some(m) = minutes {
+        super::ledger::whole_units(c, ctx, "minutes", m).await?;
+    }
     let credited = finish_visit(
         c,
         ctx,
