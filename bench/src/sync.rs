@@ -628,6 +628,7 @@ async fn order_lives(
                 volunteer,
                 2 * MIN,
                 Command::CheckIn {
+                    visit_id: None,
                     order_id: order_id.clone(),
                 },
             ),

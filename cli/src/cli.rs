@@ -1394,7 +1394,12 @@ async fn order(app: &App, o: OrderCmd) -> Result<ExitCode> {
         }
         OrderCmd::CheckIn { order } => {
             let order_id = app.order(&order).await?;
-            let o = app.exec(Command::CheckIn { order_id }).await?;
+            let o = app
+                .exec(Command::CheckIn {
+                    order_id,
+                    visit_id: None,
+                })
+                .await?;
             app.done(&o, "已签到：", "Checked in:");
         }
         OrderCmd::CheckOut { order, note } => {

@@ -512,6 +512,7 @@ pub async fn seed(
                 db,
                 &ctx(vol, cin),
                 Command::CheckIn {
+                    visit_id: None,
                     order_id: oid.clone(),
                 },
             )

@@ -75,6 +75,7 @@ async fn replaying_the_outbox_on_the_prior_state_creates_the_same_rows() {
         &w.majun,
         at + 2 * MIN,
         Command::CheckIn {
+            visit_id: None,
             order_id: "o1".into(),
         },
     )
@@ -212,6 +213,7 @@ async fn a_replayed_confirmation_of_someone_elses_service_is_refused_not_put_on_
             order_id: "o1".into(),
         },
         Command::CheckIn {
+            visit_id: None,
             order_id: "o1".into(),
         },
         Command::CheckOut {

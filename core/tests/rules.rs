@@ -1173,6 +1173,21 @@ async fn an_activity_refuses_sign_ups_beyond_capacity_and_credits_attending_volu
         .await;
     assert_eq!(e.code, Code::InvalidInput, "{}", t.backend);
     assert_eq!(e.detail["field"], "credit_minutes");
+    // The city server takes it from a device that accepted it (under older rules, say): a
+    // refusal there would refuse every later step of the activity too.
+    let Command::CreateActivity(mut odd) = create("a-odd", 2) else {
+        unreachable!("create makes a CreateActivity")
+    };
+    odd.credit_minutes = 20;
+    let replay = timebank_core::service::Ctx::replaying(
+        &p.staff,
+        &town.boot.device_id,
+        at,
+        &timebank_core::service::new_id(),
+    );
+    timebank_core::service::execute(db, &replay, Command::CreateActivity(odd))
+        .await
+        .unwrap();
     town.ok(db, &p.staff, at, create("act", 2)).await;
     let sign_up = |who: &str| Command::SignUpActivity {
         activity_id: "act".into(),

@@ -296,13 +296,16 @@ async fn staff_confirming_the_losers_visit_offline_note_it_on_the_held_help_not_
     run(true, true).await;
 }
 
-/// An order for two volunteers, both accepted while online; then offline, 李娜 serves at
+/// An order for two volunteers (with `recurring`, of two visits), both accepted while online;
+/// then offline, 李娜 serves at
 /// device B while 马军 serves at A, where staff confirm his visit and the order is done. 李娜's
 /// acceptance still holds on the server, but the order moved on without her: her check-in is
 /// refused there, and her check-out is kept as help held for staff (it was refused as "no
 /// open visit", and her 90 minutes were lost), credited once when staff approve; she is told
-/// it waits for staff, not that another took the order.
-async fn moved_on(postgres: bool) {
+/// it waits for staff, not that another took the order. Of a recurring order, the next visit is
+/// then the current one: her check-in names the first and is refused (it checked her in to the
+/// next visit, days early, which then waited on her for ever).
+async fn moved_on(postgres: bool, recurring: bool) {
     let Some(c) = City::start(postgres, &["府苑新村"], Default::default()).await else {
         return;
     };
@@ -337,6 +340,9 @@ async fn moved_on(postgres: bool) {
         unreachable!("order makes a PostOrder")
     };
     two.volunteers_needed = 2;
+    if recurring {
+        two.visits = vec![t0 + 10 * MIN, t0 + 24 * 60 * MIN];
+    }
     execute(&a, &on(&dev_a, &admin, t0 + MIN), Command::PostOrder(two))
         .await
         .unwrap();
@@ -362,6 +368,7 @@ async fn moved_on(postgres: bool) {
             (
                 on(d, who, t1),
                 Command::CheckIn {
+                    visit_id: None,
                     order_id: "o1".into(),
                 },
             ),
@@ -396,9 +403,14 @@ async fn moved_on(postgres: bool) {
     .unwrap();
 
     sync::sync_once(&a, &http).await.unwrap();
+    let (status, refused) = if recurring {
+        ("accepted", "invalid_input")
+    } else {
+        ("completed", "illegal_transition")
+    };
     assert_eq!(
         rows(city, "SELECT status AS c0 FROM orders WHERE id = 'o1'").await,
-        ["completed"]
+        [status]
     );
     let rb = sync::sync_once(&b, &http).await.unwrap();
     let codes: Vec<String> = rb
@@ -406,11 +418,15 @@ async fn moved_on(postgres: bool) {
         .iter()
         .map(|r| r["error"]["code"].as_str().unwrap_or_default().to_owned())
         .collect();
+    assert_eq!(codes, [refused], "only the check-in: {:?}", rb.rejections);
     assert_eq!(
-        codes,
-        ["illegal_transition"],
-        "only the check-in: {:?}",
-        rb.rejections
+        rows(
+            city,
+            "SELECT COUNT(*) AS c0 FROM visit_attendance WHERE volunteer_id = 'v2'"
+        )
+        .await,
+        ["0"],
+        "李娜 is checked in to no visit on the city"
     );
     let flags = rows(
         city,
@@ -447,12 +463,24 @@ async fn moved_on(postgres: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_served_offline_on_an_order_that_moved_on_is_held_for_staff_on_sqlite() {
-    moved_on(false).await;
+    moved_on(false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_served_offline_on_an_order_that_moved_on_is_held_for_staff_on_postgres() {
-    moved_on(true).await;
+    moved_on(true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_served_offline_on_a_visit_finished_elsewhere_is_held_and_checks_in_to_no_later_visit_on_sqlite(
+) {
+    moved_on(false, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_served_offline_on_a_visit_finished_elsewhere_is_held_and_checks_in_to_no_later_visit_on_postgres(
+) {
+    moved_on(true, true).await;
 }
 
 /// A recurring order (two visits). Staff at the desk confirm visit 1 while offline; meanwhile
@@ -531,6 +559,7 @@ async fn stale_confirmation(postgres: bool) {
         (
             t2,
             Command::CheckIn {
+                visit_id: None,
                 order_id: "o1".into(),
             },
         ),

@@ -424,6 +424,7 @@ async fn run(seed: u64, postgres: bool) {
                             d,
                             &Ctx::new(&v, &dev, at),
                             Command::CheckIn {
+                                visit_id: None,
                                 order_id: o.clone(),
                             },
                         )

@@ -307,7 +307,11 @@ pub async fn assign_volunteer(
 #[tauri::command]
 #[specta::specta]
 pub async fn check_in(s: S<'_>, order_id: String) -> UiResult<Outcome> {
-    s.run(Command::CheckIn { order_id }).await
+    s.run(Command::CheckIn {
+        order_id,
+        visit_id: None,
+    })
+    .await
 }
 
 #[tauri::command]

@@ -42,6 +42,12 @@ pub enum Command {
     },
     CheckIn {
         order_id: String,
+        /// Filled on the device when the command is executed: the visit checked in to. The
+        /// city server refuses it when that visit was finished elsewhere meanwhile (a
+        /// recurring order moved on to its next visit), instead of checking the volunteer in
+        /// to the next visit, days early; the check-out then holds the help for staff.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<String>,
     },
     CheckOut {
         order_id: String,

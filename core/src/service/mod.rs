@@ -448,7 +448,7 @@ async fn prepare<C: ConnectionTrait>(c: &C, ctx: &Ctx, cmd: &Command) -> Result<
         Command::UpdateMember(_) => members::with_seen(c, cmd).await,
         Command::CheckOut { .. } => orders::with_served(c, &ctx.actor_id, cmd).await,
         Command::ConfirmVisit { .. } => orders::with_confirmed(c, cmd).await,
-        Command::DisputeVisit { .. } | Command::ResolveDispute { .. } => {
+        Command::CheckIn { .. } | Command::DisputeVisit { .. } | Command::ResolveDispute { .. } => {
             orders::with_visit(c, cmd).await
         }
         _ => Ok(None),
@@ -488,7 +488,9 @@ async fn dispatch<C: ConnectionTrait>(
             volunteer_id,
         } => orders::accept(c, ctx, a, order_id, Some(volunteer_id)).await,
         K::ReleaseOrder { order_id } => orders::release(c, ctx, a, order_id).await,
-        K::CheckIn { order_id } => orders::check_in(c, ctx, a, order_id).await,
+        K::CheckIn { order_id, visit_id } => {
+            orders::check_in(c, ctx, a, order_id, visit_id.as_deref()).await
+        }
         K::CheckOut {
             order_id,
             note,

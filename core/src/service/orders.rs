@@ -505,10 +505,12 @@ pub async fn check_in<C: ConnectionTrait>(
     ctx: &Ctx,
     a: &Actor,
     order_id: &str,
+    visit_id: Option<&str>,
 ) -> Result<(Outcome, Audit)> {
     let o = get_order(c, order_id).await?;
     my_acceptance(c, order_id, a.id()).await?;
     let to = next(&o, OrderEvent::CheckIn)?;
+    same_visit(c, ctx, order_id, visit_id).await?;
     let v = current_visit(c, order_id).await?;
     let att_id = format!("{}:{}", v.id, a.id());
     if visit_attendance::Entity::find_by_id(att_id.clone())
@@ -783,15 +785,19 @@ pub async fn with_confirmed<C: ConnectionTrait>(
     }))
 }
 
-/// On the device: a dispute or a dispute's resolution with the visit it is about (the order's
-/// current visit, as the device has it; see [`same_visit`]).
+/// On the device: a check-in, a dispute or a dispute's resolution with the visit it is about
+/// (the order's current visit, as the device has it; see [`same_visit`]).
 pub async fn with_visit<C: ConnectionTrait>(
     c: &C,
     cmd: &super::Command,
 ) -> Result<Option<super::Command>> {
     use super::Command as K;
     let order_id = match cmd {
-        K::DisputeVisit {
+        K::CheckIn {
+            order_id,
+            visit_id: None,
+        }
+        | K::DisputeVisit {
             order_id,
             visit_id: None,
             ..
@@ -807,13 +813,16 @@ pub async fn with_visit<C: ConnectionTrait>(
         return Ok(None);
     };
     let mut cmd = cmd.clone();
-    if let K::DisputeVisit { visit_id, .. } | K::ResolveDispute { visit_id, .. } = &mut cmd {
+    if let K::CheckIn { visit_id, .. }
+    | K::DisputeVisit { visit_id, .. }
+    | K::ResolveDispute { visit_id, .. } = &mut cmd
+    {
         *visit_id = Some(v.id);
     }
     Ok(Some(cmd))
 }
 
-/// On the city server: a confirmation, a dispute or a resolution made on a device for visit
+/// On the city server: a check-in, a confirmation, a dispute or a resolution made on a device for visit
 /// `visit_id` of the order (filled on the device, see [`with_confirmed`] and [`with_visit`]) is
 /// refused when that visit is no longer the order's current one here: it was confirmed,
 /// disputed or resolved elsewhere meanwhile (a recurring order has moved on to its next

@@ -629,6 +629,7 @@ pub fn accept(order_id: &str) -> Command {
 
 pub fn check_in(order_id: &str) -> Command {
     Command::CheckIn {
+        visit_id: None,
         order_id: order_id.into(),
     }
 }

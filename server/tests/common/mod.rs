@@ -294,6 +294,7 @@ pub async fn serve_visit(
         (
             MIN,
             Command::CheckIn {
+                visit_id: None,
                 order_id: order_id.into(),
             },
         ),
