@@ -443,14 +443,15 @@ pub const CONNECTION_QUEUE: &str = "change_capture";
 /// What a round needs to know before it starts, read in one statement instead of five (each
 /// a hand-off to the connection's worker thread): the device's token, whether an earlier round
 /// left a pull's progress behind, the device's own limits for a slow line ([`K_PUSH_BYTES`],
-/// [`K_PULL_PAGE`]), and whether the device, enrolled by an earlier version, still has older
-/// capture triggers (`cc_` queued the rows applied from the server too, `cq_` kept no
-/// before-images), which are then replaced.
+/// [`K_PULL_PAGE`]), whether it must pull everything again ([`K_PULL_AGAIN`]), and whether the
+/// device, enrolled by an earlier version, still has older capture triggers (`cc_` queued the
+/// rows applied from the server too, `cq_` kept no before-images), which are then replaced.
 struct RoundStart {
     token: Option<String>,
     progress_left: bool,
     push_bytes: Option<usize>,
     pull_page: Option<i64>,
+    pull_again: bool,
 }
 
 async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
@@ -468,6 +469,7 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
              (SELECT value FROM device_settings WHERE key = ?) AS progress, \
              (SELECT value FROM device_settings WHERE key = ?) AS push_bytes, \
              (SELECT value FROM device_settings WHERE key = ?) AS pull_page, \
+             (SELECT value FROM device_settings WHERE key = ?) AS pull_again, \
              CAST({old_triggers} AS BIGINT) AS old_triggers"
         ),
         vec![
@@ -475,6 +477,7 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
             K_PULL_PROGRESS.into(),
             K_PUSH_BYTES.into(),
             K_PULL_PAGE.into(),
+            K_PULL_AGAIN.into(),
         ],
     )
     .await?
@@ -490,6 +493,7 @@ async fn round_start(db: &DatabaseConnection) -> Result<RoundStart> {
         progress_left: progress.is_some_and(|p| !p.is_empty()),
         push_bytes: push_bytes.and_then(|v| v.parse().ok()),
         pull_page: pull_page.and_then(|v| v.parse().ok()),
+        pull_again: row.try_get::<Option<String>>("", "pull_again")?.is_some(),
     })
 }
 
@@ -1547,11 +1551,6 @@ async fn pull_all<T: Transport>(
     on_progress: &(dyn Fn(&PullProgress) + Send + Sync),
 ) -> Result<()> {
     let limit = own_page.map_or(PULL_PAGE, |l| l.clamp(MIN_PULL_PAGE, PULL_PAGE));
-    // An update of the app made the device's tables hold what it left out of pulled rows.
-    if get_setting(db, K_PULL_AGAIN).await?.is_some() {
-        forget_pulled(db).await?;
-        report.resynced = true;
-    }
     match pull_parts(db, t, token, limit, report, pulled, on_progress).await {
         Err(e) if e.code == Code::ResyncRequired && !report.resynced => {
             forget_pulled(db).await?;
@@ -1766,6 +1765,11 @@ pub async fn sync_once_with_progress<T: Transport>(
             if !push_all(db, t, &token, start.push_bytes, &mut report).await? {
                 break;
             }
+        }
+        // An update of the app made the device's tables hold what it left out of pulled rows.
+        if start.pull_again {
+            forget_pulled(db).await?;
+            report.resynced = true;
         }
         let mut pulled = std::collections::HashSet::new();
         pull_all(
