@@ -1230,16 +1230,12 @@ async fn staff_pins(postgres: bool) {
         ["v-1:vetting_changed"],
         "the laptop holds no message of staff"
     );
-    let staff_message = timebank_core::sql::one(
+    let staff_message = rows(
         &desk,
-        "SELECT id FROM inbox_messages WHERE member_id = 's-1'",
-        vec![],
+        "SELECT id AS c0 FROM inbox_messages WHERE member_id = 's-1'",
     )
     .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "id")
-    .unwrap();
+    .remove(0);
     let pins = |d: sea_orm::DatabaseConnection| {
         let q = format!(
             "SELECT id AS c0, CASE WHEN pin_hash IS NULL THEN 'none' ELSE 'pin' END AS c1 \
@@ -1647,6 +1643,11 @@ async fn a_device_runs_one_sync_round_at_a_time() {
     c.stop().await;
 }
 
+/// A device's setting `key`.
+async fn setting(d: &sea_orm::DatabaseConnection, key: &str) -> Option<String> {
+    outbox::get_setting(d, key).await.unwrap()
+}
+
 /// The address of member `r-1` on a device, and whether its `members` table has the column.
 async fn device_address(d: &sea_orm::DatabaseConnection) -> Option<Option<String>> {
     let has = timebank_core::sql::scalar_i64(
@@ -1753,20 +1754,15 @@ async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_p
         round.is_ok(),
         "the round of the device a version behind: {round:?}"
     );
-    let name: String = sql::one(&d, "SELECT name FROM members WHERE id = 'r-1'", vec![])
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "name")
-        .unwrap();
-    assert_eq!(name, "周桂芳", "the rest of the pulled row is applied");
-    assert_eq!(device_address(&d).await, None);
-    let setting = |key: &'static str| {
-        let d = d.clone();
-        async move { outbox::get_setting(&d, key).await.unwrap() }
-    };
+    let name = "SELECT name AS c0 FROM members WHERE id = 'r-1'";
     assert_eq!(
-        setting(sync::K_UNKNOWN_COLUMNS).await.as_deref(),
+        rows(&d, name).await,
+        ["周桂芳"],
+        "the rest of the pulled row is applied"
+    );
+    assert_eq!(device_address(&d).await, None);
+    assert_eq!(
+        setting(&d, sync::K_UNKNOWN_COLUMNS).await.as_deref(),
         Some(r#"{"future_things":[],"members":["address"]}"#)
     );
     let cursors = "SELECT COUNT(*) AS c0 FROM device_settings WHERE key LIKE 'sync_cursor:%'";
@@ -1786,10 +1782,6 @@ async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_p
     .unwrap();
     d.close().await.unwrap();
     let d = db::connect(&db::sqlite_url(&path)).await.unwrap();
-    let setting = |key: &'static str| {
-        let d = d.clone();
-        async move { outbox::get_setting(&d, key).await.unwrap() }
-    };
     let journal = rows(
         &d,
         "SELECT sql AS c0 FROM sqlite_master WHERE name = 'cj_members_update'",
@@ -1799,19 +1791,16 @@ async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_p
         journal[0].contains("OLD.address"),
         "the journal's trigger keeps the new column: {journal:?}"
     );
-    assert_eq!(setting(sync::K_PULL_AGAIN).await.as_deref(), Some("1"));
+    assert_eq!(setting(&d, sync::K_PULL_AGAIN).await.as_deref(), Some("1"));
     assert_eq!(
-        setting(sync::K_UNKNOWN_COLUMNS).await.as_deref(),
+        setting(&d, sync::K_UNKNOWN_COLUMNS).await.as_deref(),
         Some(r#"{"future_things":[]}"#),
         "the table is still unknown"
     );
     // Offline until the next round, it keeps what it pulled.
     assert_eq!(rows(&d, cursors).await, pulled);
     assert_eq!(device_address(&d).await, Some(None));
-    assert_eq!(
-        rows(&d, "SELECT name AS c0 FROM members WHERE id = 'r-1'").await,
-        ["周桂芳"]
-    );
+    assert_eq!(rows(&d, name).await, ["周桂芳"]);
 
     let r = sync::sync_once(&d, &http).await.unwrap();
     assert!(r.resynced, "{r:?}");
@@ -1819,7 +1808,7 @@ async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_p
         device_address(&d).await,
         Some(Some("府苑新村 3 幢 201".to_owned()))
     );
-    assert_eq!(setting(sync::K_PULL_AGAIN).await, None);
+    assert_eq!(setting(&d, sync::K_PULL_AGAIN).await, None);
     let r = sync::sync_once(&d, &http).await.unwrap();
     assert!(!r.resynced, "once: {r:?}");
 
@@ -1833,18 +1822,7 @@ async fn a_device_one_schema_behind_takes_rows_with_new_columns_and_tables_and_p
     .unwrap();
     d.close().await.unwrap();
     let d = db::connect(&db::sqlite_url(&path)).await.unwrap();
-    assert_eq!(
-        outbox::get_setting(&d, sync::K_PULL_AGAIN)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        outbox::get_setting(&d, sync::K_UNKNOWN_COLUMNS)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(setting(&d, sync::K_PULL_AGAIN).await.as_deref(), Some("1"));
+    assert_eq!(setting(&d, sync::K_UNKNOWN_COLUMNS).await, None);
     c.stop().await;
 }

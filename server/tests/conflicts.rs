@@ -624,17 +624,12 @@ async fn stale_confirmation(postgres: bool) {
     )
     .await
     .unwrap();
-    let args = sql::one(
+    let args = rows(
         &desk,
-        "SELECT args FROM outbox WHERE name = 'dispute_visit'",
-        vec![],
+        "SELECT args AS c0 FROM outbox WHERE name = 'dispute_visit'",
     )
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "args")
-    .unwrap();
-    assert!(args.contains(r#""visit_id":"o1-v2""#), "{args}");
+    .await;
+    assert!(args[0].contains(r#""visit_id":"o1-v2""#), "{args:?}");
     c.stop().await;
 }
 
